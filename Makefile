@@ -1,0 +1,116 @@
+# shopstream — the one entry point. `make run` and `make test` set up everything they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT       := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+RUN_DIR    := $(ROOT)/.run
+TOOLS_BIN  := $(RUN_DIR)/tools/bin
+UV_VERSION := 0.13.9
+BUF_VERSION := v1.75.0
+PYTHON     ?= python3
+UV         := $(shell command -v uv 2>/dev/null || echo $(TOOLS_BIN)/uv)
+BUF        := $(TOOLS_BIN)/buf
+PY_SRC     := libs services
+PROTO_STAMP := libs/protos/src/shopstream/.stamp
+PROTOS     := $(shell find protos -name '*.proto' -o -name 'topics.yaml')
+
+include deploy/kafka/kafka.mk
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+# --- set-up -----------------------------------------------------------------------------------
+
+.PHONY: setup system-deps python-deps
+setup: system-deps python-deps proto kafka-jars ## Install everything (system packages, Python deps, Kafka jars, generated code)
+
+system-deps: ## Debian packages the tests need (PostgreSQL server), Java and Maven checks
+	@command -v java >/dev/null || { echo "Java 17+ is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL server (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL server missing: run 'sudo apt-get install postgresql'"; exit 1; fi; \
+	fi
+
+$(TOOLS_BIN)/uv:
+	@mkdir -p $(TOOLS_BIN)
+	@echo "installing uv $(UV_VERSION) into $(TOOLS_BIN)"
+	@$(PYTHON) -m pip install -q --target $(RUN_DIR)/tools/uv-pkg "uv==$(UV_VERSION)"
+	@ln -sf $(RUN_DIR)/tools/uv-pkg/bin/uv $(TOOLS_BIN)/uv
+
+python-deps: $(if $(findstring $(TOOLS_BIN),$(UV)),$(TOOLS_BIN)/uv) ## Create .venv from uv.lock (all workspace packages)
+	@$(UV) sync --frozen --all-packages --quiet
+
+.PHONY: proto
+proto: $(PROTO_STAMP) ## Generate Python code from protos/ into libs/protos
+
+$(PROTO_STAMP): $(PROTOS) libs/protos/generate.py | python-deps
+	@$(UV) run --frozen python libs/protos/generate.py
+	@touch $@
+
+$(BUF):
+	@command -v go >/dev/null || { echo "Go is required to build buf (apt-get install golang)"; exit 1; }
+	@echo "building buf $(BUF_VERSION) (first time only)"
+	@GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+# --- checks -----------------------------------------------------------------------------------
+
+.PHONY: proto-check proto-release lint format
+proto-check: $(BUF) ## Lint protos and check for breaking changes against the released contract
+	@cd protos && $(BUF) lint
+	@cd protos && $(BUF) breaking --against released.binpb
+	@echo "protos: lint and breaking-change checks passed"
+
+proto-release: $(BUF) proto-check ## Record the current protos as the released contract (after review)
+	@cd protos && $(BUF) build -o released.binpb && echo "protos/released.binpb updated"
+
+lint: python-deps proto ## ruff (lint + format check) and mypy --strict
+	@$(UV) run --frozen ruff check $(PY_SRC)
+	@$(UV) run --frozen ruff format --check $(PY_SRC)
+	@$(UV) run --frozen mypy $(PY_SRC)
+
+format: python-deps ## Format and auto-fix the Python code
+	@$(UV) run --frozen ruff format $(PY_SRC)
+	@$(UV) run --frozen ruff check --fix $(PY_SRC)
+
+# --- tests ------------------------------------------------------------------------------------
+
+PYTEST := $(UV) run --frozen pytest
+TEST_PG_URL := postgresql+asyncpg://postgres@127.0.0.1:5433/postgres
+
+.PHONY: test test-unit test-integration test-cluster postgres-up postgres-down
+test: setup lint proto-check test-unit test-integration test-cluster ## Everything CI runs: set-up, checks, unit, integration, cluster tests
+	@echo "make test: all passed"
+
+test-unit: setup ## Unit tests (no I/O)
+	@$(PYTEST) -m "not integration and not cluster" $(PY_SRC)
+
+test-integration: setup ## Integration tests against a real Kafka node and PostgreSQL (started and stopped here)
+	@$(MAKE) --no-print-directory kafka-up postgres-up
+	@status=0; SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" $(PY_SRC) || status=$$?; \
+	  $(MAKE) --no-print-directory kafka-down postgres-down; exit $$status
+
+test-cluster: setup ## Tests that need the 3-node Kafka cluster (started and stopped here)
+	@$(MAKE) --no-print-directory kafka-cluster-up
+	@status=0; $(PYTEST) -m "cluster" $(PY_SRC) || status=$$?; \
+	  $(MAKE) --no-print-directory kafka-cluster-down; exit $$status
+
+postgres-up: system-deps ## Start the local PostgreSQL on 127.0.0.1:5433
+	@bash deploy/postgres/postgres.sh start
+
+postgres-down: ## Stop the local PostgreSQL
+	@bash deploy/postgres/postgres.sh stop
+
+# --- running ----------------------------------------------------------------------------------
+
+.PHONY: run stop clean
+run: setup kafka-up ## Set up, start Kafka and every service that exists so far
+	@$(UV) run --frozen python -m shopstream_platform.cli.stack up
+
+stop: kafka-down postgres-down ## Stop everything `make run` or the tests started
+
+clean: stop ## Remove local state (.run) and generated code
+	rm -rf $(RUN_DIR) libs/protos/src/shopstream .venv

@@ -1,0 +1,30 @@
+# Makefile fragment: local Kafka for dev and tests. Include from the root Makefile:
+#     include deploy/kafka/kafka.mk
+# The script path comes from this file's own location, captured at include time
+# (MAKEFILE_LIST grows with every later include, so it must be read right here), so
+# it works whatever directory make is run from and whatever the includer sets.
+KAFKA_MK_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+KAFKA_SH := bash "$(KAFKA_MK_DIR)/kafka.sh"
+
+.PHONY: kafka-jars kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down kafka-wipe
+
+kafka-jars: ## Fetch the Kafka broker jars (once; again only when pom.xml changes)
+	$(KAFKA_SH) jars
+
+kafka-up: ## Start the single-node broker on 127.0.0.1:9092 (no-op if running)
+	$(KAFKA_SH) start
+
+kafka-down: ## Stop the single-node broker
+	$(KAFKA_SH) stop
+
+kafka-status: ## Show running/stopped for the single node and each cluster node
+	$(KAFKA_SH) status
+
+kafka-cluster-up: ## Start the 3-node cluster on 127.0.0.1:19092-19094
+	$(KAFKA_SH) cluster-start
+
+kafka-cluster-down: ## Stop the 3-node cluster
+	$(KAFKA_SH) cluster-stop
+
+kafka-wipe: ## Stop everything and delete all Kafka data (keeps the jars)
+	$(KAFKA_SH) wipe

@@ -1,0 +1,1 @@
+"""shopstream's platform library: the plumbing every service shares, written once."""

@@ -1,0 +1,1 @@
+"""Database plumbing: engines, migrations, the transactional outbox and the consumer inbox."""

@@ -1,0 +1,1 @@
+"""gRPC plumbing: server bootstrap, auth, error mapping, metrics and access logs, clients."""

@@ -1,0 +1,154 @@
+"""The server interceptor: trace context, auth, error mapping, metrics and an access log per RPC.
+
+All cross-cutting behaviour wraps the servicer method once here, so servicers hold domain calls
+only. The principal is put in a context variable the servicer reads via `current_principal()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from shopstream_platform.grpc import auth
+from shopstream_platform.grpc.errors import status_for
+from shopstream_platform.metrics import PlatformMetrics
+from shopstream_platform.tracing import child_traceparent, current_traceparent
+
+log = logging.getLogger("shopstream.access")
+
+# Infrastructure services every client may call without a token.
+_OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_SLOW_S = 0.5
+
+
+Handler = grpc.RpcMethodHandler[Any, Any]
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _aborted_code(context: Context) -> grpc.StatusCode:
+    """The code a servicer aborted with (grpc stubs claim code() is never None; it can be)."""
+    code: grpc.StatusCode | None = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+class PlatformInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self, metrics: PlatformMetrics, codec: auth.TokenCodec, policy: auth.AccessPolicy
+    ) -> None:
+        self._metrics = metrics
+        self._codec = codec
+        self._policy = policy
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(details)
+        full_method: str = details.method
+        if handler is None or full_method.startswith(_OPEN_SERVICES):
+            return handler
+        method = full_method.rsplit("/", 1)[-1]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # Client-streaming RPCs are not used by shopstream; pass them through unchanged.
+        return handler
+
+    def _enter(self, method: str, context: Context) -> list[Any]:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        principal = auth.authorize(self._codec, self._policy, method, metadata.get("authorization"))
+        return [
+            auth._current.set(principal),
+            current_traceparent.set(child_traceparent(metadata.get("traceparent"))),
+            principal,
+        ]
+
+    def _exit(self, tokens: list[Any]) -> None:
+        auth._current.reset(tokens[0])
+        current_traceparent.reset(tokens[1])
+
+    def _wrap_unary(
+        self, behavior: Callable[..., Awaitable[Any]], method: str
+    ) -> Callable[..., Awaitable[Any]]:
+        async def wrapped(request: Any, context: Context) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            tokens: list[Any] | None = None
+            principal = None
+            try:
+                tokens = self._enter(method, context)
+                principal = tokens[2]
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)
+                raise
+            except Exception as exc:
+                code, message = status_for(exc, method)
+                await context.abort(code, message)
+            finally:
+                if tokens is not None:
+                    self._exit(tokens)
+                self._record(method, code, started, principal)
+
+        return wrapped
+
+    def _wrap_stream(
+        self, behavior: Callable[..., AsyncIterator[Any]], method: str
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            tokens: list[Any] | None = None
+            principal = None
+            try:
+                tokens = self._enter(method, context)
+                principal = tokens[2]
+                async for item in behavior(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)
+                raise
+            except Exception as exc:
+                code, message = status_for(exc, method)
+                await context.abort(code, message)
+            finally:
+                if tokens is not None:
+                    self._exit(tokens)
+                self._record(method, code, started, principal)
+
+        return wrapped
+
+    def _record(
+        self, method: str, code: grpc.StatusCode, started: float, principal: auth.Principal | None
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        m = self._metrics
+        m.rpc_requests.labels(m.service, method, code.name).inc()
+        m.rpc_duration.labels(m.service, method).observe(elapsed)
+        # Successful fast calls log at DEBUG: at thousands of calls a second INFO would drown the rest.
+        level = logging.DEBUG if code == grpc.StatusCode.OK and elapsed < _SLOW_S else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "rpc",
+                extra={
+                    "method": method,
+                    "code": code.name,
+                    "ms": round(elapsed * 1000, 2),
+                    "caller": f"{principal.role}:{principal.id}" if principal else None,
+                },
+            )

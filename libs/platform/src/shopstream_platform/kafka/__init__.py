@@ -1,0 +1,1 @@
+"""Kafka plumbing: topic registry, CloudEvents headers, protobuf codec, producer, consumer, DLQ."""

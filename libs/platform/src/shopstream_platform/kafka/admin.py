@@ -1,0 +1,93 @@
+"""Creates registry topics with their settings stated explicitly, and checks Kafka is reachable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from shopstream_platform.kafka.topics import TopicSpec
+from shopstream_platform.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailableError(RuntimeError):
+    """No broker answered within the connect timeout."""
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(settings.client_config())
+
+
+def wait_for_kafka(settings: KafkaSettings, timeout_s: float | None = None) -> int:
+    """Block until the cluster answers a metadata request; returns the number of brokers."""
+    deadline = time.monotonic() + (
+        timeout_s if timeout_s is not None else settings.connect_timeout_s
+    )
+    admin = admin_client(settings)
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            metadata = admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            if metadata.brokers:
+                return len(metadata.brokers)
+        except KafkaException as exc:
+            last_error = exc
+        time.sleep(0.5)
+    raise KafkaUnavailableError(
+        f"Kafka at {settings.bootstrap_servers} did not answer within the timeout: {last_error}"
+    )
+
+
+def topic_config(spec: TopicSpec, settings: KafkaSettings) -> tuple[int, dict[str, str]]:
+    """Replication factor and topic configs, every value explicit."""
+    rf = spec.replication_factor or settings.replication_factor
+    min_isr = spec.min_insync_replicas or settings.min_insync_replicas
+    return rf, {
+        "min.insync.replicas": str(min_isr),
+        "retention.ms": str(spec.retention_ms),
+        "cleanup.policy": spec.cleanup_policy,
+    }
+
+
+def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> list[str]:
+    """Create missing topics; existing ones are left as they are. Returns the names created."""
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = {s.name: s for s in specs if s.name not in existing}
+    if not wanted:
+        return []
+    new_topics = []
+    for spec in wanted.values():
+        rf, config = topic_config(spec, settings)
+        new_topics.append(
+            NewTopic(
+                spec.name, num_partitions=spec.partitions, replication_factor=rf, config=config
+            )
+        )
+    created = []
+    for name, future in admin.create_topics(new_topics, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            error = exc.args[0]
+            # Another instance created it between our listing and our request: that is fine.
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise
+    # Creation is asynchronous on the controller; wait until every broker's metadata has them.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        if all(n in topics and not topics[n].error for n in created):
+            break
+        time.sleep(0.1)
+    log.info("topics created", extra={"topics": created})
+    return created

@@ -1,0 +1,174 @@
+"""The one Kafka producer: idempotent, acks=all, CloudEvents headers, awaitable delivery reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from confluent_kafka import KafkaError, Message, Producer
+from google.protobuf.message import Message as ProtoMessage
+
+from shopstream_platform.kafka.cloudevents import CloudEventMeta, Headers, new_event_id
+from shopstream_platform.kafka.codec import type_name
+from shopstream_platform.metrics import PlatformMetrics
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.tracing import outgoing_traceparent
+
+log = logging.getLogger(__name__)
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge a record within the delivery timeout."""
+
+
+def producer_config(settings: KafkaSettings, client_id: str) -> dict[str, str | int | float | bool]:
+    """Stated, never defaulted: librdkafka ships with idempotence off."""
+    return {
+        **settings.client_config(),
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        # Idempotence keeps order with up to 5 requests in flight per connection.
+        "max.in.flight.requests.per.connection": 5,
+        "message.timeout.ms": settings.delivery_timeout_ms,
+        "linger.ms": settings.linger_ms,
+        "compression.type": "lz4",
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+    }
+
+
+class EventProducer:
+    """Publishes protobuf events; a background thread serves delivery reports.
+
+    `publish` is fire-and-forget with an optional callback (the fast path); `publish_and_wait`
+    returns once Kafka acknowledged the record, raising DeliveryError when it did not.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        source: str,
+        metrics: PlatformMetrics | None = None,
+        *,
+        client_id: str | None = None,
+    ) -> None:
+        self._source = source
+        self._metrics = metrics
+        self._producer = Producer(producer_config(settings, client_id or source))
+        self._closing = threading.Event()
+        self._poller = threading.Thread(
+            target=self._poll_loop, name="kafka-producer-poll", daemon=True
+        )
+        self._poller.start()
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def _poll_loop(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.1)
+
+    def meta_for(self, message: ProtoMessage, *, subject: str | None = None) -> CloudEventMeta:
+        """Fresh CloudEvents metadata for an event emitted now by this service."""
+        return CloudEventMeta(
+            id=new_event_id(),
+            type=type_name(message),
+            source=self._source,
+            time=datetime.now(UTC),
+            traceparent=outgoing_traceparent(),
+            subject=subject,
+        )
+
+    def publish(
+        self,
+        topic: str,
+        key: str,
+        message: ProtoMessage,
+        *,
+        meta: CloudEventMeta | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> CloudEventMeta:
+        meta = meta or self.meta_for(message)
+        self.produce_raw(
+            topic, key.encode(), message.SerializeToString(), meta.to_headers(), on_delivery
+        )
+        return meta
+
+    def produce_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Produce pre-encoded bytes (outbox relay, DLQ); waits for queue space when it is full."""
+        metrics = self._metrics
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if metrics is not None:
+                outcome = "error" if err is not None else "acked"
+                metrics.events_produced.labels(metrics.service, topic, outcome).inc()
+            if err is not None:
+                log.warning("delivery failed", extra={"topic": topic, "error": str(err)})
+            if on_delivery is not None:
+                on_delivery(err, msg)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                )
+                return
+            except BufferError:
+                # Local queue full: let the poll thread drain delivery reports, then retry.
+                self._producer.flush(0.1)
+
+    async def publish_and_wait(
+        self, topic: str, key: str, message: ProtoMessage, *, meta: CloudEventMeta | None = None
+    ) -> CloudEventMeta:
+        meta = meta or self.meta_for(message)
+        await self.produce_raw_and_wait(
+            topic, key.encode(), message.SerializeToString(), meta.to_headers()
+        )
+        return meta
+
+    async def produce_raw_and_wait(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def resolve(err: KafkaError | None, _msg: Message) -> None:
+            loop.call_soon_threadsafe(_settle, future, err)
+
+        self.produce_raw(topic, key, value, headers, resolve)
+        await future
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        """Wait for outstanding deliveries; returns how many are still undelivered."""
+        return int(self._producer.flush(timeout_s))
+
+    def close(self, timeout_s: float = 30.0) -> int:
+        remaining = self.flush(timeout_s)
+        self._closing.set()
+        self._poller.join(timeout=5)
+        if remaining:
+            log.error("producer closed with undelivered records", extra={"remaining": remaining})
+        return remaining
+
+
+def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
+    if future.done():
+        return
+    if err is None:
+        future.set_result(None)
+    else:
+        future.set_exception(DeliveryError(str(err)))

@@ -1,0 +1,130 @@
+"""Prometheus metrics shared by every service, and the /metrics endpoint.
+
+Names follow Prometheus conventions (`*_total` counters, `*_seconds` histograms) and carry the
+`shopstream_` namespace; `service` is a label so one dashboard serves all four services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+NAMESPACE = "shopstream"
+
+# Latency buckets from 0.5 ms: GetProduct's target p99 is 5 ms, so the low end must be fine.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+@dataclass
+class PlatformMetrics:
+    """The plumbing's metrics, registered once per process on an explicit registry."""
+
+    service: str
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.rpc_requests = Counter(
+            "rpc_requests_total",
+            "gRPC requests handled, by method and status code",
+            ["service", "method", "code"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.rpc_duration = Histogram(
+            "rpc_duration_seconds",
+            "gRPC handling time, by method",
+            ["service", "method"],
+            namespace=NAMESPACE,
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.events_produced = Counter(
+            "events_produced_total",
+            "Records acknowledged by Kafka, by topic and outcome",
+            ["service", "topic", "outcome"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.events_consumed = Counter(
+            "events_consumed_total",
+            "Records consumed, by topic, group and outcome (processed, duplicate, dead_lettered)",
+            ["service", "topic", "group", "outcome"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.event_handling = Histogram(
+            "event_handling_seconds",
+            "Time to handle one consumed record, retries included",
+            ["service", "topic", "group"],
+            namespace=NAMESPACE,
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.handler_retries = Counter(
+            "event_handler_retries_total",
+            "Transient handler failures that were retried",
+            ["service", "topic", "group"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.dlq_records = Counter(
+            "dlq_records_total",
+            "Records sent to a dead-letter topic, by source topic and error",
+            ["service", "topic", "error_type"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag_records",
+            "High watermark minus position, per assigned partition",
+            ["service", "topic", "partition", "group"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "outbox_pending_records",
+            "Outbox rows not yet acknowledged by Kafka",
+            ["service"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.outbox_relayed = Counter(
+            "outbox_relayed_total",
+            "Outbox rows published and acknowledged",
+            ["service", "topic"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.ready = Gauge(
+            "ready",
+            "1 while the service reports SERVING on its health endpoint",
+            ["service"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
+    """Expose /metrics on a background thread; `.server_port` is the bound port (for port=0)."""
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server
