@@ -53,6 +53,10 @@ find_java() {
     else
         die "java not found: install a JDK (17+) or set JAVA_HOME"
     fi
+    # One-shot tools (StorageTool, TopicCommand, perf tests): small heap, and WARN to
+    # stderr instead of the broker's server.log (see log4j.properties).
+    TOOL_JAVA=("$JAVA" -Xmx256m "${JVM_OPTS[@]}" -cp "$LIBS_DIR/*"
+               -Dlog4j.configuration="file:$LOG4J" -Dkafka.root.logger="WARN, stderr")
 }
 
 # Serialise mutating commands (e.g. `make -j kafka-up kafka-cluster-up`, or two
@@ -67,14 +71,16 @@ take_lock() {
 
 # ---------------------------------------------------------------- jars
 
-pom_sha() { sha256sum "$POM" | cut -d' ' -f1; }
+jars_current() {
+    [[ -f "$LIBS_DIR/.pom.sha256" ]] \
+        && [[ "$(cat "$LIBS_DIR/.pom.sha256")" == "$(sha256sum "$POM" | cut -d' ' -f1)" ]]
+}
 
 cmd_jars() {
-    local marker="$LIBS_DIR/.pom.sha256" sha
-    sha="$(pom_sha)"
-    if [[ -f "$marker" && "$(cat "$marker")" == "$sha" ]]; then
-        return 0
-    fi
+    jars_current && return 0
+    # The JVM loads classes lazily: swapping the jars under a live broker ends in
+    # NoClassDefFoundError at some later, unrelated moment.
+    any_running && die "pom.xml changed: stop Kafka first (make kafka-wipe), then retry"
     command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch the Kafka jars)"
     log "fetching Kafka jars into $LIBS_DIR (once per pom.xml change) ..."
     # Fetch into a fresh dir and swap it in: copy-dependencies into an existing folder
@@ -92,13 +98,22 @@ cmd_jars() {
         die "jar fetch failed (full output: $mvn_log)"
     fi
     compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || die "jar fetch produced no kafka_2.13 jar"
-    echo "$sha" >"$tmp/.pom.sha256"
+    sha256sum "$POM" | cut -d' ' -f1 >"$tmp/.pom.sha256"
     rm -rf "$LIBS_DIR"
     mv "$tmp" "$LIBS_DIR"
     log "fetched $(find "$LIBS_DIR" -name '*.jar' | wc -l) jars in $((SECONDS - t0))s"
 }
 
 # ---------------------------------------------------------------- helpers
+
+any_running() {
+    local n
+    node_pid "$SINGLE_DIR" >/dev/null && return 0
+    for ((n = 1; n <= CLUSTER_SIZE; n++)); do
+        node_pid "$(node_dir "$n")" >/dev/null && return 0
+    done
+    return 1
+}
 
 port_open() {  # port_open PORT -> 0 if something accepts TCP on 127.0.0.1:PORT
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -120,10 +135,7 @@ node_pid() {  # prints the pid if the node in DIR is running; clears stale pid f
     return 1
 }
 
-run_class() {  # run a Kafka main class in the foreground with tool logging (stderr, WARN)
-    "$JAVA" -Xmx256m "${JVM_OPTS[@]}" -cp "$LIBS_DIR/*" \
-        -Dlog4j.configuration="file:$LOG4J" -Dkafka.root.logger="WARN, stderr" "$@"
-}
+run_class() { "${TOOL_JAVA[@]}" "$@"; }  # run_class MAIN_CLASS ARGS...
 
 # write_props DIR NODE_ID BROKER_PORT CONTROLLER_PORT VOTERS PROFILE
 # Regenerated on every start so port overrides via env always take effect.
@@ -232,7 +244,7 @@ wait_ready() {
             IFS=: read -r name dir port <<<"$spec"
             node_ready "$dir" "$port" && continue
             if ! node_pid "$dir" >/dev/null; then
-                echo " exited" >&2
+                echo " exited"
                 show_tail "$dir"
                 die "$name died during startup"
             fi
@@ -240,7 +252,7 @@ wait_ready() {
         done
         if ((${#pending[@]} == 0)); then echo " ready"; return 0; fi
         if ((SECONDS >= deadline)); then
-            echo " timeout" >&2
+            echo " timeout"
             for spec in "${pending[@]}"; do
                 IFS=: read -r name dir port <<<"$spec"
                 echo "== $name not ready after ${START_TIMEOUT}s" >&2
@@ -344,7 +356,7 @@ prepare_and_launch_node() {
 }
 
 cmd_cluster_start() {
-    local n dir specs=() started=0
+    local n dir specs=() running=()
     cmd_jars
     find_java
     mkdir -p "$CLUSTER_DIR"
@@ -354,15 +366,18 @@ cmd_cluster_start() {
     for ((n = 1; n <= CLUSTER_SIZE; n++)); do
         dir="$(node_dir "$n")"
         if node_pid "$dir" >/dev/null; then
-            log "node $n already running"
+            running+=("$n")
         else
             prepare_and_launch_node "$n"
-            started=1
         fi
         specs+=("node-$n:$dir:$(node_port "$n")")
     done
+    if ((${#running[@]} == CLUSTER_SIZE)); then
+        log "cluster already running"
+        return 0
+    fi
+    ((${#running[@]} == 0)) || log "node(s) ${running[*]} were already running"
     wait_ready "${specs[@]}"
-    ((started)) || log "cluster was already running"
     log "cluster up: bootstrap $(for ((n = 1; n <= CLUSTER_SIZE; n++)); do printf '127.0.0.1:%s,' "$(node_port "$n")"; done | sed 's/,$//')"
 }
 
@@ -412,18 +427,15 @@ cmd_node_start() {
 # ---------------------------------------------------------------- status / wipe
 
 cmd_status() {
-    local n dir pid
-    if pid="$(node_pid "$SINGLE_DIR")"; then
-        echo "single  running (pid $pid) 127.0.0.1:$KAFKA_PORT"
-    else
-        echo "single  stopped"
-    fi
-    for ((n = 1; n <= CLUSTER_SIZE; n++)); do
-        dir="$(node_dir "$n")"
+    local name dir pid port
+    for name in single $(for ((n = 1; n <= CLUSTER_SIZE; n++)); do echo "node-$n"; done); do
+        if [[ "$name" == single ]]; then dir="$SINGLE_DIR"; else dir="$CLUSTER_DIR/$name"; fi
         if pid="$(node_pid "$dir")"; then
-            echo "node-$n  running (pid $pid) 127.0.0.1:$(node_port "$n")"
+            # Port from the node's own config: it may have been started with other env.
+            port="$(sed -n 's|^advertised.listeners=PLAINTEXT://||p' "$dir/server.properties")"
+            printf '%-7s running (pid %s) %s\n' "$name" "$pid" "$port"
         else
-            echo "node-$n  stopped"
+            printf '%-7s stopped\n' "$name"
         fi
     done
 }
@@ -445,11 +457,13 @@ main() {
     (($#)) && shift
     case "$cmd" in
         run-class)
-            # Not locked: tools (consumers, perf tests) may run for a long time.
-            [[ -f "$LIBS_DIR/.pom.sha256" ]] || { take_lock; cmd_jars; }
-            find_java
             (($#)) || die "usage: kafka.sh run-class CLASS [ARGS...]"
-            run_class "$@" ;;
+            # Lock only to fetch, then release: tools (consumers, perf tests) may run
+            # for a long time and must not block start/stop.
+            jars_current || { take_lock; cmd_jars; exec 9>&-; }
+            find_java
+            # exec: signals sent to this script (test harness timeouts) reach the JVM.
+            exec "${TOOL_JAVA[@]}" "$@" ;;
         status) cmd_status ;;
         jars) take_lock; cmd_jars ;;
         start) take_lock; cmd_start ;;

@@ -9,6 +9,7 @@ exits non-zero so its supervisor restarts it rather than leaving a half-working 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -18,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
-from shopstream.platform.v1 import heartbeat_pb2
 
+from shopstream.platform.v1 import heartbeat_pb2
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.inbox import SessionHandler, SqlInbox
 from shopstream_platform.db.migrations import Migration, migrate
@@ -27,7 +28,7 @@ from shopstream_platform.db.outbox import Outbox, OutboxRelay
 from shopstream_platform.db.tables import PLATFORM_MIGRATIONS
 from shopstream_platform.grpc.auth import AccessPolicy
 from shopstream_platform.grpc.server import GrpcServer, ServiceBinding
-from shopstream_platform.kafka.admin import ensure_topics, wait_for_kafka
+from shopstream_platform.kafka.admin import ensure_topics, probe_kafka
 from shopstream_platform.kafka.consumer import EventConsumer
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Handler
@@ -184,14 +185,16 @@ class Runtime:
         """Wait for Kafka, create topics, migrate; False when asked to stop meanwhile."""
         kafka = self.settings.kafka
         registry = load_registry()
-        wait = asyncio.create_task(asyncio.to_thread(wait_for_kafka, kafka))
-        stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait([wait, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        if self._stop.is_set():
-            wait.cancel()
-            return False
-        wait.result()
+        # Short probes so a SIGTERM while Kafka is away is honoured within seconds.
+        waited = 0
+        while not await asyncio.to_thread(probe_kafka, kafka, 2.0):
+            if waited % 10 == 0:
+                log.warning("waiting for Kafka", extra={"bootstrap": kafka.bootstrap_servers})
+            waited += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1.0)
+            if self._stop.is_set():
+                return False
         specs = registry.with_dlqs(sorted(self._topics))
         await asyncio.to_thread(ensure_topics, kafka, specs)
         await migrate(self.db, "platform", PLATFORM_MIGRATIONS)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -33,11 +34,15 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
 
-    def client_config(self) -> dict[str, str | int | float | bool]:
+    def client_config(self) -> dict[str, Any]:
         """Settings common to every librdkafka client (producer, consumer, admin)."""
-        config: dict[str, str | int | float | bool] = {
+        config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            # librdkafka's own log lines go through Python logging (structured, levelled)
+            # instead of raw stderr; reconnect attempts back off up to 10 s.
+            "logger": logging.getLogger("librdkafka"),
+            "reconnect.backoff.max.ms": 10_000,
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism
@@ -74,7 +79,7 @@ class GrpcSettings(BaseModel):
 class AuthSettings(BaseModel):
     """JWT bearer tokens (HS256) that carry a principal's role and id."""
 
-    jwt_secret: SecretStr = SecretStr("dev-only-secret-change-me")
+    jwt_secret: SecretStr = SecretStr("dev-only-secret-change-me-0123456789abcdef")
     issuer: str = "shopstream"
     # Tokens older than this are refused even when their exp is later.
     max_age_s: int = Field(default=86_400, ge=1)

@@ -73,6 +73,10 @@ async def migrate(db: Database, component: str, migrations: Sequence[Migration])
         applied.append(migration.version)
         log.info(
             "migration applied",
-            extra={"component": component, "version": migration.version, "name": migration.name},
+            extra={
+                "component": component,
+                "version": migration.version,
+                "migration": migration.name,
+            },
         )
     return applied

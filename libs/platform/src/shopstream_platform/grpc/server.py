@@ -96,5 +96,5 @@ class GrpcServer:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """NOT_SERVING first so load balancers drain us, then let in-flight RPCs finish."""
-        await self.set_serving(False)
+        await self.health.enter_graceful_shutdown()
         await self._server.stop(self._settings.shutdown_grace_s if grace_s is None else grace_s)

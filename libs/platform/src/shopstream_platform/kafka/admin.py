@@ -23,24 +23,26 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
     return AdminClient(settings.client_config())
 
 
+def probe_kafka(settings: KafkaSettings, timeout_s: float = 2.0) -> int:
+    """Brokers answering a metadata request within the timeout (0 when none)."""
+    try:
+        metadata = admin_client(settings).list_topics(timeout=timeout_s)
+    except KafkaException:
+        return 0
+    return len(metadata.brokers)
+
+
 def wait_for_kafka(settings: KafkaSettings, timeout_s: float | None = None) -> int:
     """Block until the cluster answers a metadata request; returns the number of brokers."""
     deadline = time.monotonic() + (
         timeout_s if timeout_s is not None else settings.connect_timeout_s
     )
-    admin = admin_client(settings)
-    last_error: Exception | None = None
     while time.monotonic() < deadline:
-        try:
-            metadata = admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-            if metadata.brokers:
-                return len(metadata.brokers)
-        except KafkaException as exc:
-            last_error = exc
+        brokers = probe_kafka(settings, timeout_s=min(2.0, max(0.1, deadline - time.monotonic())))
+        if brokers:
+            return brokers
         time.sleep(0.5)
-    raise KafkaUnavailableError(
-        f"Kafka at {settings.bootstrap_servers} did not answer within the timeout: {last_error}"
-    )
+    raise KafkaUnavailableError(f"Kafka at {settings.bootstrap_servers} did not answer in time")
 
 
 def topic_config(spec: TopicSpec, settings: KafkaSettings) -> tuple[int, dict[str, str]]:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.protobuf import symbol_database
@@ -55,7 +56,7 @@ class ConsumerStalledError(RuntimeError):
 
 def consumer_config(
     kafka: KafkaSettings, settings: ConsumerSettings, group_id: str, client_id: str
-) -> dict[str, str | int | float | bool]:
+) -> dict[str, Any]:
     return {
         **kafka.client_config(),
         "group.id": group_id,

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from google.protobuf.message import Message as ProtoMessage
@@ -26,7 +27,7 @@ class DeliveryError(RuntimeError):
     """Kafka did not acknowledge a record within the delivery timeout."""
 
 
-def producer_config(settings: KafkaSettings, client_id: str) -> dict[str, str | int | float | bool]:
+def producer_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
     """Stated, never defaulted: librdkafka ships with idempotence off."""
     return {
         **settings.client_config(),

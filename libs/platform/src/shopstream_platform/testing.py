@@ -1,0 +1,160 @@
+"""pytest fixtures shared by every package: the real broker, fresh topics, SQLite and PostgreSQL.
+
+Loaded as a pytest plugin (entry point `pytest11`). Integration fixtures never mock: when the
+broker or database is not there, the tests that need it fail, they do not skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Message
+
+from shopstream_platform.db.database import Database
+from shopstream_platform.db.migrations import migrate
+from shopstream_platform.db.tables import PLATFORM_MIGRATIONS
+from shopstream_platform.kafka.admin import ensure_topics
+from shopstream_platform.kafka.topics import TopicSpec
+from shopstream_platform.settings import KafkaSettings
+
+KAFKA_ENV = "SHOPSTREAM_TEST_KAFKA"
+CLUSTER_ENV = "SHOPSTREAM_TEST_KAFKA_CLUSTER"
+PG_ENV = "SHOPSTREAM_TEST_PG_URL"
+
+
+def scratch_topic_spec(name: str, partitions: int = 1) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        key="test key",
+        values=(),
+        partitions=partitions,
+        retention_ms=3_600_000,
+        cleanup_policy="delete",
+        owner="tests",
+        description="created by a test",
+    )
+
+
+@pytest.fixture
+def kafka_settings() -> KafkaSettings:
+    """The single dev node started by `make kafka-up` (or SHOPSTREAM_TEST_KAFKA)."""
+    return KafkaSettings(
+        bootstrap_servers=os.environ.get(KAFKA_ENV, "127.0.0.1:9092"),
+        delivery_timeout_ms=30_000,
+        connect_timeout_s=20,
+    )
+
+
+@pytest.fixture
+def cluster_settings() -> KafkaSettings:
+    """The 3-node cluster started by `make kafka-cluster-up`, with production topic settings."""
+    return KafkaSettings(
+        bootstrap_servers=os.environ.get(
+            CLUSTER_ENV, "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+        ),
+        replication_factor=3,
+        min_insync_replicas=2,
+        delivery_timeout_ms=30_000,
+        connect_timeout_s=20,
+    )
+
+
+@pytest.fixture
+def new_topic(kafka_settings: KafkaSettings) -> Callable[..., str]:
+    """Create a uniquely named topic (and its .dlq twin); returns its name."""
+
+    def create(prefix: str = "test", partitions: int = 1) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
+        spec = scratch_topic_spec(name, partitions)
+        ensure_topics(kafka_settings, [spec, spec.dlq])
+        return name
+
+    return create
+
+
+def read_all(
+    kafka: KafkaSettings, topic: str, *, expect: int, timeout_s: float = 20.0
+) -> list[Message]:
+    """Read a topic from the start with a plain confluent-kafka consumer until `expect` records."""
+    import time
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expect and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                records.append(msg)
+    finally:
+        consumer.close()
+    return records
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Database]:
+    """A migrated, empty database: SQLite in a temp folder, and PostgreSQL when the test is
+    marked `integration` (a fresh database per test on the server from `make postgres-up`)."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/test.db")
+        await migrate(db, "platform", PLATFORM_MIGRATIONS)
+        yield db
+        await db.dispose()
+        return
+    if request.node.get_closest_marker("integration") is None:
+        pytest.skip("PostgreSQL runs with the integration tests")
+    url = os.environ.get(PG_ENV, "postgresql+asyncpg://postgres@127.0.0.1:5433/postgres")
+    async with _fresh_pg_database(url) as db_url:
+        db = Database(db_url)
+        await migrate(db, "platform", PLATFORM_MIGRATIONS)
+        yield db
+        await db.dispose()
+
+
+class _fresh_pg_database:
+    """CREATE DATABASE test_<uuid> on enter, DROP on exit."""
+
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._admin = make_url(admin_url)
+        self._name = f"test_{uuid.uuid4().hex[:12]}"
+
+    async def _execute(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=self._admin.host,
+            port=self._admin.port,
+            user=self._admin.username,
+            password=self._admin.password,
+            database=self._admin.database,
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def __aenter__(self) -> str:
+        await self._execute(f'CREATE DATABASE "{self._name}"')
+        return self._admin.set(database=self._name).render_as_string(hide_password=False)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def unique_id() -> Iterator[Callable[[str], str]]:
+    yield lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
