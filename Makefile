@@ -11,7 +11,8 @@ BUF_VERSION := v1.75.0
 PYTHON     ?= python3
 UV         := $(shell command -v uv 2>/dev/null || echo $(TOOLS_BIN)/uv)
 BUF        := $(TOOLS_BIN)/buf
-PY_SRC     := libs services
+# Every Python source tree that exists (services appear as they land).
+PY_SRC     := $(wildcard libs tools services/*/)
 PROTO_STAMP := libs/protos/src/shopstream/.stamp
 PROTOS     := $(shell find protos -name '*.proto' -o -name 'topics.yaml')
 
@@ -108,7 +109,7 @@ postgres-down: ## Stop the local PostgreSQL
 
 .PHONY: run stop clean
 run: setup kafka-up ## Set up, start Kafka and every service that exists so far
-	@$(UV) run --frozen python -m shopstream_platform.cli.stack up
+	@$(UV) run --frozen shopstream up
 
 stop: kafka-down postgres-down ## Stop everything `make run` or the tests started
 

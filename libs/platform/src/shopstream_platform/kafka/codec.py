@@ -57,3 +57,22 @@ class ProtobufCodec:
     @staticmethod
     def encode(message: Message) -> bytes:
         return message.SerializeToString()
+
+
+def import_all_messages() -> int:
+    """Import every generated *_pb2 module so any shopstream ce_type can be decoded by name.
+
+    Tools that read arbitrary topics (the CLI's tail, DLQ inspection) need this; services import
+    only the types they handle. Returns the number of modules imported.
+    """
+    import importlib
+    import pkgutil
+
+    import shopstream
+
+    count = 0
+    for info in pkgutil.walk_packages(shopstream.__path__, prefix="shopstream."):
+        if info.name.endswith("_pb2"):
+            importlib.import_module(info.name)
+            count += 1
+    return count

@@ -1,0 +1,1 @@
+"""The `shopstream` command line: local stack, topics, dead letters, tokens."""

@@ -1,0 +1,3 @@
+from shopstream_cli.main import main
+
+main()
