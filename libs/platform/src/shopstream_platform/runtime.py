@@ -126,6 +126,10 @@ class Runtime:
         inbox = self.inbox(group_suffix)
         return {t: inbox.handler(h) for t, h in routes.items()}
 
+    def declare_topics(self, topics: Iterable[str]) -> None:
+        """Registry topics this service publishes; created (with their DLQs) before serving."""
+        self._topics.update(topics)
+
     def add_task(self, name: str, task: Task) -> None:
         """A background loop that runs while the service serves; it must return when cancelled."""
         self._tasks.append((name, task))
@@ -242,7 +246,7 @@ class Runtime:
 
 
 def run_service(
-    settings: ServiceSettings, wire: Callable[[Runtime], None], **runtime_args: Any
+    settings: ServiceSettings, wire: Callable[[Runtime], object], **runtime_args: Any
 ) -> None:
     """Entry point body of every service: logging, wiring, serve, exit with the serve's code."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)

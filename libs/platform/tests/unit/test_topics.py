@@ -1,7 +1,7 @@
 from google.protobuf import symbol_database
 
-from shopstream.platform.v1 import heartbeat_pb2  # noqa: F401  (registers the type)
 from shopstream_platform.kafka.admin import topic_config
+from shopstream_platform.kafka.codec import import_all_messages
 from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.settings import KafkaSettings
 
@@ -9,6 +9,7 @@ from shopstream_platform.settings import KafkaSettings
 def test_registry_names_follow_the_convention_and_types_exist() -> None:
     registry = load_registry()
     assert len(registry) >= 1
+    assert import_all_messages() >= 1
     db = symbol_database.Default()
     for spec in registry:
         domain, entity, version = spec.name.split(".")

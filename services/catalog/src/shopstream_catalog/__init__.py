@@ -1,0 +1,1 @@
+"""Catalog service: sellers, products, stock reservation and listing quality control."""

@@ -1,0 +1,1 @@
+"""The gRPC API: shopstream.catalog.v1.CatalogService."""

@@ -1,0 +1,498 @@
+"""Catalog use cases: each RPC and each consumed event is one transaction here.
+
+The gRPC servicer and the event handlers call these; they hold no logic of their own. Each
+mutation writes its events to the outbox in the same transaction and drops cached products
+only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream.catalog.v1 import events_pb2
+from shopstream_catalog import convert
+from shopstream_catalog.cache import ProductCache
+from shopstream_catalog.domain import listing_rules, quality, validation
+from shopstream_catalog.domain.categories import CATEGORIES
+from shopstream_catalog.domain.ids import new_id
+from shopstream_catalog.domain.model import (
+    ListingStatus,
+    Money,
+    NewProduct,
+    ProductView,
+    QualityStats,
+    QualityTier,
+    Reason,
+    Seller,
+    SkuView,
+    StockView,
+)
+from shopstream_catalog.metrics import CatalogMetrics
+from shopstream_catalog.settings import CatalogSettings
+from shopstream_catalog.store import repository as repo
+from shopstream_platform.db.database import Database
+from shopstream_platform.db.outbox import Outbox
+from shopstream_platform.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from shopstream_platform.grpc.auth import Principal
+
+log = logging.getLogger(__name__)
+
+SELLERS_TOPIC = "catalog.sellers.v1"
+PRODUCTS_TOPIC = "catalog.products.v1"
+STOCK_TOPIC = "catalog.stock.v1"
+
+
+@dataclass(frozen=True)
+class ProductChanges:
+    title: str | None = None
+    description: str | None = None
+    brand: str | None = None
+    attributes: dict[str, str] | None = None
+    prices: dict[str, Money] | None = None
+    expected_version: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ensure_acts_for(principal: Principal, seller_id: str) -> None:
+    """Sellers act on their own records; admins and services on any."""
+    if principal.is_admin:
+        return
+    if principal.role != "seller" or principal.id != seller_id:
+        raise PermissionDeniedError(
+            f"{principal.role} {principal.id!r} may not act for seller {seller_id!r}"
+        )
+
+
+class CatalogApp:
+    def __init__(
+        self, db: Database, outbox: Outbox, settings: CatalogSettings, metrics: CatalogMetrics
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.settings = settings
+        self.metrics = metrics
+        self.cache = ProductCache(settings.product_cache_size)
+
+    # --- sellers --------------------------------------------------------------------------
+
+    async def register_seller(
+        self, principal: Principal, seller_id: str, display_name: str, country: str
+    ) -> Seller:
+        validation.validate_seller(seller_id, display_name, country.upper())
+        _ensure_acts_for(principal, seller_id)
+        seller = Seller(seller_id, display_name.strip(), country.upper(), QualityTier.NEW, _now())
+        async with self.db.transaction() as session:
+            if not await repo.insert_seller(session, seller):
+                raise AlreadyExistsError("seller", seller_id)
+            await self.outbox.add(
+                session,
+                SELLERS_TOPIC,
+                seller_id,
+                events_pb2.SellerRegistered(seller=convert.seller_pb(seller)),
+            )
+        return seller
+
+    async def get_seller(self, seller_id: str) -> Seller:
+        validation.require_id("seller_id", seller_id)
+        async with self.db.read() as session:
+            seller = await repo.get_seller(session, seller_id)
+        if seller is None:
+            raise NotFoundError("seller", seller_id)
+        return seller
+
+    # --- products -------------------------------------------------------------------------
+
+    async def create_product(self, principal: Principal, new: NewProduct) -> ProductView:
+        validation.validate_new_product(new)
+        _ensure_acts_for(principal, new.seller_id)
+        async with self.db.transaction() as session:
+            seller = await repo.get_seller(session, new.seller_id)
+            if seller is None:
+                raise NotFoundError("seller", new.seller_id)
+            if new.idempotency_key:
+                existing = await repo.product_by_idempotency_key(
+                    session, new.seller_id, new.idempotency_key
+                )
+                if existing is not None:
+                    return (await repo.load_products(session, [existing]))[existing]
+            now = _now()
+            product_id = new_id("prd")
+            sku_views = [
+                SkuView(
+                    sku_id=new_id("sku"),
+                    sku_code=s.sku_code,
+                    variant_attributes=s.variant_attributes,
+                    price=s.price,
+                    stock=[StockView(w, q, 0) for w, q in sorted(s.stock.items())],
+                )
+                for s in new.skus
+            ]
+            draft = ProductView(
+                product_id=product_id,
+                seller_id=new.seller_id,
+                title=new.title.strip(),
+                description=new.description,
+                category_id=new.category_id,
+                brand=new.brand.strip(),
+                attributes=new.attributes,
+                status=ListingStatus.PENDING_REVIEW,
+                reasons=[],
+                created_at=now,
+                updated_at=now,
+                version=1,
+                skus=sku_views,
+            )
+            decision = await self._decide(session, draft, seller.quality_tier, listings_before=None)
+            view = replace(draft, status=decision.status, reasons=decision.reasons)
+            await repo.insert_product(session, view, new.idempotency_key)
+            await self.outbox.add(
+                session,
+                PRODUCTS_TOPIC,
+                product_id,
+                events_pb2.ProductCreated(product=convert.product_pb(view)),
+            )
+            await self._status_event(session, view, None)
+        return view
+
+    async def _decide(
+        self,
+        session: AsyncSession,
+        view: ProductView,
+        tier: QualityTier,
+        listings_before: int | None,
+    ) -> listing_rules.Decision:
+        min_price = min(s.price.amount_minor for s in view.skus)
+        currency = view.skus[0].price.currency
+        if listings_before is None:
+            listings_before = await repo.count_products(session, view.seller_id)
+        decision = listing_rules.evaluate_listing(
+            listing_rules.ListingFacts(
+                title=view.title,
+                description=view.description,
+                brand=view.brand,
+                attributes=view.attributes,
+                category=CATEGORIES[view.category_id],
+                min_price_minor=min_price,
+            ),
+            listing_rules.SellerContext(
+                listings_before=listings_before,
+                tier=tier,
+                category_prices=await repo.category_prices(
+                    session, view.category_id, currency, exclude_product=view.product_id
+                ),
+            ),
+            self.settings.listing,
+        )
+        first = decision.reasons[0].code if decision.reasons else "NONE"
+        self.metrics.listing_decisions.labels(decision.status.name, first).inc()
+        return decision
+
+    async def _status_event(
+        self, session: AsyncSession, view: ProductView, previous: ListingStatus | None
+    ) -> None:
+        await self.outbox.add(
+            session,
+            PRODUCTS_TOPIC,
+            view.product_id,
+            events_pb2.ListingStatusChanged(
+                product_id=view.product_id,
+                seller_id=view.seller_id,
+                previous_status=int(previous or 0),  # type: ignore[arg-type]
+                status=int(view.status),  # type: ignore[arg-type]
+                reasons=[convert.reason_pb(r) for r in view.reasons],
+                changed_at=convert.timestamp(view.updated_at),
+            ),
+        )
+
+    async def update_product(
+        self, principal: Principal, product_id: str, changes: ProductChanges
+    ) -> ProductView:
+        validation.require_id("product_id", product_id)
+        validation.validate_text(changes.title, changes.description)
+        if changes.attributes is not None:
+            validation.validate_attributes("attributes", changes.attributes)
+        async with self.db.transaction() as session:
+            current = (await repo.load_products(session, [product_id])).get(product_id)
+            if current is None:
+                raise NotFoundError("product", product_id)
+            _ensure_acts_for(principal, current.seller_id)
+            if changes.expected_version and changes.expected_version != current.version:
+                raise FailedPreconditionError(
+                    f"product {product_id} is at version {current.version}, not {changes.expected_version}"
+                )
+            skus = current.skus
+            price_events = []
+            if changes.prices:
+                by_id = {s.sku_id: s for s in skus}
+                for sku_id, price in changes.prices.items():
+                    sku = by_id.get(sku_id)
+                    if sku is None:
+                        raise InvalidArgumentError(
+                            "prices.sku_id", f"SKU {sku_id!r} is not part of {product_id}"
+                        )
+                    validation.validate_money(f"prices[{sku_id}].price", price)
+                    if price.currency != sku.price.currency:
+                        raise InvalidArgumentError(
+                            f"prices[{sku_id}].price.currency", "cannot change currency"
+                        )
+                    if price != sku.price:
+                        price_events.append(
+                            events_pb2.PriceChanged(
+                                product_id=product_id,
+                                sku_id=sku_id,
+                                old_price=convert.money_pb(sku.price),
+                                new_price=convert.money_pb(price),
+                            )
+                        )
+                        by_id[sku_id] = replace(sku, price=price)
+                skus = [by_id[s.sku_id] for s in skus]
+            updated = replace(
+                current,
+                title=changes.title.strip() if changes.title else current.title,
+                description=changes.description
+                if changes.description is not None
+                else current.description,
+                brand=changes.brand.strip() if changes.brand else current.brand,
+                attributes=changes.attributes if changes.attributes else current.attributes,
+                skus=skus,
+                updated_at=_now(),
+                version=current.version + 1,
+            )
+            if current.status != ListingStatus.SUPPRESSED:
+                seller = await repo.get_seller(session, current.seller_id)
+                tier = seller.quality_tier if seller else QualityTier.NEW
+                # An edit is not a new listing: judge the seller by the listings before this one.
+                before = await repo.count_products(session, current.seller_id) - 1
+                decision = _after_edit(current, await self._decide(session, updated, tier, before))
+                updated = replace(updated, status=decision.status, reasons=decision.reasons)
+            await repo.update_product_row(session, updated)
+            for event in price_events:
+                await self.outbox.add(session, PRODUCTS_TOPIC, product_id, event)
+            await self.outbox.add(
+                session,
+                PRODUCTS_TOPIC,
+                product_id,
+                events_pb2.ProductUpdated(product=convert.product_pb(updated)),
+            )
+            if updated.status != current.status:
+                await self._status_event(session, updated, current.status)
+        self.cache.invalidate([product_id])
+        return updated
+
+    async def get_product(self, product_id: str) -> ProductView:
+        cached = self.cache.get(product_id)
+        if cached is not None:
+            return cached
+        validation.require_id("product_id", product_id)
+        found = await self.batch_get([product_id])
+        if product_id not in found:
+            raise NotFoundError("product", product_id)
+        return found[product_id]
+
+    async def batch_get(self, product_ids: Sequence[str]) -> dict[str, ProductView]:
+        result: dict[str, ProductView] = {}
+        missing = []
+        for product_id in product_ids:
+            cached = self.cache.get(product_id)
+            if cached is not None:
+                result[product_id] = cached
+            else:
+                missing.append(product_id)
+        if missing:
+            epoch = self.cache.epoch
+            async with self.db.read() as session:
+                loaded = await repo.load_products(session, missing)
+            for view in loaded.values():
+                self.cache.put(view, epoch)
+            result.update(loaded)
+        return result
+
+    async def search(self, query: repo.SearchQuery) -> tuple[list[ProductView], str]:
+        if query.min_price_minor < 0 or query.max_price_minor < 0:
+            raise InvalidArgumentError("min_price_minor", "price bounds must not be negative")
+        if query.max_price_minor and query.min_price_minor > query.max_price_minor:
+            raise InvalidArgumentError("max_price_minor", "must be at least min_price_minor")
+        if query.category_id and query.category_id not in CATEGORIES:
+            raise InvalidArgumentError("category_id", f"unknown category {query.category_id!r}")
+        async with self.db.read() as session:
+            ids, token = await repo.search_products(session, query)
+        views = await self.batch_get(ids)
+        return [views[i] for i in ids if i in views], token
+
+    # --- stock ----------------------------------------------------------------------------
+
+    async def adjust_stock(
+        self, principal: Principal, sku_id: str, warehouse_id: str, delta: int, reason: str
+    ) -> StockView:
+        validation.require_id("sku_id", sku_id)
+        validation.require_id("warehouse_id", warehouse_id)
+        if delta == 0:
+            raise InvalidArgumentError("delta", "must not be zero")
+        async with self.db.transaction() as session:
+            product_id = await repo.sku_product(session, sku_id)
+            if product_id is None:
+                raise NotFoundError("sku", sku_id)
+            product = (await repo.load_products(session, [product_id]))[product_id]
+            _ensure_acts_for(principal, product.seller_id)
+            level = await repo.adjust_on_hand(session, sku_id, warehouse_id, delta)
+            if level is None:
+                raise FailedPreconditionError(
+                    f"on-hand of {sku_id} in {warehouse_id} cannot drop below what is reserved"
+                )
+            await repo.refresh_available(session, [product_id])
+            await self._stock_event(session, product_id, sku_id, level, reason or "adjustment")
+        self.cache.invalidate([product_id])
+        return level
+
+    async def _stock_event(
+        self, session: AsyncSession, product_id: str, sku_id: str, level: StockView, cause: str
+    ) -> None:
+        await self.outbox.add(
+            session,
+            PRODUCTS_TOPIC,
+            product_id,
+            events_pb2.StockChanged(
+                product_id=product_id,
+                sku_id=sku_id,
+                warehouse_id=level.warehouse_id,
+                on_hand=level.on_hand,
+                reserved=level.reserved,
+                cause=cause,
+            ),
+        )
+
+    # --- review and quality ---------------------------------------------------------------
+
+    async def review_listing(
+        self, principal: Principal, product_id: str, approve: bool, reason: str
+    ) -> ProductView:
+        if not principal.is_admin:
+            raise PermissionDeniedError("only admins review listings")
+        validation.require_id("product_id", product_id)
+        if not approve and not reason.strip():
+            raise InvalidArgumentError("reason", "is required when rejecting")
+        async with self.db.transaction() as session:
+            current = (await repo.load_products(session, [product_id])).get(product_id)
+            if current is None:
+                raise NotFoundError("product", product_id)
+            if current.status == ListingStatus.SUPPRESSED:
+                raise FailedPreconditionError(
+                    "a suppressed listing cannot be reviewed back to life"
+                )
+            status = ListingStatus.ACTIVE if approve else ListingStatus.REJECTED
+            reasons = [
+                Reason(
+                    "REVIEW_APPROVED" if approve else "REVIEW_REJECTED",
+                    reason or "approved by review",
+                )
+            ]
+            now = _now()
+            await repo.set_status(session, product_id, status, reasons, now)
+            updated = replace(
+                current, status=status, reasons=reasons, updated_at=now, version=current.version + 1
+            )
+            await self._status_event(session, updated, current.status)
+        self.cache.invalidate([product_id])
+        return updated
+
+    async def seller_quality(
+        self, principal: Principal, seller_id: str
+    ) -> tuple[QualityTier, QualityStats, int]:
+        validation.require_id("seller_id", seller_id)
+        _ensure_acts_for(principal, seller_id)
+        async with self.db.read() as session:
+            seller = await repo.get_seller(session, seller_id)
+            if seller is None:
+                raise NotFoundError("seller", seller_id)
+            stats = await repo.seller_stats(session, seller_id, self._window_start())
+            suppressed = await repo.count_suppressed(session, seller_id)
+        return seller.quality_tier, stats, suppressed
+
+    def _window_start(self) -> datetime:
+        return _now() - timedelta(days=self.settings.quality.window_days)
+
+    async def reassess_quality(
+        self, session: AsyncSession, seller_ids: set[str], product_ids: set[str]
+    ) -> list[str]:
+        """Re-tier sellers and suppress listings after new outcomes; returns products changed."""
+        since = self._window_start()
+        t = self.settings.quality
+        changed: list[str] = []
+        for product_id in sorted(product_ids):
+            orders, refunded = await repo.product_refund_counts(session, product_id, since)
+            reason = quality.suppression_reason(orders, refunded, t)
+            if reason is None:
+                continue
+            current = (await repo.load_products(session, [product_id])).get(product_id)
+            if current is None or current.status == ListingStatus.SUPPRESSED:
+                continue
+            now = _now()
+            await repo.set_status(session, product_id, ListingStatus.SUPPRESSED, [reason], now)
+            updated = replace(
+                current,
+                status=ListingStatus.SUPPRESSED,
+                reasons=[reason],
+                updated_at=now,
+                version=current.version + 1,
+            )
+            await self._status_event(session, updated, current.status)
+            self.metrics.suppressions.inc()
+            log.info(
+                "listing suppressed", extra={"product_id": product_id, "reason": reason.message}
+            )
+            changed.append(product_id)
+        for seller_id in sorted(seller_ids):
+            seller = await repo.get_seller(session, seller_id)
+            if seller is None:
+                continue
+            stats = await repo.seller_stats(session, seller_id, since)
+            tier = quality.tier_for(stats, t)
+            if tier == seller.quality_tier:
+                continue
+            await repo.set_seller_tier(session, seller_id, tier)
+            suppressed = await repo.count_suppressed(session, seller_id)
+            await self.outbox.add(
+                session,
+                SELLERS_TOPIC,
+                seller_id,
+                events_pb2.SellerQualityChanged(
+                    quality=convert.quality_pb(seller_id, tier, stats, t.window_days, suppressed),
+                    previous_tier=int(seller.quality_tier),  # type: ignore[arg-type]
+                ),
+            )
+        return changed
+
+
+def _after_edit(current: ProductView, decision: listing_rules.Decision) -> listing_rules.Decision:
+    """The status an edit leads to, given the rules' verdict on the edited listing.
+
+    Hard rules always apply. A live listing stays live unless the edit makes its price
+    suspicious; a listing a reviewer rejected goes back to review rather than straight live.
+    """
+    if decision.status == ListingStatus.REJECTED:
+        return decision
+    if current.status == ListingStatus.ACTIVE:
+        price_holds = [r for r in decision.reasons if r.code == "PRICE_FAR_BELOW_MEDIAN"]
+        if price_holds:
+            return listing_rules.Decision(ListingStatus.PENDING_REVIEW, price_holds)
+        return listing_rules.Decision(ListingStatus.ACTIVE, current.reasons)
+    if any(r.code == "REVIEW_REJECTED" for r in current.reasons):
+        resubmitted = Reason("RESUBMITTED", "edited after a rejection; waiting for review")
+        return listing_rules.Decision(
+            ListingStatus.PENDING_REVIEW, [resubmitted, *decision.reasons]
+        )
+    return decision

@@ -1,0 +1,130 @@
+"""Domain shapes ↔ protobuf messages, in one place for the gRPC API and the published events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream_catalog.domain.categories import CATEGORIES
+from shopstream_catalog.domain.model import (
+    Money,
+    NewProduct,
+    NewSku,
+    ProductView,
+    QualityStats,
+    QualityTier,
+    Reason,
+    Seller,
+    StockView,
+)
+
+
+def timestamp(t: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(t)
+    return ts
+
+
+def money_pb(m: Money) -> money_pb2.Money:
+    return money_pb2.Money(amount_minor=m.amount_minor, currency=m.currency)
+
+
+def money(m: money_pb2.Money) -> Money:
+    return Money(amount_minor=m.amount_minor, currency=m.currency.upper())
+
+
+def reason_pb(r: Reason) -> catalog_pb2.StatusReason:
+    return catalog_pb2.StatusReason(code=r.code, message=r.message)
+
+
+def stock_pb(s: StockView) -> catalog_pb2.StockLevel:
+    return catalog_pb2.StockLevel(
+        warehouse_id=s.warehouse_id, on_hand=s.on_hand, reserved=s.reserved
+    )
+
+
+def product_pb(p: ProductView) -> catalog_pb2.Product:
+    return catalog_pb2.Product(
+        product_id=p.product_id,
+        seller_id=p.seller_id,
+        title=p.title,
+        description=p.description,
+        category_id=p.category_id,
+        brand=p.brand,
+        attributes=p.attributes,
+        skus=[
+            catalog_pb2.Sku(
+                sku_id=s.sku_id,
+                variant_attributes=s.variant_attributes,
+                price=money_pb(s.price),
+                available=s.available,
+                stock=[stock_pb(level) for level in s.stock],
+            )
+            for s in p.skus
+        ],
+        status=int(p.status),  # type: ignore[arg-type]
+        status_reasons=[reason_pb(r) for r in p.reasons],
+        created_at=timestamp(p.created_at),
+        updated_at=timestamp(p.updated_at),
+        version=p.version,
+    )
+
+
+def seller_pb(s: Seller) -> catalog_pb2.Seller:
+    return catalog_pb2.Seller(
+        seller_id=s.seller_id,
+        display_name=s.display_name,
+        country=s.country,
+        quality_tier=int(s.quality_tier),  # type: ignore[arg-type]
+        registered_at=timestamp(s.registered_at),
+    )
+
+
+def quality_pb(
+    seller_id: str, tier: QualityTier, stats: QualityStats, window_days: int, suppressed: int
+) -> catalog_pb2.SellerQuality:
+    return catalog_pb2.SellerQuality(
+        seller_id=seller_id,
+        tier=int(tier),  # type: ignore[arg-type]
+        orders=stats.orders,
+        refund_rate=stats.refund_rate,
+        cancellation_rate=stats.cancellation_rate,
+        late_shipment_rate=stats.late_shipment_rate,
+        window_days=window_days,
+        suppressed_listings=suppressed,
+    )
+
+
+def categories_pb() -> list[catalog_pb2.Category]:
+    return [
+        catalog_pb2.Category(
+            category_id=c.category_id,
+            display_name=c.display_name,
+            required_attributes=list(c.required_attributes),
+        )
+        for c in CATEGORIES.values()
+    ]
+
+
+def new_product(request: catalog_service_pb2.CreateProductRequest) -> NewProduct:
+    return NewProduct(
+        seller_id=request.seller_id,
+        title=request.title,
+        description=request.description,
+        category_id=request.category_id,
+        brand=request.brand,
+        attributes=dict(request.attributes),
+        skus=[
+            NewSku(
+                sku_code=s.sku_code,
+                variant_attributes=dict(s.variant_attributes),
+                price=money(s.price),
+                stock=dict(s.stock),
+            )
+            for s in request.skus
+        ],
+        idempotency_key=request.idempotency_key,
+    )

@@ -1,0 +1,1 @@
+"""Catalog domain: pure rules and data shapes, no I/O."""

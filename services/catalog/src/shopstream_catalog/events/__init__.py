@@ -1,0 +1,1 @@
+"""Handlers for the events catalog consumes (commerce.orders.v1)."""

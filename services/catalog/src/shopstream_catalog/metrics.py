@@ -1,0 +1,38 @@
+"""Catalog's own metrics, registered beside the platform's on the service registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shopstream_platform.metrics import NAMESPACE
+
+
+class CatalogMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.products_by_status = Gauge(
+            "catalog_products",
+            "Products by listing status",
+            ["status"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.reservations = Counter(
+            "catalog_reservations_total",
+            "Order reservations by outcome (reserved, rejected, released, committed)",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.suppressions = Counter(
+            "catalog_suppressions_total",
+            "Listings suppressed automatically for their refund rate",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.listing_decisions = Counter(
+            "catalog_listing_decisions_total",
+            "Listing rule outcomes on create/update, by status and first reason code",
+            ["status", "reason"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )

@@ -1,0 +1,1 @@
+"""Catalog persistence: tables, migrations and queries (SQLite or PostgreSQL via SQLAlchemy)."""

@@ -1,0 +1,129 @@
+"""The catalog's tables and the migrations that create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Connection
+
+from shopstream_platform.db.migrations import Migration
+
+metadata = MetaData()
+
+sellers = Table(
+    "sellers",
+    metadata,
+    Column("seller_id", String(64), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("quality_tier", Integer, nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("product_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("category_id", String(64), nullable=False),
+    Column("brand", String(200), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Denormalised for search: the cheapest SKU and the units available over all SKUs.
+    Column("min_price_minor", BigInteger, nullable=False),
+    Column("available", BigInteger, nullable=False),
+    # Lower-cased title, description and brand for text search.
+    Column("search_text", Text, nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    UniqueConstraint("seller_id", "idempotency_key", name="uq_products_seller_idempotency"),
+    Index("ix_products_status_category", "status", "category_id", "min_price_minor"),
+)
+
+skus = Table(
+    "skus",
+    metadata,
+    Column("sku_id", String(64), primary_key=True),
+    Column("product_id", String(64), nullable=False, index=True),
+    Column("sku_code", String(64), nullable=False),
+    Column("variant_attributes", JSON, nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    UniqueConstraint("product_id", "sku_code", name="uq_skus_product_code"),
+)
+
+stock = Table(
+    "stock",
+    metadata,
+    Column("sku_id", String(64), primary_key=True),
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("on_hand", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False),
+    # The database itself refuses an oversell, whatever the code above it does.
+    CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="ck_stock_never_oversold"),
+)
+
+# One row per order the reservation protocol has seen: the order's reservation state.
+reservation_orders = Table(
+    "reservation_orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),  # RESERVED REJECTED RELEASED COMMITTED
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("sku_id", String(64), primary_key=True),
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("quantity", BigInteger, nullable=False),
+)
+
+# Per order line outcomes from commerce events: the source of seller and listing quality.
+order_outcomes = Table(
+    "order_outcomes",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("product_id", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled", Boolean, nullable=False, default=False),
+    Column("shipped", Boolean, nullable=False, default=False),
+    Column("shipped_late", Boolean, nullable=False, default=False),
+    Column("refunded_quantity", Integer, nullable=False, default=0),
+    Index("ix_outcomes_seller_time", "seller_id", "placed_at"),
+    Index("ix_outcomes_product_time", "product_id", "placed_at"),
+)
+
+
+# Version 1 creates the tables as declared above. Later changes must be new migrations with
+# explicit DDL (ALTER TABLE ...), never edits to what version 1 created.
+def _create_all(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS = [Migration(1, "catalog tables", _create_all)]
