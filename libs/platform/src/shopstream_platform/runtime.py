@@ -81,6 +81,7 @@ class Runtime:
         )
         self._stop = asyncio.Event()
         self.grpc: GrpcServer | None = None
+        self.metrics_port = 0
         self.started_at = datetime.now(UTC)
         self.ready = asyncio.Event()
 
@@ -139,14 +140,19 @@ class Runtime:
 
     # --- running ------------------------------------------------------------------------------
 
-    async def serve(self) -> int:
-        """Run until SIGTERM/SIGINT (exit code 0) or a background failure (exit code 1)."""
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT or stop() (exit code 0), or a background failure (exit code 1).
+
+        handle_signals=False lets a test host the service in its own event loop.
+        """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
         metrics_server = serve_metrics(
             self.metrics.registry, self.settings.metrics_host, self.settings.metrics_port
         )
+        self.metrics_port = int(metrics_server.server_port)
         self.grpc = GrpcServer(
             self.settings.grpc, self.settings.auth, self.metrics, self._policy, self._bindings
         )

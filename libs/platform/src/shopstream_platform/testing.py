@@ -77,9 +77,15 @@ def new_topic(kafka_settings: KafkaSettings) -> Callable[..., str]:
 
 
 def read_all(
-    kafka: KafkaSettings, topic: str, *, expect: int, timeout_s: float = 20.0
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    expect: int,
+    timeout_s: float = 20.0,
+    match: Callable[[Message], bool] | None = None,
 ) -> list[Message]:
-    """Read a topic from the start with a plain confluent-kafka consumer until `expect` records."""
+    """Read a topic from the start with a plain confluent-kafka consumer until `expect` records
+    (those for which `match` holds, when given) arrived or the timeout passed."""
     import time
 
     consumer = Consumer(
@@ -96,7 +102,7 @@ def read_all(
     try:
         while len(records) < expect and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
+            if msg is not None and msg.error() is None and (match is None or match(msg)):
                 records.append(msg)
     finally:
         consumer.close()

@@ -117,8 +117,9 @@ class CatalogApp:
     # --- products -------------------------------------------------------------------------
 
     async def create_product(self, principal: Principal, new: NewProduct) -> ProductView:
-        validation.validate_new_product(new)
+        validation.require_id("seller_id", new.seller_id)
         _ensure_acts_for(principal, new.seller_id)
+        validation.validate_new_product(new)
         async with self.db.transaction() as session:
             seller = await repo.get_seller(session, new.seller_id)
             if seller is None:
@@ -222,14 +223,14 @@ class CatalogApp:
         self, principal: Principal, product_id: str, changes: ProductChanges
     ) -> ProductView:
         validation.require_id("product_id", product_id)
-        validation.validate_text(changes.title, changes.description)
-        if changes.attributes is not None:
-            validation.validate_attributes("attributes", changes.attributes)
         async with self.db.transaction() as session:
             current = (await repo.load_products(session, [product_id])).get(product_id)
             if current is None:
                 raise NotFoundError("product", product_id)
             _ensure_acts_for(principal, current.seller_id)
+            validation.validate_text(changes.title, changes.description)
+            if changes.attributes is not None:
+                validation.validate_attributes("attributes", changes.attributes)
             if changes.expected_version and changes.expected_version != current.version:
                 raise FailedPreconditionError(
                     f"product {product_id} is at version {current.version}, not {changes.expected_version}"

@@ -1,0 +1,48 @@
+import pytest
+
+from shopstream_catalog.domain.model import Money, NewProduct, NewSku
+from shopstream_catalog.domain.validation import validate_new_product
+from shopstream_platform.errors import InvalidArgumentError
+
+
+def product(**overrides: object) -> NewProduct:
+    base: dict[str, object] = {
+        "seller_id": "s1",
+        "title": "Scarf",
+        "description": "",
+        "category_id": "fashion",
+        "brand": "Acme",
+        "attributes": {"material": "silk"},
+        "skus": [NewSku("red", {}, Money(100, "GBP"), {"w1": 1})],
+    }
+    base.update(overrides)
+    return NewProduct(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"title": " "}, "title"),
+        ({"category_id": "weapons"}, "category_id"),
+        ({"skus": []}, "skus"),
+        ({"skus": [NewSku("a", {}, Money(0, "GBP"), {})]}, "skus[0].price.amount_minor"),
+        ({"skus": [NewSku("a", {}, Money(10, "pounds"), {})]}, "skus[0].price.currency"),
+        ({"skus": [NewSku("a", {}, Money(1, "GBP"), {"w1": -1})]}, "skus[0].stock[w1]"),
+        (
+            {"skus": [NewSku("a", {}, Money(1, "GBP"), {}), NewSku("a", {}, Money(1, "GBP"), {})]},
+            "skus[1].sku_code",
+        ),
+        (
+            {"skus": [NewSku("a", {}, Money(1, "GBP"), {}), NewSku("b", {}, Money(1, "EUR"), {})]},
+            "skus",
+        ),
+    ],
+)
+def test_invalid_products_name_the_field(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidArgumentError) as error:
+        validate_new_product(product(**overrides))
+    assert error.value.field == field
+
+
+def test_valid_product_passes() -> None:
+    validate_new_product(product())
