@@ -164,3 +164,19 @@ class _fresh_pg_database:
 @pytest.fixture
 def unique_id() -> Iterator[Callable[[str], str]]:
     yield lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def read_all_async(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    expect: int,
+    timeout_s: float = 20.0,
+    match: Callable[[Message], bool] | None = None,
+) -> list[Message]:
+    """read_all in a worker thread, for tests whose service under test shares their event loop."""
+    import asyncio
+
+    return await asyncio.to_thread(
+        read_all, kafka, topic, expect=expect, timeout_s=timeout_s, match=match
+    )

@@ -13,18 +13,22 @@ from shopstream.commerce.v1 import order_events_pb2
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import read_all
+from shopstream_platform.testing import read_all_async
 
 pytestmark = pytest.mark.integration
 
 
-def answers_for(kafka: KafkaSettings, order_ids: set[str], expect: int) -> dict[str, list[str]]:
+async def answers_for(
+    kafka: KafkaSettings, order_ids: set[str], expect: int
+) -> dict[str, list[str]]:
     """ce_types catalog published on catalog.stock.v1 per order id."""
 
     def ours(record: Message) -> bool:
         return (record.key() or b"").decode() in order_ids
 
-    records = read_all(kafka, "catalog.stock.v1", expect=expect, timeout_s=60, match=ours)
+    records = await read_all_async(
+        kafka, "catalog.stock.v1", expect=expect, timeout_s=60, match=ours
+    )
     result: dict[str, list[str]] = {}
     for record in records:
         result.setdefault((record.key() or b"").decode(), []).append(
@@ -77,7 +81,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
             for o in orders
         )
     )
-    answers = answers_for(kafka_settings, order_ids, expect=50)
+    answers = await answers_for(kafka_settings, order_ids, expect=50)
     kinds = [types[0] for types in answers.values()]
     assert len(answers) == 50 and all(len(t) == 1 for t in answers.values())
     assert kinds.count("shopstream.catalog.v1.StockReserved") == 10
@@ -103,7 +107,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
     assert await stock_of(catalog, product.product_id) == (10, 10)
     assert (
         len(
-            read_all(
+            await read_all_async(
                 kafka_settings,
                 "catalog.stock.v1",
                 expect=51,
@@ -134,7 +138,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
     )
     producer.close()
 
-    after = answers_for(kafka_settings, order_ids, expect=56)
+    after = await answers_for(kafka_settings, order_ids, expect=56)
     released = [k for k, v in after.items() if "shopstream.catalog.v1.StockReleased" in v]
     committed = [k for k, v in after.items() if "shopstream.catalog.v1.StockCommitted" in v]
     assert sorted(released) == sorted(o.order_id for o in reserved[:4])
@@ -163,7 +167,7 @@ async def test_rejection_names_the_sku_and_reserves_nothing_of_a_multi_line_orde
     producer = EventProducer(kafka_settings, "shopstream/commerce-test")
     await publish_placed(producer, o)
     producer.close()
-    [record] = read_all(
+    [record] = await read_all_async(
         kafka_settings,
         "catalog.stock.v1",
         expect=1,
