@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic_settings import SettingsConfigDict
 
@@ -21,17 +23,36 @@ class CliSettings(ServiceSettings):
     service_name: str = "cli"
 
 
+class _Subparsers:
+    """add_subparsers whose every command also accepts the common options."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser) -> None:
+        self._action = action
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._action.add_parser(
+            name, parents=[self._common], **kwargs
+        )
+        return parser
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shopstream", description="shopstream local stack and tools")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = p.add_subparsers(dest="command", required=True)
+    # --json is accepted after the subcommand too; SUPPRESS keeps the top-level value otherwise.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    sub = _Subparsers(p.add_subparsers(dest="command", required=True), common)
 
     sub.add_parser("up", help="start Kafka and every service, wait until they serve")
     sub.add_parser("down", help="stop every service and Kafka")
     sub.add_parser("status", help="Kafka and service health")
 
     t = sub.add_parser("topics", help="the topic registry and live records")
-    tsub = t.add_subparsers(dest="topics_command", required=True)
+    tsub = _Subparsers(t.add_subparsers(dest="topics_command", required=True), common)
     tsub.add_parser("list", help="every registered topic")
     tail = tsub.add_parser("tail", help="print records of a topic decoded from protobuf")
     tail.add_argument("topic")
@@ -42,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     d = sub.add_parser("dlq", help="dead-lettered records")
-    dsub = d.add_subparsers(dest="dlq_command", required=True)
+    dsub = _Subparsers(d.add_subparsers(dest="dlq_command", required=True), common)
     dl = dsub.add_parser("list", help="show dead letters of a topic with the reason")
     dl.add_argument("topic", help="the original topic (without .dlq)")
     dl.add_argument("--max", type=int, default=100)
@@ -92,4 +113,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    try:
+        code = run()
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
