@@ -34,8 +34,8 @@ def main() -> int:
             f"--proto_path={well_known}",
             f"--python_out={out}",
             f"--grpc_python_out={out}",
-            f"--mypy_out={out}",
-            f"--mypy_grpc_out={out}",
+            f"--mypy_out=quiet:{out}",
+            f"--mypy_grpc_out=quiet:{out}",
             *protos,
         ]
         if protoc.main(args) != 0:

@@ -40,3 +40,7 @@ class PermissionDeniedError(DomainError):
 
 class ResourceExhaustedError(DomainError):
     """A budget or quota is spent."""
+
+
+class UnavailableError(DomainError):
+    """A dependency (payment provider, another service) did not answer; the call may be retried."""

@@ -19,7 +19,6 @@ from shopstream_catalog import convert
 from shopstream_catalog.cache import ProductCache
 from shopstream_catalog.domain import listing_rules, quality, validation
 from shopstream_catalog.domain.categories import CATEGORIES
-from shopstream_catalog.domain.ids import new_id
 from shopstream_catalog.domain.model import (
     ListingStatus,
     Money,
@@ -45,6 +44,7 @@ from shopstream_platform.errors import (
     PermissionDeniedError,
 )
 from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.ids import new_id
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from shopstream_platform.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
+    UnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ _CODES: list[tuple[type[DomainError], grpc.StatusCode]] = [
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from shopstream_catalog.store.tables import (
     skus,
     stock,
 )
-from shopstream_platform.errors import InvalidArgumentError
+from shopstream_platform.paging import decode_cursor, encode_cursor
 
 # --- sellers --------------------------------------------------------------------------------
 
@@ -281,19 +280,6 @@ class SearchQuery:
     page_token: str
 
 
-def encode_token(product_id: str) -> str:
-    return base64.urlsafe_b64encode(product_id.encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgumentError(
-            "page.page_token", "is not a token from a previous page"
-        ) from None
-
-
 async def search_products(session: AsyncSession, q: SearchQuery) -> tuple[list[str], str]:
     """Ids of ACTIVE products matching the query, newest first, and the next page token."""
     conditions = [products.c.status == int(ListingStatus.ACTIVE)]
@@ -313,7 +299,7 @@ async def search_products(session: AsyncSession, q: SearchQuery) -> tuple[list[s
     if q.in_stock_only:
         conditions.append(products.c.available > 0)
     if q.page_token:
-        conditions.append(products.c.product_id < decode_token(q.page_token))
+        conditions.append(products.c.product_id < decode_cursor(q.page_token))
     query = (
         select(products.c.product_id)
         .where(and_(*conditions))
@@ -321,7 +307,7 @@ async def search_products(session: AsyncSession, q: SearchQuery) -> tuple[list[s
         .limit(q.page_size + 1)
     )
     ids = list((await session.execute(query)).scalars())
-    next_token = encode_token(ids[q.page_size - 1]) if len(ids) > q.page_size else ""
+    next_token = encode_cursor(ids[q.page_size - 1]) if len(ids) > q.page_size else ""
     return ids[: q.page_size], next_token
 
 

@@ -1,0 +1,1 @@
+"""Commerce service: orders, payments, fulfilment, refunds, live shopping, commissions."""

@@ -1,0 +1,1 @@
+"""The gRPC API: shopstream.commerce.v1.CommerceService."""

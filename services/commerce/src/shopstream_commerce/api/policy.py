@@ -1,0 +1,28 @@
+"""Who may call which CommerceService method (ownership is checked in the use cases)."""
+
+from shopstream_platform.grpc.auth import AccessPolicy
+
+ADMIN = ("admin", "service")
+BUYER = ("buyer", *ADMIN)
+SELLER = ("seller", *ADMIN)
+CREATOR = ("creator", *ADMIN)
+
+POLICY = AccessPolicy.of(
+    {
+        "PlaceOrder": BUYER,
+        "GetOrder": ("buyer", "seller", *ADMIN),
+        "ListOrders": ("buyer", "seller", *ADMIN),
+        "PayOrder": BUYER,
+        "CancelOrder": BUYER,
+        "ShipOrder": SELLER,
+        "ConfirmDelivery": BUYER,
+        "RequestRefund": BUYER,
+        "ApproveRefund": SELLER,
+        "StartLiveSession": CREATOR,
+        "PinProduct": CREATOR,
+        "EndLiveSession": CREATOR,
+        "SetCommissionRate": SELLER,
+        "GetCreatorEarnings": CREATOR,
+    },
+    public=["GetLiveSession"],
+)

@@ -1,0 +1,175 @@
+"""CommerceService over gRPC: requests to use cases and results to responses, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shopstream.commerce.v1 import commerce_service_pb2 as pb
+from shopstream.commerce.v1 import commerce_service_pb2_grpc, commissions_pb2
+from shopstream.common.v1 import paging_pb2
+from shopstream_commerce import convert
+from shopstream_commerce.commissions import Commissions
+from shopstream_commerce.domain.records import Attribution
+from shopstream_commerce.live import Live
+from shopstream_commerce.orders import LineRequest, Orders
+from shopstream_platform.errors import InvalidArgumentError
+from shopstream_platform.grpc.auth import current_principal
+
+Context = Any
+
+
+class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
+    def __init__(self, orders: Orders, live: Live, commissions: Commissions) -> None:
+        self._orders = orders
+        self._live = live
+        self._commissions = commissions
+
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: Context
+    ) -> pb.PlaceOrderResponse:
+        lines = [
+            LineRequest(
+                sku_id=line.sku_id,
+                quantity=line.quantity,
+                attribution=Attribution(
+                    creator_id=line.attribution.creator_id,
+                    live_session_id=line.attribution.live_session_id,
+                    video_id=line.attribution.video_id,
+                    ad_click_id=line.attribution.ad_click_id,
+                ),
+            )
+            for line in request.lines
+        ]
+        order = await self._orders.place(
+            current_principal(),
+            request.buyer_id,
+            lines,
+            request.idempotency_key,
+            request.tracking_consent,
+        )
+        return pb.PlaceOrderResponse(order=convert.order_pb(order))
+
+    async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
+        order = await self._orders.get(current_principal(), request.order_id)
+        return pb.GetOrderResponse(
+            order=convert.order_pb(order),
+            rejection_reason=order.rejection_reason,
+            rejected_sku_id=order.rejected_sku_id,
+        )
+
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: Context
+    ) -> pb.ListOrdersResponse:
+        found, token = await self._orders.list(
+            current_principal(),
+            request.buyer_id,
+            request.seller_id,
+            request.page.page_size,
+            request.page.page_token,
+        )
+        return pb.ListOrdersResponse(
+            orders=[convert.order_pb(o) for o in found],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
+        )
+
+    async def PayOrder(self, request: pb.PayOrderRequest, context: Context) -> pb.PayOrderResponse:
+        order, payment_id = await self._orders.pay(
+            current_principal(), request.order_id, request.card_token
+        )
+        return pb.PayOrderResponse(order=convert.order_pb(order), payment_id=payment_id)
+
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: Context
+    ) -> pb.CancelOrderResponse:
+        order = await self._orders.cancel(current_principal(), request.order_id, request.reason)
+        return pb.CancelOrderResponse(order=convert.order_pb(order))
+
+    async def ShipOrder(
+        self, request: pb.ShipOrderRequest, context: Context
+    ) -> pb.ShipOrderResponse:
+        order = await self._orders.ship(
+            current_principal(), request.order_id, request.tracking_number
+        )
+        return pb.ShipOrderResponse(order=convert.order_pb(order))
+
+    async def ConfirmDelivery(
+        self, request: pb.ConfirmDeliveryRequest, context: Context
+    ) -> pb.ConfirmDeliveryResponse:
+        order = await self._orders.confirm_delivery(current_principal(), request.order_id)
+        return pb.ConfirmDeliveryResponse(order=convert.order_pb(order))
+
+    async def RequestRefund(
+        self, request: pb.RequestRefundRequest, context: Context
+    ) -> pb.RequestRefundResponse:
+        wanted: dict[str, int] = {}
+        for line in request.lines:
+            if line.line_id in wanted:
+                raise InvalidArgumentError("lines", f"line {line.line_id!r} is listed twice")
+            wanted[line.line_id] = line.quantity
+        refund = await self._orders.request_refund(
+            current_principal(), request.order_id, wanted, request.reason
+        )
+        return pb.RequestRefundResponse(refund=convert.refund_pb(refund))
+
+    async def ApproveRefund(
+        self, request: pb.ApproveRefundRequest, context: Context
+    ) -> pb.ApproveRefundResponse:
+        refund, order = await self._orders.approve_refund(current_principal(), request.refund_id)
+        return pb.ApproveRefundResponse(
+            refund=convert.refund_pb(refund), order=convert.order_pb(order)
+        )
+
+    async def StartLiveSession(
+        self, request: pb.StartLiveSessionRequest, context: Context
+    ) -> pb.StartLiveSessionResponse:
+        record = await self._live.start(
+            current_principal(), request.creator_id, request.title, list(request.pinned_product_ids)
+        )
+        return pb.StartLiveSessionResponse(session=convert.live_pb(record))
+
+    async def PinProduct(
+        self, request: pb.PinProductRequest, context: Context
+    ) -> pb.PinProductResponse:
+        record = await self._live.pin(
+            current_principal(), request.live_session_id, request.product_id
+        )
+        return pb.PinProductResponse(session=convert.live_pb(record))
+
+    async def EndLiveSession(
+        self, request: pb.EndLiveSessionRequest, context: Context
+    ) -> pb.EndLiveSessionResponse:
+        record = await self._live.end(current_principal(), request.live_session_id)
+        return pb.EndLiveSessionResponse(session=convert.live_pb(record))
+
+    async def GetLiveSession(
+        self, request: pb.GetLiveSessionRequest, context: Context
+    ) -> pb.GetLiveSessionResponse:
+        return pb.GetLiveSessionResponse(
+            session=convert.live_pb(await self._live.get(request.live_session_id))
+        )
+
+    async def SetCommissionRate(
+        self, request: pb.SetCommissionRateRequest, context: Context
+    ) -> pb.SetCommissionRateResponse:
+        rate, previous, starts = await self._commissions.set_rate(
+            current_principal(), request.seller_id, request.product_id, request.rate_bps
+        )
+        return pb.SetCommissionRateResponse(
+            rate_bps=rate, previous_rate_bps=previous, effective_from_unix=int(starts.timestamp())
+        )
+
+    async def GetCreatorEarnings(
+        self, request: pb.GetCreatorEarningsRequest, context: Context
+    ) -> pb.GetCreatorEarningsResponse:
+        balances, currency, entries, token = await self._commissions.earnings(
+            current_principal(), request.creator_id, request.page.page_size, request.page.page_token
+        )
+        pending = balances.get(commissions_pb2.LEDGER_ACCOUNT_PENDING, 0)
+        available = balances.get(commissions_pb2.LEDGER_ACCOUNT_AVAILABLE, 0)
+        return pb.GetCreatorEarningsResponse(
+            balance=convert.money(pending + available, currency),
+            pending=convert.money(pending, currency),
+            available=convert.money(available, currency),
+            entries=[convert.ledger_pb(e) for e in entries],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
+        )

@@ -1,0 +1,239 @@
+"""Affiliate commissions: rates set by sellers, and the creators' append-only ledger.
+
+Accrued (pending) when an attributed order is paid, reversed when its lines are refunded,
+settled (pending → available) once the return window after delivery has passed. A creator's
+balance is by construction the sum of their ledger entries; every entry has a cause key so a
+replayed cause never books twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream.commerce.v1 import commissions_pb2 as cpb
+from shopstream_commerce import convert
+from shopstream_commerce.access import ensure_is
+from shopstream_commerce.domain.commission_rates import current_rate, effective_from
+from shopstream_commerce.domain.money import commission
+from shopstream_commerce.domain.records import LedgerRecord, OrderRecord
+from shopstream_commerce.metrics import CommerceMetrics
+from shopstream_commerce.settings import CommerceSettings
+from shopstream_commerce.store import repository as repo
+from shopstream_platform.db.database import Database
+from shopstream_platform.db.outbox import Outbox
+from shopstream_platform.errors import InvalidArgumentError, NotFoundError
+from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.ids import new_id
+from shopstream_platform.paging import decode_cursor, encode_cursor
+
+COMMISSIONS_TOPIC = "commerce.commissions.v1"
+PENDING, AVAILABLE = cpb.LEDGER_ACCOUNT_PENDING, cpb.LEDGER_ACCOUNT_AVAILABLE
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Commissions:
+    def __init__(
+        self, db: Database, outbox: Outbox, settings: CommerceSettings, metrics: CommerceMetrics
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.settings = settings
+        self.metrics = metrics
+
+    async def set_rate(
+        self, principal: Principal, seller_id: str, product_id: str, rate_bps: int
+    ) -> tuple[int, int, datetime]:
+        if not product_id:
+            raise InvalidArgumentError("product_id", "is required")
+        if not 0 <= rate_bps <= self.settings.max_commission_bps:
+            raise InvalidArgumentError("rate_bps", f"must be 0..{self.settings.max_commission_bps}")
+        ensure_is(principal, "seller", seller_id)
+        now = _now()
+        async with self.db.transaction() as session:
+            owner = await repo.product_seller(session, product_id)
+            if owner is None:
+                raise NotFoundError("product", product_id)
+            ensure_is(principal, "seller", owner)
+            if owner != seller_id:
+                raise InvalidArgumentError(
+                    "seller_id", f"product {product_id} belongs to another seller"
+                )
+            previous = current_rate(
+                await repo.rate_changes(session, product_id),
+                now,
+                self.settings.default_commission_bps,
+            )
+            starts = effective_from(
+                rate_bps, previous, now, timedelta(seconds=self.settings.rate_cut_notice_s)
+            )
+            await repo.add_rate_change(session, seller_id, product_id, rate_bps, now, starts)
+            await self.outbox.add(
+                session,
+                COMMISSIONS_TOPIC,
+                product_id,
+                cpb.CommissionRateSet(
+                    seller_id=seller_id,
+                    product_id=product_id,
+                    rate_bps=rate_bps,
+                    previous_rate_bps=previous,
+                    effective_from=convert.timestamp(starts),
+                ),
+            )
+        return rate_bps, previous, starts
+
+    async def _book(self, session: AsyncSession, entry: LedgerRecord, cause: str) -> None:
+        if await repo.insert_ledger(session, entry, cause):
+            await self.outbox.add(
+                session,
+                COMMISSIONS_TOPIC,
+                entry.creator_id,
+                cpb.LedgerEntryRecorded(entry=convert.ledger_pb(entry)),
+            )
+            self.metrics.commissions.labels(cpb.LedgerEntryKind.Name(entry.kind)).inc()  # type: ignore[arg-type]
+
+    def _entry(
+        self,
+        order: OrderRecord,
+        line_id: str,
+        creator: str,
+        kind: int,
+        account: int,
+        amount: int,
+        bps: int,
+        product: str,
+    ) -> LedgerRecord:
+        return LedgerRecord(
+            entry_id=new_id("led"),
+            creator_id=creator,
+            kind=kind,
+            account=account,
+            amount_minor=amount,
+            currency=order.currency,
+            order_id=order.order_id,
+            line_id=line_id,
+            product_id=product,
+            rate_bps=bps,
+            created_at=_now(),
+        )
+
+    async def accrue(self, session: AsyncSession, order: OrderRecord) -> None:
+        """On payment: commission on every creator-attributed line, into the pending account."""
+        for line in order.lines:
+            creator = line.attribution.creator_id
+            if not creator or line.commission_bps <= 0:
+                continue
+            amount = commission(line.total_minor, line.commission_bps)
+            entry = self._entry(
+                order,
+                line.line_id,
+                creator,
+                cpb.LEDGER_ENTRY_KIND_ACCRUAL,
+                PENDING,
+                amount,
+                line.commission_bps,
+                line.product_id,
+            )
+            await self._book(session, entry, f"accrual:{order.order_id}:{line.line_id}")
+
+    async def reverse(
+        self, session: AsyncSession, order: OrderRecord, refund_id: str, amounts: dict[str, int]
+    ) -> None:
+        """On a refund: take back the commission on the refunded amount of attributed lines."""
+        settled = await self._settled_creators(session, order.order_id)
+        for line in order.lines:
+            creator = line.attribution.creator_id
+            if line.line_id not in amounts or not creator or line.commission_bps <= 0:
+                continue
+            amount = -commission(amounts[line.line_id], line.commission_bps)
+            if amount == 0:
+                continue
+            account = AVAILABLE if creator in settled else PENDING
+            entry = self._entry(
+                order,
+                line.line_id,
+                creator,
+                cpb.LEDGER_ENTRY_KIND_REVERSAL,
+                account,
+                amount,
+                line.commission_bps,
+                line.product_id,
+            )
+            await self._book(session, entry, f"reversal:{refund_id}:{line.line_id}")
+
+    async def _settled_creators(self, session: AsyncSession, order_id: str) -> set[str]:
+        return {
+            e.creator_id
+            for e in await repo.ledger_for_order(session, order_id)
+            if e.kind == cpb.LEDGER_ENTRY_KIND_SETTLEMENT_IN
+        }
+
+    async def settle_due(self) -> int:
+        """Move pending commission of orders past their return window to available."""
+        before = _now() - timedelta(seconds=self.settings.return_window_s)
+        async with self.db.read() as session:
+            due = await repo.settle_candidates(session, before)
+        for order_id in due:
+            async with self.db.transaction() as session:
+                if not await repo.mark_settled(session, order_id):
+                    continue
+                order = (await repo.load_orders(session, [order_id]))[order_id]
+                pending: dict[str, int] = defaultdict(int)
+                for entry in await repo.ledger_for_order(session, order_id):
+                    if entry.account == PENDING:
+                        pending[entry.creator_id] += entry.amount_minor
+                for creator, amount in sorted(pending.items()):
+                    if amount == 0:
+                        continue
+                    out = self._entry(
+                        order,
+                        "",
+                        creator,
+                        cpb.LEDGER_ENTRY_KIND_SETTLEMENT_OUT,
+                        PENDING,
+                        -amount,
+                        0,
+                        "",
+                    )
+                    into = self._entry(
+                        order,
+                        "",
+                        creator,
+                        cpb.LEDGER_ENTRY_KIND_SETTLEMENT_IN,
+                        AVAILABLE,
+                        amount,
+                        0,
+                        "",
+                    )
+                    await self._book(session, out, f"settle-out:{order_id}:{creator}")
+                    await self._book(session, into, f"settle-in:{order_id}:{creator}")
+        return len(due)
+
+    async def earnings(
+        self, principal: Principal, creator_id: str, size: int, token: str
+    ) -> tuple[dict[int, int], str, list[LedgerRecord], str]:
+        """(balance per account, currency, entries newest first, next page token)."""
+        if not creator_id:
+            raise InvalidArgumentError("creator_id", "is required")
+        ensure_is(principal, "creator", creator_id)
+        if size < 0:
+            raise InvalidArgumentError("page.page_size", "must not be negative")
+        size = min(size or self.settings.list_default_page_size, self.settings.list_max_page_size)
+        async with self.db.read() as session:
+            sums = await repo.balances(session, creator_id)
+            entries = await repo.ledger_page(session, creator_id, decode_cursor(token), size + 1)
+        currencies = {currency for _, currency in sums}
+        if len(currencies) > 1:
+            # One currency per creator today; several would need a balance per currency in the API.
+            raise InvalidArgumentError(
+                "creator_id", "earnings in several currencies are not supported yet"
+            )
+        currency = next(iter(currencies), "")
+        by_account = {account: total for (account, _), total in sums.items()}
+        next_token = encode_cursor(entries[size - 1].entry_id) if len(entries) > size else ""
+        return by_account, currency, entries[:size], next_token

@@ -1,0 +1,109 @@
+"""Records ↔ protobuf messages for the gRPC API and the published events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shopstream.commerce.v1 import commerce_service_pb2, commissions_pb2, live_pb2, order_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream_commerce.domain.money import gpm
+from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
+
+
+def timestamp(t: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(t)
+    return ts
+
+
+def money(amount_minor: int, currency: str) -> money_pb2.Money:
+    return money_pb2.Money(amount_minor=amount_minor, currency=currency)
+
+
+def order_pb(o: OrderRecord) -> order_pb2.Order:
+    message = order_pb2.Order(
+        order_id=o.order_id,
+        buyer_id=o.buyer_id,
+        state=int(o.state),  # type: ignore[arg-type]
+        total=money(o.total_minor, o.currency),
+        placed_at=timestamp(o.placed_at),
+        updated_at=timestamp(o.updated_at),
+        tracking_consent=o.tracking_consent,
+        version=o.version,
+    )
+    for line in o.lines:
+        a = line.attribution
+        message.lines.add(
+            line_id=line.line_id,
+            sku_id=line.sku_id,
+            product_id=line.product_id,
+            seller_id=line.seller_id,
+            quantity=line.quantity,
+            unit_price=money(line.unit_price_minor, line.currency),
+            line_total=money(line.total_minor, line.currency),
+            attribution=order_pb2.AttributionContext(
+                creator_id=a.creator_id,
+                live_session_id=a.live_session_id,
+                video_id=a.video_id,
+                ad_click_id=a.ad_click_id,
+            ),
+            refunded_quantity=line.refunded_quantity,
+        )
+    return message
+
+
+def refund_pb(r: RefundRecord) -> commerce_service_pb2.Refund:
+    return commerce_service_pb2.Refund(
+        refund_id=r.refund_id,
+        order_id=r.order_id,
+        state=r.state,  # type: ignore[arg-type]
+        lines=[
+            commerce_service_pb2.RefundLineRequest(line_id=k, quantity=v)
+            for k, v in sorted(r.lines.items())
+        ],
+        amount=money(r.amount_minor, r.currency),
+        reason=r.reason,
+    )
+
+
+def live_stats_pb(s: LiveRecord) -> live_pb2.LiveStats:
+    return live_pb2.LiveStats(
+        current_viewers=s.current_viewers,
+        peak_viewers=s.peak_viewers,
+        total_views=s.total_views,
+        orders=s.orders,
+        gmv=money(s.gmv_minor, s.currency),
+        gpm_minor=gpm(s.gmv_minor, s.total_views),
+    )
+
+
+def live_pb(s: LiveRecord) -> live_pb2.LiveSession:
+    message = live_pb2.LiveSession(
+        live_session_id=s.live_session_id,
+        creator_id=s.creator_id,
+        title=s.title,
+        state=s.state,  # type: ignore[arg-type]
+        pinned_product_ids=s.pinned,
+        stats=live_stats_pb(s),
+        started_at=timestamp(s.started_at),
+    )
+    if s.ended_at is not None:
+        message.ended_at.CopyFrom(timestamp(s.ended_at))
+    return message
+
+
+def ledger_pb(e: LedgerRecord) -> commissions_pb2.LedgerEntry:
+    return commissions_pb2.LedgerEntry(
+        entry_id=e.entry_id,
+        creator_id=e.creator_id,
+        kind=e.kind,  # type: ignore[arg-type]
+        account=e.account,  # type: ignore[arg-type]
+        amount=money(e.amount_minor, e.currency),
+        order_id=e.order_id,
+        line_id=e.line_id,
+        product_id=e.product_id,
+        rate_bps=e.rate_bps,
+        created_at=timestamp(e.created_at),
+    )

@@ -1,0 +1,1 @@
+"""Commerce domain: the order state machine and money rules, pure and without I/O."""

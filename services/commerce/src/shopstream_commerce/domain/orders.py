@@ -1,0 +1,65 @@
+"""The order saga's states and the transitions each action may make."""
+
+from __future__ import annotations
+
+import enum
+
+from shopstream_platform.errors import FailedPreconditionError
+
+
+class OrderState(enum.IntEnum):
+    """Numbers equal shopstream.commerce.v1.OrderState."""
+
+    PLACED = 1
+    RESERVED = 2
+    REJECTED = 3
+    PAID = 4
+    SHIPPED = 5
+    DELIVERED = 6
+    CANCELLED = 7
+    EXPIRED = 8
+    REFUNDED = 9
+    PARTIALLY_REFUNDED = 10
+
+
+S = OrderState
+
+# action → states it may start from → the state it leads to (None: computed by the action)
+TRANSITIONS: dict[str, tuple[frozenset[OrderState], OrderState | None]] = {
+    "reserve": (frozenset({S.PLACED}), S.RESERVED),
+    "reject": (frozenset({S.PLACED}), S.REJECTED),
+    "pay": (frozenset({S.RESERVED}), S.PAID),
+    "cancel": (frozenset({S.PLACED, S.RESERVED}), S.CANCELLED),
+    "expire": (frozenset({S.RESERVED}), S.EXPIRED),
+    "ship": (frozenset({S.PAID, S.PARTIALLY_REFUNDED}), S.SHIPPED),
+    "deliver": (frozenset({S.SHIPPED}), S.DELIVERED),
+    "request_refund": (
+        frozenset({S.PAID, S.SHIPPED, S.DELIVERED, S.PARTIALLY_REFUNDED}),
+        None,
+    ),
+    "refund": (frozenset({S.PAID, S.SHIPPED, S.DELIVERED, S.PARTIALLY_REFUNDED}), None),
+}
+
+
+def transition(action: str, current: OrderState, order_id: str) -> OrderState | None:
+    """The state `action` leads to from `current`; FAILED_PRECONDITION when not allowed."""
+    allowed, target = TRANSITIONS[action]
+    if current not in allowed:
+        names = ", ".join(sorted(s.name for s in allowed))
+        raise FailedPreconditionError(
+            f"cannot {action.replace('_', ' ')} order {order_id} in state {current.name} (needs {names})"
+        )
+    return target
+
+
+def can(action: str, current: OrderState) -> bool:
+    return current in TRANSITIONS[action][0]
+
+
+def refund_state(quantities: list[int], refunded: list[int]) -> OrderState:
+    """REFUNDED once every unit is refunded, else PARTIALLY_REFUNDED."""
+    return (
+        S.REFUNDED
+        if all(r >= q for q, r in zip(quantities, refunded, strict=True))
+        else S.PARTIALLY_REFUNDED
+    )

@@ -1,0 +1,148 @@
+"""Live shopping: sessions with pinned products and stats (viewers, orders, GMV, GPM) kept current."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream.commerce.v1 import live_pb2
+from shopstream.social.v1 import live_pb2 as social
+from shopstream_commerce import convert
+from shopstream_commerce.access import ensure_is
+from shopstream_commerce.domain.records import LiveRecord, OrderRecord
+from shopstream_commerce.metrics import CommerceMetrics
+from shopstream_commerce.store import repository as repo
+from shopstream_platform.db.database import Database
+from shopstream_platform.db.outbox import Outbox
+from shopstream_platform.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.ids import new_id
+from shopstream_platform.kafka.events import Event, InvalidEventError
+
+LIVE_TOPIC = "commerce.live.v1"
+LIVE, ENDED = live_pb2.LIVE_SESSION_STATE_LIVE, live_pb2.LIVE_SESSION_STATE_ENDED
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Live:
+    def __init__(self, db: Database, outbox: Outbox, metrics: CommerceMetrics) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.metrics = metrics
+
+    async def start(
+        self, principal: Principal, creator_id: str, title: str, pinned: list[str]
+    ) -> LiveRecord:
+        if not creator_id:
+            raise InvalidArgumentError("creator_id", "is required")
+        if not title.strip() or len(title) > 200:
+            raise InvalidArgumentError("title", "is required (at most 200 characters)")
+        ensure_is(principal, "creator", creator_id)
+        now = _now()
+        record = LiveRecord(
+            new_id("live"), creator_id, title.strip(), LIVE, now, None, 0, 0, 0, 0, 0, ""
+        )
+        async with self.db.transaction() as session:
+            await repo.insert_live(session, record)
+            for product_id in dict.fromkeys(pinned):
+                await repo.pin(session, record.live_session_id, product_id, now)
+            started = await self._load(session, record.live_session_id)
+            await self.outbox.add(
+                session,
+                LIVE_TOPIC,
+                started.live_session_id,
+                live_pb2.LiveSessionStarted(session=convert.live_pb(started)),
+            )
+        return started
+
+    async def _load(self, session: AsyncSession, live_session_id: str) -> LiveRecord:
+        if not live_session_id:
+            raise InvalidArgumentError("live_session_id", "is required")
+        record = await repo.load_live(session, live_session_id)
+        if record is None:
+            raise NotFoundError("live session", live_session_id)
+        return record
+
+    async def pin(self, principal: Principal, live_session_id: str, product_id: str) -> LiveRecord:
+        if not product_id:
+            raise InvalidArgumentError("product_id", "is required")
+        async with self.db.transaction() as session:
+            record = await self._load(session, live_session_id)
+            ensure_is(principal, "creator", record.creator_id)
+            if record.state != LIVE:
+                raise FailedPreconditionError(f"live session {live_session_id} has ended")
+            now = _now()
+            if await repo.pin(session, live_session_id, product_id, now):
+                await self.outbox.add(
+                    session,
+                    LIVE_TOPIC,
+                    live_session_id,
+                    live_pb2.ProductPinned(
+                        live_session_id=live_session_id,
+                        product_id=product_id,
+                        pinned_at=convert.timestamp(now),
+                    ),
+                )
+            return await self._load(session, live_session_id)
+
+    async def end(self, principal: Principal, live_session_id: str) -> LiveRecord:
+        async with self.db.transaction() as session:
+            record = await self._load(session, live_session_id)
+            ensure_is(principal, "creator", record.creator_id)
+            if not await repo.end_live(session, live_session_id, _now(), ENDED, LIVE):
+                raise FailedPreconditionError(f"live session {live_session_id} has already ended")
+            ended = await self._load(session, live_session_id)
+            await self.outbox.add(
+                session,
+                LIVE_TOPIC,
+                live_session_id,
+                live_pb2.LiveSessionEnded(session=convert.live_pb(ended)),
+            )
+        return ended
+
+    async def get(self, live_session_id: str) -> LiveRecord:
+        async with self.db.read() as session:
+            return await self._load(session, live_session_id)
+
+    async def _stats_event(self, session: AsyncSession, live_session_id: str) -> None:
+        record = await self._load(session, live_session_id)
+        await self.outbox.add(
+            session,
+            LIVE_TOPIC,
+            live_session_id,
+            live_pb2.LiveStatsUpdated(
+                live_session_id=live_session_id,
+                creator_id=record.creator_id,
+                stats=convert.live_stats_pb(record),
+                at=convert.timestamp(_now()),
+            ),
+        )
+
+    async def add_sale(self, session: AsyncSession, order: OrderRecord) -> None:
+        """A paid order counts once per live session its lines name, with those lines' value."""
+        per_session: dict[str, int] = defaultdict(int)
+        for line in order.lines:
+            if line.attribution.live_session_id:
+                per_session[line.attribution.live_session_id] += line.total_minor
+        for live_session_id, amount in sorted(per_session.items()):
+            if await repo.add_live_sale(session, live_session_id, amount, order.currency):
+                await self._stats_event(session, live_session_id)
+                self.metrics.live_gmv.labels(order.currency).inc(amount)
+
+    async def on_view_stats(self, event: Event[Message], session: AsyncSession) -> None:
+        stats = event.message
+        assert isinstance(stats, social.LiveViewStats)
+        if not stats.live_session_id:
+            raise InvalidEventError("live_session_id is empty")
+        if stats.current_viewers < 0 or stats.total_views < 0:
+            raise InvalidEventError("viewer counts must not be negative")
+        if await repo.set_live_views(
+            session, stats.live_session_id, stats.current_viewers, stats.total_views
+        ):
+            await self._stats_event(session, stats.live_session_id)

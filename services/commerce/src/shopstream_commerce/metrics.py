@@ -1,0 +1,59 @@
+"""Commerce's own metrics, registered beside the platform's on the service registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shopstream_platform.metrics import LATENCY_BUCKETS, NAMESPACE
+
+
+class CommerceMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, namespace=NAMESPACE, registry=registry)
+
+        self.orders = counter(
+            "commerce_orders_total", "Order state transitions, by the state entered", ["state"]
+        )
+        self.gmv = counter(
+            "commerce_gmv_minor_total", "Paid order value in minor units, by currency", ["currency"]
+        )
+        self.refunded = counter(
+            "commerce_refunded_minor_total",
+            "Refunded value in minor units, by currency",
+            ["currency"],
+        )
+        self.refunds = counter("commerce_refunds_total", "Refunds approved", [])
+        self.payments = counter(
+            "commerce_payments_total", "Payment attempts, by outcome", ["status"]
+        )
+        self.live_gmv = counter(
+            "commerce_live_gmv_minor_total",
+            "Paid value attributed to live sessions, by currency",
+            ["currency"],
+        )
+        self.commissions = counter(
+            "commerce_commission_entries_total", "Commission ledger entries, by kind", ["kind"]
+        )
+        self.saga_step = Histogram(
+            "commerce_saga_step_seconds",
+            "Time between saga steps (placed→reserved/rejected, reserved→paid, paid→shipped)",
+            ["step"],
+            namespace=NAMESPACE,
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.orders_by_state = Gauge(
+            "commerce_orders",
+            "Orders by current state",
+            ["state"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.live_sessions = Gauge(
+            "commerce_live_sessions",
+            "Live sessions currently live",
+            [],
+            namespace=NAMESPACE,
+            registry=registry,
+        )

@@ -1,0 +1,555 @@
+"""Order use cases: placing, the saga with catalog, paying, shipping, delivery, cancel, expiry, refunds.
+
+Every state change goes through `_apply`: the domain allows it, the row is written under an
+optimistic version check, the event goes to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream.catalog.v1 import events_pb2 as catalog_events
+from shopstream.commerce.v1 import commerce_service_pb2 as pb
+from shopstream.commerce.v1 import order_events_pb2 as ev
+from shopstream.commerce.v1 import payment_events_pb2
+from shopstream_commerce import convert
+from shopstream_commerce.access import ensure_can_see, ensure_is
+from shopstream_commerce.commissions import Commissions
+from shopstream_commerce.domain import orders as saga
+from shopstream_commerce.domain.commission_rates import rate_for
+from shopstream_commerce.domain.money import prorated
+from shopstream_commerce.domain.orders import OrderState
+from shopstream_commerce.domain.records import Attribution, Line, OrderRecord, RefundRecord
+from shopstream_commerce.live import Live
+from shopstream_commerce.metrics import CommerceMetrics
+from shopstream_commerce.payments.provider import PaymentProvider, PaymentResult, PaymentStatus
+from shopstream_commerce.settings import CommerceSettings
+from shopstream_commerce.store import repository as repo
+from shopstream_platform.db.database import Database
+from shopstream_platform.db.outbox import Outbox
+from shopstream_platform.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
+from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.ids import new_id
+from shopstream_platform.kafka.events import Event, InvalidEventError
+from shopstream_platform.paging import decode_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
+
+ORDERS_TOPIC = "commerce.orders.v1"
+PAYMENTS_TOPIC = "commerce.payments.v1"
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    sku_id: str
+    quantity: int
+    attribution: Attribution
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Orders:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        settings: CommerceSettings,
+        metrics: CommerceMetrics,
+        provider: PaymentProvider,
+        commissions: Commissions,
+        live: Live,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.settings = settings
+        self.metrics = metrics
+        self.provider = provider
+        self.commissions = commissions
+        self.live = live
+
+    # --- placing --------------------------------------------------------------------------
+
+    async def place(
+        self, principal: Principal, buyer_id: str, lines: list[LineRequest], key: str, consent: bool
+    ) -> OrderRecord:
+        if not buyer_id:
+            raise InvalidArgumentError("buyer_id", "is required")
+        ensure_is(principal, "buyer", buyer_id)
+        if not key or len(key) > 128:
+            raise InvalidArgumentError("idempotency_key", "is required (1-128 characters)")
+        if not lines:
+            raise InvalidArgumentError("lines", "at least one line is required")
+        if len(lines) > self.settings.max_lines_per_order:
+            raise InvalidArgumentError(
+                "lines", f"at most {self.settings.max_lines_per_order} lines"
+            )
+        for i, line in enumerate(lines):
+            if not line.sku_id:
+                raise InvalidArgumentError(f"lines[{i}].sku_id", "is required")
+            if not 1 <= line.quantity <= self.settings.max_quantity_per_line:
+                raise InvalidArgumentError(
+                    f"lines[{i}].quantity", f"must be 1..{self.settings.max_quantity_per_line}"
+                )
+        try:
+            async with self.db.transaction() as session:
+                existing = await repo.order_id_for_key(session, buyer_id, key)
+                if existing is not None:
+                    return (await repo.load_orders(session, [existing]))[existing]
+                order = await self._new_order(session, buyer_id, lines, consent)
+                await repo.insert_order(session, order, key)
+                await self.outbox.add(
+                    session,
+                    ORDERS_TOPIC,
+                    order.order_id,
+                    ev.OrderPlaced(order=convert.order_pb(order)),
+                )
+        except IntegrityError:
+            # The same key raced in from a concurrent call: that call's order is the answer.
+            async with self.db.read() as session:
+                existing = await repo.order_id_for_key(session, buyer_id, key)
+                if existing is None:
+                    raise
+                return (await repo.load_orders(session, [existing]))[existing]
+        self.metrics.orders.labels(OrderState.PLACED.name).inc()
+        return order
+
+    async def _new_order(
+        self, session: AsyncSession, buyer_id: str, requested: list[LineRequest], consent: bool
+    ) -> OrderRecord:
+        known = await repo.skus(session, [line.sku_id for line in requested])
+        now = _now()
+        order_id = new_id("ord")
+        lines: list[Line] = []
+        for i, request in enumerate(requested):
+            sku = known.get(request.sku_id)
+            if sku is None:
+                raise InvalidArgumentError(f"lines[{i}].sku_id", f"unknown SKU {request.sku_id!r}")
+            bps = 0
+            if request.attribution.creator_id:
+                changes = await repo.rate_changes(session, sku.product_id)
+                bps = rate_for(changes, now, self.settings.default_commission_bps)
+            lines.append(
+                Line(
+                    line_id=f"{order_id}-{i + 1}",
+                    sku_id=sku.sku_id,
+                    product_id=sku.product_id,
+                    seller_id=sku.seller_id,
+                    quantity=request.quantity,
+                    unit_price_minor=sku.price_minor,
+                    currency=sku.currency,
+                    attribution=request.attribution,
+                    commission_bps=bps,
+                )
+            )
+        sellers = {line.seller_id for line in lines}
+        if len(sellers) > 1:
+            raise InvalidArgumentError(
+                "lines", "lines from several sellers: place one order per seller"
+            )
+        currencies = {line.currency for line in lines}
+        if len(currencies) > 1:
+            raise InvalidArgumentError("lines", "lines in several currencies")
+        return OrderRecord(
+            order_id=order_id,
+            buyer_id=buyer_id,
+            seller_id=lines[0].seller_id,
+            state=OrderState.PLACED,
+            lines=lines,
+            total_minor=sum(line.total_minor for line in lines),
+            currency=lines[0].currency,
+            tracking_consent=consent,
+            placed_at=now,
+            updated_at=now,
+            version=1,
+        )
+
+    # --- the saga step by step ------------------------------------------------------------
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        order: OrderRecord,
+        action: str,
+        event: Callable[[OrderRecord], Message],
+        *,
+        state: OrderState | None = None,
+        **changes: Any,
+    ) -> OrderRecord:
+        target = saga.transition(action, order.state, order.order_id) or state
+        assert target is not None
+        updated = replace(
+            order, state=target, version=order.version + 1, updated_at=_now(), **changes
+        )
+        if not await repo.update_order(session, updated, order.version):
+            raise FailedPreconditionError(f"order {order.order_id} changed concurrently; retry")
+        await self.outbox.add(session, ORDERS_TOPIC, order.order_id, event(updated))
+        self.metrics.orders.labels(target.name).inc()
+        return updated
+
+    async def _load(self, session: AsyncSession, order_id: str) -> OrderRecord:
+        if not order_id:
+            raise InvalidArgumentError("order_id", "is required")
+        order = (await repo.load_orders(session, [order_id], for_update=not self.db.is_sqlite)).get(
+            order_id
+        )
+        if order is None:
+            raise NotFoundError("order", order_id)
+        return order
+
+    async def on_stock_answer(self, event: Event[Message], session: AsyncSession) -> None:
+        """catalog.stock.v1: the reservation's outcome moves a PLACED order on."""
+        message = event.message
+        order_id: str = message.order_id  # type: ignore[attr-defined]
+        if not order_id:
+            raise InvalidEventError("order_id is empty")
+        order = (await repo.load_orders(session, [order_id])).get(order_id)
+        if order is None:
+            raise InvalidEventError(f"stock answer for unknown order {order_id}")
+        if isinstance(message, catalog_events.StockReserved):
+            if not saga.can("reserve", order.state):
+                # Cancelled meanwhile: catalog releases on our OrderCancelled; nothing to do here.
+                return
+            expires = _now() + timedelta(seconds=self.settings.payment_window_s)
+            await self._apply(
+                session,
+                order,
+                "reserve",
+                lambda o: ev.OrderReserved(order=convert.order_pb(o)),
+                expires_at=expires,
+            )
+            self.metrics.saga_step.labels("placed_to_reserved").observe(
+                (_now() - order.placed_at).total_seconds()
+            )
+        elif isinstance(message, catalog_events.StockReservationRejected):
+            if not saga.can("reject", order.state):
+                return
+            reason = message.message or catalog_events.RejectionReason.Name(message.reason)
+            await self._apply(
+                session,
+                order,
+                "reject",
+                lambda o: ev.OrderRejected(
+                    order=convert.order_pb(o), reason=reason, sku_id=message.sku_id
+                ),
+                rejection_reason=reason,
+                rejected_sku_id=message.sku_id,
+            )
+            self.metrics.saga_step.labels("placed_to_rejected").observe(
+                (_now() - order.placed_at).total_seconds()
+            )
+
+    async def pay(
+        self, principal: Principal, order_id: str, card_token: str
+    ) -> tuple[OrderRecord, str]:
+        if not card_token:
+            raise InvalidArgumentError("card_token", "is required")
+        async with self.db.read() as session:
+            order = await self._load(session, order_id)
+        ensure_is(principal, "buyer", order.buyer_id)
+        saga.transition("pay", order.state, order_id)
+        if order.expires_at is not None and order.expires_at <= _now():
+            raise FailedPreconditionError(f"order {order_id} payment window has closed")
+        # The provider is called outside any transaction: no lock is held while it thinks.
+        try:
+            result = await asyncio.wait_for(
+                self.provider.charge(
+                    amount_minor=order.total_minor,
+                    currency=order.currency,
+                    card_token=card_token,
+                    idempotency_key=f"{order_id}:{card_token}",
+                ),
+                self.settings.payment_timeout_s,
+            )
+        except TimeoutError:
+            result = PaymentResult(
+                PaymentStatus.TIMED_OUT,
+                f"pay_timeout_{new_id('t')}",
+                "provider did not answer in time",
+            )
+        now = _now()
+        paid: OrderRecord | None = None
+        async with self.db.transaction() as session:
+            current = await self._load(session, order_id)
+            await repo.record_payment(
+                session,
+                attempt_id=new_id("att"),
+                payment_id=result.payment_id,
+                order_id=order_id,
+                status=int(result.status),
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                message=result.message,
+                at=now,
+            )
+            attempt = payment_events_pb2.PaymentAttempted(
+                payment_id=result.payment_id,
+                order_id=order_id,
+                buyer_id=order.buyer_id,
+                amount=convert.money(order.total_minor, order.currency),
+                status=int(result.status),  # type: ignore[arg-type]
+                message=result.message,
+                provider=self.provider.name,
+                at=convert.timestamp(now),
+            )
+            await self.outbox.add(session, PAYMENTS_TOPIC, order_id, attempt)
+            self.metrics.payments.labels(result.status.name).inc()
+            if result.status == PaymentStatus.SUCCEEDED:
+                if not saga.can("pay", current.state):
+                    # Charged, but the order expired or was cancelled in the meantime.
+                    log.error(
+                        "charge for an order no longer payable; refund at provider",
+                        extra={"order_id": order_id},
+                    )
+                    raise FailedPreconditionError(
+                        f"order {order_id} is {current.state.name}; the charge will be refunded"
+                    )
+                paid = await self._apply(
+                    session,
+                    current,
+                    "pay",
+                    lambda o: ev.OrderPaid(
+                        order=convert.order_pb(o),
+                        payment_id=result.payment_id,
+                        paid_at=convert.timestamp(now),
+                    ),
+                    payment_id=result.payment_id,
+                    expires_at=None,
+                    ship_by=now + timedelta(seconds=self.settings.ship_within_s),
+                )
+                await repo.set_paid_at(session, order_id, now)
+                await self.commissions.accrue(session, paid)
+                await self.live.add_sale(session, paid)
+                self.metrics.gmv.labels(paid.currency).inc(paid.total_minor)
+                self.metrics.saga_step.labels("reserved_to_paid").observe(
+                    (now - order.placed_at).total_seconds()
+                )
+        if result.status == PaymentStatus.DECLINED:
+            raise FailedPreconditionError(f"payment declined: {result.message}")
+        if result.status == PaymentStatus.TIMED_OUT or paid is None:
+            raise UnavailableError(
+                "payment provider did not answer in time; the order is still unpaid"
+            )
+        return paid, result.payment_id
+
+    async def cancel(self, principal: Principal, order_id: str, reason: str) -> OrderRecord:
+        async with self.db.transaction() as session:
+            order = await self._load(session, order_id)
+            ensure_is(principal, "buyer", order.buyer_id)
+            previous = order.state
+            return await self._apply(
+                session,
+                order,
+                "cancel",
+                lambda o: ev.OrderCancelled(
+                    order=convert.order_pb(o),
+                    reason=reason or "cancelled by buyer",
+                    previous_state=int(previous),  # type: ignore[arg-type]
+                ),
+                expires_at=None,
+            )
+
+    async def expire_due(self) -> int:
+        """Expire unpaid reservations whose window closed; catalog releases their stock."""
+        async with self.db.read() as session:
+            due = await repo.expired_orders(session, _now())
+        expired = 0
+        for order_id in due:
+            async with self.db.transaction() as session:
+                order = await self._load(session, order_id)
+                if (
+                    order.state != OrderState.RESERVED
+                    or order.expires_at is None
+                    or order.expires_at > _now()
+                ):
+                    continue
+                await self._apply(
+                    session,
+                    order,
+                    "expire",
+                    lambda o: ev.OrderExpired(order=convert.order_pb(o)),
+                    expires_at=None,
+                )
+                expired += 1
+        return expired
+
+    async def ship(self, principal: Principal, order_id: str, tracking: str) -> OrderRecord:
+        if not tracking:
+            raise InvalidArgumentError("tracking_number", "is required")
+        async with self.db.transaction() as session:
+            order = await self._load(session, order_id)
+            ensure_is(principal, "seller", order.seller_id)
+            now = _now()
+            shipped = await self._apply(
+                session,
+                order,
+                "ship",
+                lambda o: ev.OrderShipped(
+                    order=convert.order_pb(o),
+                    tracking_number=tracking,
+                    shipped_at=convert.timestamp(now),
+                    ship_by=convert.timestamp(o.ship_by or now),
+                ),
+                tracking_number=tracking,
+                shipped_at=now,
+            )
+        return shipped
+
+    async def confirm_delivery(self, principal: Principal, order_id: str) -> OrderRecord:
+        async with self.db.transaction() as session:
+            order = await self._load(session, order_id)
+            ensure_is(principal, "buyer", order.buyer_id)
+            now = _now()
+            return await self._apply(
+                session,
+                order,
+                "deliver",
+                lambda o: ev.OrderDelivered(
+                    order=convert.order_pb(o), delivered_at=convert.timestamp(now)
+                ),
+                delivered_at=now,
+            )
+
+    # --- refunds --------------------------------------------------------------------------
+
+    async def request_refund(
+        self, principal: Principal, order_id: str, wanted: dict[str, int], reason: str
+    ) -> RefundRecord:
+        if not reason.strip():
+            raise InvalidArgumentError("reason", "is required")
+        async with self.db.transaction() as session:
+            order = await self._load(session, order_id)
+            ensure_is(principal, "buyer", order.buyer_id)
+            saga.transition("request_refund", order.state, order_id)
+            pending = await repo.requested_quantities(session, order_id, pb.REFUND_STATE_REQUESTED)
+            lines = {line.line_id: line for line in order.lines}
+            open_units = {
+                line_id: line.quantity - line.refunded_quantity - pending.get(line_id, 0)
+                for line_id, line in lines.items()
+            }
+            if not wanted:
+                wanted = {line_id: units for line_id, units in open_units.items() if units > 0}
+                if not wanted:
+                    raise FailedPreconditionError(f"nothing left to refund on order {order_id}")
+            amounts: dict[str, int] = {}
+            for line_id, quantity in wanted.items():
+                if line_id not in lines:
+                    raise InvalidArgumentError(
+                        "lines.line_id", f"line {line_id!r} is not part of {order_id}"
+                    )
+                if not 1 <= quantity <= open_units[line_id]:
+                    raise InvalidArgumentError(
+                        f"lines[{line_id}].quantity",
+                        f"must be 1..{open_units[line_id]} (units not yet refunded)",
+                    )
+                line = lines[line_id]
+                amounts[line_id] = prorated(line.total_minor, quantity, line.quantity)
+            refund = RefundRecord(
+                refund_id=new_id("rfd"),
+                order_id=order_id,
+                state=pb.REFUND_STATE_REQUESTED,
+                lines=dict(wanted),
+                amount_minor=sum(amounts.values()),
+                currency=order.currency,
+                reason=reason.strip(),
+            )
+            await repo.insert_refund(session, refund, _now(), amounts)
+        return refund
+
+    async def approve_refund(
+        self, principal: Principal, refund_id: str
+    ) -> tuple[RefundRecord, OrderRecord]:
+        if not refund_id:
+            raise InvalidArgumentError("refund_id", "is required")
+        async with self.db.transaction() as session:
+            refund = await repo.load_refund(session, refund_id)
+            if refund is None:
+                raise NotFoundError("refund", refund_id)
+            order = await self._load(session, refund.order_id)
+            if not principal.is_admin and not (
+                principal.role == "seller" and principal.id == order.seller_id
+            ):
+                raise PermissionDeniedError(f"only the order's seller approves refund {refund_id}")
+            if not await repo.approve_refund(
+                session, refund_id, _now(), pb.REFUND_STATE_APPROVED, pb.REFUND_STATE_REQUESTED
+            ):
+                raise FailedPreconditionError(f"refund {refund_id} is already approved")
+            for line_id, quantity in refund.lines.items():
+                await repo.add_refunded(session, order.order_id, line_id, quantity)
+            refreshed = await self._load(session, order.order_id)
+            state = saga.refund_state(
+                [line.quantity for line in refreshed.lines],
+                [line.refunded_quantity for line in refreshed.lines],
+            )
+            amounts = await repo.refund_line_amounts(session, refund_id)
+            by_line = {line.line_id: line for line in refreshed.lines}
+
+            def refunded_event(o: OrderRecord) -> Message:
+                message = ev.OrderRefunded(
+                    order=convert.order_pb(o),
+                    refund_id=refund_id,
+                    amount=convert.money(refund.amount_minor, refund.currency),
+                    reason=refund.reason,
+                )
+                for line_id, quantity in sorted(refund.lines.items()):
+                    line = by_line[line_id]
+                    message.lines.add(
+                        line_id=line_id,
+                        sku_id=line.sku_id,
+                        product_id=line.product_id,
+                        seller_id=line.seller_id,
+                        quantity=quantity,
+                        amount=convert.money(amounts[line_id], refund.currency),
+                    )
+                return message
+
+            updated = await self._apply(session, refreshed, "refund", refunded_event, state=state)
+            await self.commissions.reverse(session, updated, refund_id, amounts)
+        self.metrics.refunds.inc()
+        self.metrics.refunded.labels(refund.currency).inc(refund.amount_minor)
+        return replace(refund, state=pb.REFUND_STATE_APPROVED), updated
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, order_id: str) -> OrderRecord:
+        async with self.db.read() as session:
+            order = await self._load(session, order_id)
+        ensure_can_see(principal, order)
+        return order
+
+    async def list(
+        self, principal: Principal, buyer_id: str, seller_id: str, size: int, token: str
+    ) -> tuple[list[OrderRecord], str]:
+        if bool(buyer_id) == bool(seller_id):
+            raise InvalidArgumentError("buyer_id", "give exactly one of buyer_id or seller_id")
+        if buyer_id:
+            ensure_is(principal, "buyer", buyer_id)
+        else:
+            ensure_is(principal, "seller", seller_id)
+        if size < 0:
+            raise InvalidArgumentError("page.page_size", "must not be negative")
+        size = min(size or self.settings.list_default_page_size, self.settings.list_max_page_size)
+        after = decode_cursor(token)
+        async with self.db.read() as session:
+            ids = await repo.list_orders(
+                session, buyer_id=buyer_id, seller_id=seller_id, after=after, limit=size + 1
+            )
+            found = await repo.load_orders(session, ids[:size])
+        next_token = encode_cursor(ids[size - 1]) if len(ids) > size else ""
+        return [found[i] for i in ids[:size]], next_token

@@ -1,0 +1,33 @@
+"""Commerce settings: env prefix SHOPSTREAM_COMMERCE_."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shopstream_platform.settings import ServiceSettings
+
+
+class CommerceSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_COMMERCE_", env_nested_delimiter="__")
+
+    service_name: str = "commerce"
+    database_url: str = "sqlite+aiosqlite:///.run/db/commerce.db"
+    # An unpaid RESERVED order expires after this and its stock is released.
+    payment_window_s: float = Field(default=900.0, gt=0)
+    # Sellers promise to ship within this after payment; later counts as a late shipment.
+    ship_within_s: float = Field(default=2 * 86_400.0, gt=0)
+    # Commissions settle (pending → available) this long after delivery.
+    return_window_s: float = Field(default=14 * 86_400.0, ge=0)
+    # A lowered commission rate applies only to orders placed this long after the change.
+    rate_cut_notice_s: float = Field(default=30 * 86_400.0, ge=0)
+    default_commission_bps: int = Field(default=0, ge=0, le=5_000)
+    max_commission_bps: int = Field(default=5_000, ge=0, le=10_000)
+    max_lines_per_order: int = Field(default=50, ge=1)
+    max_quantity_per_line: int = Field(default=1_000, ge=1)
+    # How often the expiry and settlement sweeps run.
+    sweep_interval_s: float = Field(default=1.0, gt=0)
+    # The sandbox payment provider's simulated answer time and time-out.
+    payment_timeout_s: float = Field(default=5.0, gt=0)
+    list_default_page_size: int = Field(default=20, ge=1)
+    list_max_page_size: int = Field(default=100, ge=1)

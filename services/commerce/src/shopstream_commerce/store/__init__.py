@@ -1,0 +1,1 @@
+"""Commerce persistence: tables, migrations and queries."""

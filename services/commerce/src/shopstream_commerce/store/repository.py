@@ -1,0 +1,656 @@
+"""Queries and updates over commerce's tables; every function runs in the caller's session."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream_commerce.domain.commission_rates import RateChange
+from shopstream_commerce.domain.orders import OrderState
+from shopstream_commerce.domain.records import (
+    Attribution,
+    LedgerRecord,
+    Line,
+    LiveRecord,
+    OrderRecord,
+    RefundRecord,
+    SkuInfo,
+)
+from shopstream_commerce.store.tables import (
+    catalog_skus,
+    commission_rates,
+    ledger,
+    live_pins,
+    live_sessions,
+    order_lines,
+    orders,
+    payments,
+    refund_lines,
+    refunds,
+)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- catalog replica ------------------------------------------------------------------------
+
+
+async def upsert_sku(session: AsyncSession, sku: SkuInfo, product_version: int) -> None:
+    """Store a SKU as of a product version; older versions than the stored one are ignored."""
+    current = (
+        await session.execute(
+            select(catalog_skus.c.product_version).where(catalog_skus.c.sku_id == sku.sku_id)
+        )
+    ).scalar_one_or_none()
+    values = {
+        "product_id": sku.product_id,
+        "seller_id": sku.seller_id,
+        "price_minor": sku.price_minor,
+        "currency": sku.currency,
+        "listing_status": sku.listing_status,
+        "product_version": product_version,
+    }
+    if current is None:
+        await session.execute(catalog_skus.insert().values(sku_id=sku.sku_id, **values))
+    elif product_version >= current:
+        await session.execute(
+            update(catalog_skus).where(catalog_skus.c.sku_id == sku.sku_id).values(**values)
+        )
+
+
+async def set_listing_status(session: AsyncSession, product_id: str, status: int) -> None:
+    await session.execute(
+        update(catalog_skus)
+        .where(catalog_skus.c.product_id == product_id)
+        .values(listing_status=status)
+    )
+
+
+async def skus(session: AsyncSession, sku_ids: Iterable[str]) -> dict[str, SkuInfo]:
+    rows = (
+        await session.execute(
+            select(catalog_skus).where(catalog_skus.c.sku_id.in_(list(set(sku_ids))))
+        )
+    ).all()
+    return {
+        r.sku_id: SkuInfo(
+            r.sku_id, r.product_id, r.seller_id, r.price_minor, r.currency, r.listing_status
+        )
+        for r in rows
+    }
+
+
+async def product_seller(session: AsyncSession, product_id: str) -> str | None:
+    query = select(catalog_skus.c.seller_id).where(catalog_skus.c.product_id == product_id).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+async def order_id_for_key(session: AsyncSession, buyer_id: str, key: str) -> str | None:
+    query = select(orders.c.order_id).where(
+        orders.c.buyer_id == buyer_id, orders.c.idempotency_key == key
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def insert_order(session: AsyncSession, order: OrderRecord, idempotency_key: str) -> None:
+    await session.execute(
+        orders.insert().values(
+            order_id=order.order_id,
+            buyer_id=order.buyer_id,
+            seller_id=order.seller_id,
+            idempotency_key=idempotency_key,
+            state=int(order.state),
+            total_minor=order.total_minor,
+            currency=order.currency,
+            tracking_consent=order.tracking_consent,
+            placed_at=order.placed_at,
+            updated_at=order.updated_at,
+            version=order.version,
+            rejection_reason="",
+            rejected_sku_id="",
+            payment_id="",
+            tracking_number="",
+            settled=False,
+        )
+    )
+    for position, line in enumerate(order.lines):
+        a = line.attribution
+        await session.execute(
+            order_lines.insert().values(
+                order_id=order.order_id,
+                line_id=line.line_id,
+                position=position,
+                sku_id=line.sku_id,
+                product_id=line.product_id,
+                seller_id=line.seller_id,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+                currency=line.currency,
+                creator_id=a.creator_id,
+                live_session_id=a.live_session_id,
+                video_id=a.video_id,
+                ad_click_id=a.ad_click_id,
+                refunded_quantity=0,
+                commission_bps=line.commission_bps,
+            )
+        )
+
+
+async def load_orders(
+    session: AsyncSession, order_ids: list[str], *, for_update: bool = False
+) -> dict[str, OrderRecord]:
+    if not order_ids:
+        return {}
+    query = select(orders).where(orders.c.order_id.in_(order_ids))
+    if for_update:
+        query = query.with_for_update()
+    rows = (await session.execute(query)).all()
+    line_rows = (
+        await session.execute(
+            select(order_lines)
+            .where(order_lines.c.order_id.in_(order_ids))
+            .order_by(order_lines.c.position)
+        )
+    ).all()
+    lines: dict[str, list[Line]] = defaultdict(list)
+    for r in line_rows:
+        lines[r.order_id].append(
+            Line(
+                line_id=r.line_id,
+                sku_id=r.sku_id,
+                product_id=r.product_id,
+                seller_id=r.seller_id,
+                quantity=r.quantity,
+                unit_price_minor=r.unit_price_minor,
+                currency=r.currency,
+                attribution=Attribution(r.creator_id, r.live_session_id, r.video_id, r.ad_click_id),
+                refunded_quantity=r.refunded_quantity,
+                commission_bps=r.commission_bps,
+            )
+        )
+    return {
+        r.order_id: OrderRecord(
+            order_id=r.order_id,
+            buyer_id=r.buyer_id,
+            seller_id=r.seller_id,
+            state=OrderState(r.state),
+            lines=lines[r.order_id],
+            total_minor=r.total_minor,
+            currency=r.currency,
+            tracking_consent=r.tracking_consent,
+            placed_at=r.placed_at,
+            updated_at=r.updated_at,
+            version=r.version,
+            expires_at=r.expires_at,
+            rejection_reason=r.rejection_reason,
+            rejected_sku_id=r.rejected_sku_id,
+            payment_id=r.payment_id,
+            tracking_number=r.tracking_number,
+            ship_by=r.ship_by,
+            shipped_at=r.shipped_at,
+            delivered_at=r.delivered_at,
+        )
+        for r in rows
+    }
+
+
+async def update_order(session: AsyncSession, order: OrderRecord, expected_version: int) -> bool:
+    """Write the order's state fields if it is still at `expected_version` (optimistic lock)."""
+    result = await session.execute(
+        update(orders)
+        .where(orders.c.order_id == order.order_id, orders.c.version == expected_version)
+        .values(
+            state=int(order.state),
+            updated_at=order.updated_at,
+            version=order.version,
+            expires_at=order.expires_at,
+            rejection_reason=order.rejection_reason,
+            rejected_sku_id=order.rejected_sku_id,
+            payment_id=order.payment_id,
+            tracking_number=order.tracking_number,
+            ship_by=order.ship_by,
+            shipped_at=order.shipped_at,
+            delivered_at=order.delivered_at,
+        )
+    )
+    return _rowcount(result) == 1
+
+
+async def set_paid_at(session: AsyncSession, order_id: str, paid_at: datetime) -> None:
+    await session.execute(
+        update(orders).where(orders.c.order_id == order_id).values(paid_at=paid_at)
+    )
+
+
+async def add_refunded(session: AsyncSession, order_id: str, line_id: str, quantity: int) -> None:
+    await session.execute(
+        update(order_lines)
+        .where(order_lines.c.order_id == order_id, order_lines.c.line_id == line_id)
+        .values(refunded_quantity=order_lines.c.refunded_quantity + quantity)
+    )
+
+
+async def list_orders(
+    session: AsyncSession, *, buyer_id: str = "", seller_id: str = "", after: str = "", limit: int
+) -> list[str]:
+    """Order ids newest first (ids are time-ordered), after the page cursor."""
+    column = orders.c.buyer_id if buyer_id else orders.c.seller_id
+    conditions = [column == (buyer_id or seller_id)]
+    if after:
+        conditions.append(orders.c.order_id < after)
+    query = (
+        select(orders.c.order_id)
+        .where(and_(*conditions))
+        .order_by(orders.c.order_id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def expired_orders(session: AsyncSession, now: datetime, limit: int = 200) -> list[str]:
+    query = (
+        select(orders.c.order_id)
+        .where(orders.c.state == int(OrderState.RESERVED), orders.c.expires_at <= now)
+        .order_by(orders.c.expires_at)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def settle_candidates(
+    session: AsyncSession, delivered_before: datetime, limit: int = 200
+) -> list[str]:
+    query = (
+        select(orders.c.order_id)
+        .where(
+            orders.c.settled.is_(False),
+            orders.c.delivered_at.is_not(None),
+            orders.c.delivered_at <= delivered_before,
+            orders.c.state.in_(
+                [
+                    int(OrderState.DELIVERED),
+                    int(OrderState.PARTIALLY_REFUNDED),
+                    int(OrderState.REFUNDED),
+                ]
+            ),
+        )
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def mark_settled(session: AsyncSession, order_id: str) -> bool:
+    result = await session.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id, orders.c.settled.is_(False))
+        .values(settled=True)
+    )
+    return _rowcount(result) == 1
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+async def record_payment(
+    session: AsyncSession,
+    *,
+    attempt_id: str,
+    payment_id: str,
+    order_id: str,
+    status: int,
+    amount_minor: int,
+    currency: str,
+    message: str,
+    at: datetime,
+) -> None:
+    await session.execute(
+        payments.insert().values(
+            attempt_id=attempt_id,
+            payment_id=payment_id,
+            order_id=order_id,
+            status=status,
+            amount_minor=amount_minor,
+            currency=currency,
+            message=message,
+            created_at=at,
+        )
+    )
+
+
+# --- refunds --------------------------------------------------------------------------------
+
+
+async def insert_refund(
+    session: AsyncSession, refund: RefundRecord, at: datetime, line_amounts: dict[str, int]
+) -> None:
+    await session.execute(
+        refunds.insert().values(
+            refund_id=refund.refund_id,
+            order_id=refund.order_id,
+            state=refund.state,
+            amount_minor=refund.amount_minor,
+            currency=refund.currency,
+            reason=refund.reason,
+            requested_at=at,
+        )
+    )
+    for line_id, quantity in refund.lines.items():
+        await session.execute(
+            refund_lines.insert().values(
+                refund_id=refund.refund_id,
+                line_id=line_id,
+                quantity=quantity,
+                amount_minor=line_amounts[line_id],
+            )
+        )
+
+
+async def load_refund(session: AsyncSession, refund_id: str) -> RefundRecord | None:
+    row = (await session.execute(select(refunds).where(refunds.c.refund_id == refund_id))).first()
+    if row is None:
+        return None
+    lines = (
+        await session.execute(select(refund_lines).where(refund_lines.c.refund_id == refund_id))
+    ).all()
+    return RefundRecord(
+        refund_id=row.refund_id,
+        order_id=row.order_id,
+        state=row.state,
+        lines={r.line_id: r.quantity for r in lines},
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        reason=row.reason,
+    )
+
+
+async def refund_line_amounts(session: AsyncSession, refund_id: str) -> dict[str, int]:
+    rows = (
+        await session.execute(select(refund_lines).where(refund_lines.c.refund_id == refund_id))
+    ).all()
+    return {r.line_id: r.amount_minor for r in rows}
+
+
+async def approve_refund(
+    session: AsyncSession, refund_id: str, at: datetime, approved_state: int, requested_state: int
+) -> bool:
+    result = await session.execute(
+        update(refunds)
+        .where(refunds.c.refund_id == refund_id, refunds.c.state == requested_state)
+        .values(state=approved_state, approved_at=at)
+    )
+    return _rowcount(result) == 1
+
+
+async def requested_quantities(
+    session: AsyncSession, order_id: str, requested_state: int
+) -> dict[str, int]:
+    """Units per line in refunds requested but not yet approved (they may not be asked twice)."""
+    rows = (
+        await session.execute(
+            select(refund_lines.c.line_id, func.sum(refund_lines.c.quantity))
+            .select_from(
+                refund_lines.join(refunds, refunds.c.refund_id == refund_lines.c.refund_id)
+            )
+            .where(refunds.c.order_id == order_id, refunds.c.state == requested_state)
+            .group_by(refund_lines.c.line_id)
+        )
+    ).all()
+    return {line_id: int(q) for line_id, q in rows}
+
+
+# --- live sessions --------------------------------------------------------------------------
+
+
+async def insert_live(session: AsyncSession, live: LiveRecord) -> None:
+    await session.execute(
+        live_sessions.insert().values(
+            live_session_id=live.live_session_id,
+            creator_id=live.creator_id,
+            title=live.title,
+            state=live.state,
+            started_at=live.started_at,
+            current_viewers=0,
+            peak_viewers=0,
+            total_views=0,
+            orders=0,
+            gmv_minor=0,
+            currency="",
+        )
+    )
+
+
+async def pin(session: AsyncSession, live_session_id: str, product_id: str, at: datetime) -> bool:
+    exists = (
+        await session.execute(
+            select(live_pins.c.product_id).where(
+                live_pins.c.live_session_id == live_session_id, live_pins.c.product_id == product_id
+            )
+        )
+    ).first()
+    if exists is not None:
+        return False
+    await session.execute(
+        live_pins.insert().values(
+            live_session_id=live_session_id, product_id=product_id, pinned_at=at
+        )
+    )
+    return True
+
+
+async def load_live(session: AsyncSession, live_session_id: str) -> LiveRecord | None:
+    row = (
+        await session.execute(
+            select(live_sessions).where(live_sessions.c.live_session_id == live_session_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    pinned = (
+        await session.execute(
+            select(live_pins.c.product_id)
+            .where(live_pins.c.live_session_id == live_session_id)
+            .order_by(live_pins.c.pinned_at)
+        )
+    ).scalars()
+    return LiveRecord(
+        live_session_id=row.live_session_id,
+        creator_id=row.creator_id,
+        title=row.title,
+        state=row.state,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        current_viewers=row.current_viewers,
+        peak_viewers=row.peak_viewers,
+        total_views=row.total_views,
+        orders=row.orders,
+        gmv_minor=row.gmv_minor,
+        currency=row.currency,
+        pinned=list(pinned),
+    )
+
+
+async def end_live(
+    session: AsyncSession, live_session_id: str, at: datetime, ended_state: int, live_state: int
+) -> bool:
+    result = await session.execute(
+        update(live_sessions)
+        .where(
+            live_sessions.c.live_session_id == live_session_id, live_sessions.c.state == live_state
+        )
+        .values(state=ended_state, ended_at=at, current_viewers=0)
+    )
+    return _rowcount(result) == 1
+
+
+async def add_live_sale(
+    session: AsyncSession, live_session_id: str, amount_minor: int, currency: str
+) -> bool:
+    result = await session.execute(
+        update(live_sessions)
+        .where(live_sessions.c.live_session_id == live_session_id)
+        .values(
+            orders=live_sessions.c.orders + 1,
+            gmv_minor=live_sessions.c.gmv_minor + amount_minor,
+            currency=currency,
+        )
+    )
+    return _rowcount(result) == 1
+
+
+async def set_live_views(
+    session: AsyncSession, live_session_id: str, current: int, total: int
+) -> bool:
+    """Take the social platform's counts; total views never go backwards (late, reordered stats)."""
+    sessions = live_sessions.c
+    result = await session.execute(
+        update(live_sessions)
+        .where(sessions.live_session_id == live_session_id)
+        .values(
+            current_viewers=current,
+            peak_viewers=case(
+                (sessions.peak_viewers < current, current), else_=sessions.peak_viewers
+            ),
+            total_views=case((sessions.total_views < total, total), else_=sessions.total_views),
+        )
+    )
+    return _rowcount(result) == 1
+
+
+# --- commissions ----------------------------------------------------------------------------
+
+
+async def rate_changes(session: AsyncSession, product_id: str) -> list[RateChange]:
+    rows = (
+        await session.execute(
+            select(commission_rates).where(
+                commission_rates.c.product_id == product_id,
+                commission_rates.c.superseded.is_(False),
+            )
+        )
+    ).all()
+    return [RateChange(r.rate_bps, r.set_at, r.effective_from) for r in rows]
+
+
+async def add_rate_change(
+    session: AsyncSession,
+    seller_id: str,
+    product_id: str,
+    rate_bps: int,
+    set_at: datetime,
+    effective_from: datetime,
+) -> None:
+    # A change not yet in effect is replaced by this newer decision.
+    await session.execute(
+        update(commission_rates)
+        .where(
+            commission_rates.c.product_id == product_id, commission_rates.c.effective_from > set_at
+        )
+        .values(superseded=True)
+    )
+    await session.execute(
+        commission_rates.insert().values(
+            seller_id=seller_id,
+            product_id=product_id,
+            rate_bps=rate_bps,
+            set_at=set_at,
+            effective_from=effective_from,
+            superseded=False,
+        )
+    )
+
+
+async def insert_ledger(session: AsyncSession, entry: LedgerRecord, dedup_key: str) -> bool:
+    """Append an entry once per cause; False when this cause was already recorded."""
+    exists = (
+        await session.execute(select(ledger.c.entry_id).where(ledger.c.dedup_key == dedup_key))
+    ).first()
+    if exists is not None:
+        return False
+    await session.execute(
+        ledger.insert().values(
+            entry_id=entry.entry_id,
+            creator_id=entry.creator_id,
+            kind=entry.kind,
+            account=entry.account,
+            amount_minor=entry.amount_minor,
+            currency=entry.currency,
+            order_id=entry.order_id,
+            line_id=entry.line_id,
+            product_id=entry.product_id,
+            rate_bps=entry.rate_bps,
+            created_at=entry.created_at,
+            dedup_key=dedup_key,
+        )
+    )
+    return True
+
+
+async def ledger_page(
+    session: AsyncSession, creator_id: str, after: str, limit: int
+) -> list[LedgerRecord]:
+    conditions = [ledger.c.creator_id == creator_id]
+    if after:
+        conditions.append(ledger.c.entry_id < after)
+    rows = (
+        await session.execute(
+            select(ledger).where(and_(*conditions)).order_by(ledger.c.entry_id.desc()).limit(limit)
+        )
+    ).all()
+    return [
+        LedgerRecord(
+            r.entry_id,
+            r.creator_id,
+            r.kind,
+            r.account,
+            r.amount_minor,
+            r.currency,
+            r.order_id,
+            r.line_id,
+            r.product_id,
+            r.rate_bps,
+            r.created_at,
+        )
+        for r in rows
+    ]
+
+
+async def balances(session: AsyncSession, creator_id: str) -> dict[tuple[int, str], int]:
+    """Sum of entries per (account, currency)."""
+    rows = (
+        await session.execute(
+            select(ledger.c.account, ledger.c.currency, func.sum(ledger.c.amount_minor))
+            .where(ledger.c.creator_id == creator_id)
+            .group_by(ledger.c.account, ledger.c.currency)
+        )
+    ).all()
+    return {(account, currency): int(total) for account, currency, total in rows}
+
+
+async def ledger_for_order(session: AsyncSession, order_id: str) -> list[LedgerRecord]:
+    rows = (await session.execute(select(ledger).where(ledger.c.order_id == order_id))).all()
+    return [
+        LedgerRecord(
+            r.entry_id,
+            r.creator_id,
+            r.kind,
+            r.account,
+            r.amount_minor,
+            r.currency,
+            r.order_id,
+            r.line_id,
+            r.product_id,
+            r.rate_bps,
+            r.created_at,
+        )
+        for r in rows
+    ]

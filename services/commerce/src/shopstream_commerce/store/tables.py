@@ -1,0 +1,192 @@
+"""Commerce's tables and the migrations that create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Connection
+
+from shopstream_platform.db.migrations import Migration
+
+metadata = MetaData()
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Catalog's SKUs as commerce last heard of them (catalog.products.v1): PlaceOrder prices from here,
+# never from the caller and without a network call per order.
+catalog_skus = Table(
+    "catalog_skus",
+    metadata,
+    Column("sku_id", String(64), primary_key=True),
+    Column("product_id", String(64), nullable=False, index=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("listing_status", Integer, nullable=False),
+    Column("product_version", BigInteger, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("buyer_id", String(64), nullable=False),
+    Column("seller_id", String(64), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("tracking_consent", Boolean, nullable=False),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("rejection_reason", String(500), nullable=False, default=""),
+    Column("rejected_sku_id", String(64), nullable=False, default=""),
+    Column("payment_id", String(64), nullable=False, default=""),
+    Column("paid_at", DateTime(timezone=True), nullable=True),
+    Column("tracking_number", String(128), nullable=False, default=""),
+    Column("ship_by", DateTime(timezone=True), nullable=True),
+    Column("shipped_at", DateTime(timezone=True), nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("settled", Boolean, nullable=False, default=False),
+    UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_idempotency"),
+    Index("ix_orders_state_expiry", "state", "expires_at"),
+    Index("ix_orders_buyer", "buyer_id", "order_id"),
+    Index("ix_orders_seller", "seller_id", "order_id"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("sku_id", String(64), nullable=False),
+    Column("product_id", String(64), nullable=False),
+    Column("seller_id", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("creator_id", String(64), nullable=False, default=""),
+    Column("live_session_id", String(64), nullable=False, default=""),
+    Column("video_id", String(64), nullable=False, default=""),
+    Column("ad_click_id", String(128), nullable=False, default=""),
+    Column("refunded_quantity", Integer, nullable=False, default=0),
+    # Commission rate fixed when the order was placed (the rate in force for that moment).
+    Column("commission_bps", Integer, nullable=False, default=0),
+    CheckConstraint(
+        "refunded_quantity >= 0 AND refunded_quantity <= quantity", name="ck_lines_refund_range"
+    ),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("attempt_id", String(64), primary_key=True),
+    Column("payment_id", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("status", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("refund_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("state", Integer, nullable=False),  # shopstream.commerce.v1.RefundState
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
+)
+
+refund_lines = Table(
+    "refund_lines",
+    metadata,
+    Column("refund_id", String(64), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+)
+
+live_sessions = Table(
+    "live_sessions",
+    metadata,
+    Column("live_session_id", String(64), primary_key=True),
+    Column("creator_id", String(64), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("current_viewers", BigInteger, nullable=False, default=0),
+    Column("peak_viewers", BigInteger, nullable=False, default=0),
+    Column("total_views", BigInteger, nullable=False, default=0),
+    Column("orders", BigInteger, nullable=False, default=0),
+    Column("gmv_minor", BigInteger, nullable=False, default=0),
+    Column("currency", String(3), nullable=False, default=""),
+)
+
+live_pins = Table(
+    "live_pins",
+    metadata,
+    Column("live_session_id", String(64), primary_key=True),
+    Column("product_id", String(64), primary_key=True),
+    Column("pinned_at", DateTime(timezone=True), nullable=False),
+)
+
+commission_rates = Table(
+    "commission_rates",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("product_id", String(64), nullable=False, index=True),
+    Column("rate_bps", Integer, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    # A later change replaced this one before it took effect.
+    Column("superseded", Boolean, nullable=False, default=False),
+)
+
+# The commission ledger: insert-only. dedup_key makes every entry's cause produce it once.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("entry_id", String(64), primary_key=True),
+    Column("creator_id", String(64), nullable=False),
+    Column("kind", Integer, nullable=False),
+    Column("account", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("line_id", String(64), nullable=False),
+    Column("product_id", String(64), nullable=False),
+    Column("rate_bps", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("dedup_key", String(200), nullable=False, unique=True),
+    # Entry ids are time-ordered, so (creator, entry id) pages through a creator's history.
+    Index("ix_ledger_creator_entry", "creator_id", "entry_id"),
+)
+
+
+# Version 1 creates the tables as declared above; later changes are new migrations with explicit DDL.
+def _create_all(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS = [Migration(1, "commerce tables", _create_all)]

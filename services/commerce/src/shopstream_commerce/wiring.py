@@ -1,0 +1,130 @@
+"""Builds commerce from the platform runtime: use cases, gRPC API, consumers, sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from shopstream.catalog.v1 import events_pb2 as catalog_events
+from shopstream.commerce.v1 import commerce_service_pb2, commerce_service_pb2_grpc
+from shopstream.social.v1 import live_pb2 as social
+from shopstream_commerce.api.servicer import CommerceServicer
+from shopstream_commerce.commissions import COMMISSIONS_TOPIC, Commissions
+from shopstream_commerce.domain.orders import OrderState
+from shopstream_commerce.events import catalog_replica
+from shopstream_commerce.live import LIVE, LIVE_TOPIC, Live
+from shopstream_commerce.metrics import CommerceMetrics
+from shopstream_commerce.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
+from shopstream_commerce.payments.provider import SandboxProvider
+from shopstream_commerce.settings import CommerceSettings
+from shopstream_commerce.store.tables import live_sessions, orders
+from shopstream_platform.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STOCK_TOPIC = "catalog.stock.v1"
+SOCIAL_LIVE_TOPIC = "social.live-stats.v1"
+GAUGE_INTERVAL_S = 10.0
+
+
+@dataclass
+class Commerce:
+    orders: Orders
+    live: Live
+    commissions: Commissions
+    metrics: CommerceMetrics
+
+
+def wire(runtime: Runtime) -> Commerce:
+    settings = runtime.settings
+    assert isinstance(settings, CommerceSettings)
+    metrics = CommerceMetrics(runtime.metrics.registry)
+    commissions = Commissions(runtime.db, runtime.outbox, settings, metrics)
+    live = Live(runtime.db, runtime.outbox, metrics)
+    order_cases = Orders(
+        runtime.db,
+        runtime.outbox,
+        settings,
+        metrics,
+        SandboxProvider(settings.payment_timeout_s * 2),
+        commissions,
+        live,
+    )
+    runtime.declare_topics(
+        [
+            ORDERS_TOPIC,
+            PAYMENTS_TOPIC,
+            LIVE_TOPIC,
+            COMMISSIONS_TOPIC,
+            STOCK_TOPIC,
+            SOCIAL_LIVE_TOPIC,
+        ]
+    )
+    runtime.add_grpc_service(
+        commerce_service_pb2.DESCRIPTOR.services_by_name["CommerceService"].full_name,
+        commerce_service_pb2_grpc.add_CommerceServiceServicer_to_server,
+        CommerceServicer(order_cases, live, commissions),
+    )
+    transient = (OperationalError,)
+    runtime.add_consumer(
+        "stock",
+        [STOCK_TOPIC],
+        runtime.deduplicated(
+            "stock",
+            {
+                catalog_events.StockReserved: order_cases.on_stock_answer,
+                catalog_events.StockReservationRejected: order_cases.on_stock_answer,
+            },
+        ),
+        transient=transient,
+    )
+    runtime.add_consumer(
+        "catalog",
+        [catalog_replica.PRODUCTS_TOPIC],
+        runtime.deduplicated("catalog", catalog_replica.ROUTES),
+        transient=transient,
+    )
+    runtime.add_consumer(
+        "social",
+        [SOCIAL_LIVE_TOPIC],
+        runtime.deduplicated("social", {social.LiveViewStats: live.on_view_stats}),
+        transient=transient,
+    )
+
+    async def sweeps() -> None:
+        while True:
+            try:
+                await order_cases.expire_due()
+                await commissions.settle_due()
+            except OperationalError as exc:
+                log.warning("sweep failed; retrying", extra={"error": str(exc)})
+            await asyncio.sleep(settings.sweep_interval_s)
+
+    async def gauges() -> None:
+        while True:
+            async with runtime.db.read() as session:
+                rows = (
+                    await session.execute(
+                        select(orders.c.state, func.count()).group_by(orders.c.state)
+                    )
+                ).all()
+                live_now = (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(live_sessions)
+                        .where(live_sessions.c.state == LIVE)
+                    )
+                ).scalar_one()
+            counts: dict[int, int] = {int(state): int(n) for state, n in rows}
+            for state in OrderState:
+                metrics.orders_by_state.labels(state.name).set(counts.get(int(state), 0))
+            metrics.live_sessions.set(live_now)
+            await asyncio.sleep(GAUGE_INTERVAL_S)
+
+    runtime.add_task("sweeps", sweeps)
+    runtime.add_task("gauges", gauges)
+    return Commerce(order_cases, live, commissions, metrics)
