@@ -3,7 +3,6 @@ PostgreSQL) and gRPC stubs with tokens for the roles the tests play."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,8 +18,8 @@ from shopstream_catalog.store.tables import MIGRATIONS
 from shopstream_catalog.wiring import wire
 from shopstream_platform.db.database import Database
 from shopstream_platform.grpc.auth import TokenCodec
-from shopstream_platform.runtime import Runtime
-from shopstream_platform.settings import ConsumerSettings, GrpcSettings, KafkaSettings
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import fast_test_settings, hosted_service
 
 
 @pytest.fixture
@@ -33,37 +32,19 @@ def catalog_overrides() -> dict[str, Any]:
 async def catalog(
     database: Database, kafka_settings: KafkaSettings, catalog_overrides: dict[str, Any]
 ) -> AsyncIterator[RunningCatalog]:
-    url = database.url.render_as_string(hide_password=False)
     settings = CatalogSettings(
-        database_url=url,
-        kafka=kafka_settings,
-        grpc=GrpcSettings(port=0, shutdown_grace_s=1),
-        consumer=ConsumerSettings(poll_timeout_s=0.05, auto_commit_interval_ms=200),
-        metrics_port=0,
-        outbox_poll_interval_s=0.02,
-        **catalog_overrides,
+        database_url=database.url.render_as_string(hide_password=False),
+        **{**fast_test_settings(kafka_settings), **catalog_overrides},
     )
-    runtime = Runtime(settings, policy=POLICY, migrations=MIGRATIONS)
-    app = wire(runtime)
-    task = asyncio.create_task(runtime.serve(handle_signals=False))
-    ready = asyncio.create_task(runtime.ready.wait())
-    await asyncio.wait([task, ready], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()  # surface the start-up failure
-    assert runtime.ready.is_set() and runtime.grpc is not None
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc.port}")
-    try:
-        yield RunningCatalog(
-            runtime,
-            app,
-            channel,
-            catalog_service_pb2_grpc.CatalogServiceStub(channel),
-            TokenCodec(settings.auth),
-        )
-    finally:
-        await channel.close()
-        runtime.stop()
-        assert await asyncio.wait_for(task, 60) == 0
+    async with hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel:
+            yield RunningCatalog(
+                hosted.runtime,
+                hosted.wired,
+                channel,
+                catalog_service_pb2_grpc.CatalogServiceStub(channel),
+                TokenCodec(settings.auth),
+            )
 
 
 @pytest.fixture

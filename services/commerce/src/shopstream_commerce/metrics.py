@@ -13,7 +13,9 @@ class CommerceMetrics:
             return Counter(name, doc, labels, namespace=NAMESPACE, registry=registry)
 
         self.orders = counter(
-            "commerce_orders_total", "Order state transitions, by the state entered", ["state"]
+            "commerce_order_transitions_total",
+            "Order state transitions, by the state entered",
+            ["state"],
         )
         self.gmv = counter(
             "commerce_gmv_minor_total", "Paid order value in minor units, by currency", ["currency"]
@@ -44,7 +46,7 @@ class CommerceMetrics:
             buckets=LATENCY_BUCKETS,
         )
         self.orders_by_state = Gauge(
-            "commerce_orders",
+            "commerce_orders_in_state",
             "Orders by current state",
             ["state"],
             namespace=NAMESPACE,

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shopstream_platform.db.database import Database
+from shopstream_platform.db.types import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ schema_migrations = Table(
     Column("component", String(64), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=False),
 )
 
 

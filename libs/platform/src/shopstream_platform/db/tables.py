@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     MetaData,
@@ -16,6 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from shopstream_platform.db.migrations import Migration
+from shopstream_platform.db.types import UtcDateTime
 
 metadata = MetaData()
 
@@ -34,7 +34,7 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=False),
     # JSON list of [name, value] pairs: CloudEvents headers and traceparent as written.
     Column("headers", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 inbox = Table(
@@ -45,7 +45,7 @@ inbox = Table(
     Column("topic", String(249), nullable=False),
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
-    Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("processed_at", UtcDateTime(), nullable=False, index=True),
 )
 
 

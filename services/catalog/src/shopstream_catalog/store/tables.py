@@ -8,7 +8,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from shopstream_platform.db.migrations import Migration
+from shopstream_platform.db.types import UtcDateTime
 
 metadata = MetaData()
 
@@ -30,7 +30,7 @@ sellers = Table(
     Column("display_name", String(200), nullable=False),
     Column("country", String(2), nullable=False),
     Column("quality_tier", Integer, nullable=False),
-    Column("registered_at", DateTime(timezone=True), nullable=False),
+    Column("registered_at", UtcDateTime(), nullable=False),
 )
 
 products = Table(
@@ -52,8 +52,8 @@ products = Table(
     # Lower-cased title, description and brand for text search.
     Column("search_text", Text, nullable=False),
     Column("idempotency_key", String(128), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("version", BigInteger, nullable=False),
     UniqueConstraint("seller_id", "idempotency_key", name="uq_products_seller_idempotency"),
     Index("ix_products_status_category", "status", "category_id", "min_price_minor"),
@@ -88,7 +88,7 @@ reservation_orders = Table(
     metadata,
     Column("order_id", String(64), primary_key=True),
     Column("state", String(16), nullable=False),  # RESERVED REJECTED RELEASED COMMITTED
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 reservations = Table(
@@ -110,7 +110,7 @@ order_outcomes = Table(
     Column("seller_id", String(64), nullable=False),
     Column("product_id", String(64), nullable=False),
     Column("quantity", Integer, nullable=False),
-    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("placed_at", UtcDateTime(), nullable=False),
     Column("cancelled", Boolean, nullable=False, default=False),
     Column("shipped", Boolean, nullable=False, default=False),
     Column("shipped_late", Boolean, nullable=False, default=False),

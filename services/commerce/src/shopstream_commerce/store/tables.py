@@ -7,7 +7,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -18,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from shopstream_platform.db.migrations import Migration
+from shopstream_platform.db.types import UtcDateTime
 
 metadata = MetaData()
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -47,18 +47,18 @@ orders = Table(
     Column("total_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("tracking_consent", Boolean, nullable=False),
-    Column("placed_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("placed_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("version", BigInteger, nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
     Column("rejection_reason", String(500), nullable=False, default=""),
     Column("rejected_sku_id", String(64), nullable=False, default=""),
     Column("payment_id", String(64), nullable=False, default=""),
-    Column("paid_at", DateTime(timezone=True), nullable=True),
+    Column("paid_at", UtcDateTime(), nullable=True),
     Column("tracking_number", String(128), nullable=False, default=""),
-    Column("ship_by", DateTime(timezone=True), nullable=True),
-    Column("shipped_at", DateTime(timezone=True), nullable=True),
-    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("ship_by", UtcDateTime(), nullable=True),
+    Column("shipped_at", UtcDateTime(), nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
     Column("settled", Boolean, nullable=False, default=False),
     UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_idempotency"),
     Index("ix_orders_state_expiry", "state", "expires_at"),
@@ -100,7 +100,7 @@ payments = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("message", String(500), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 refunds = Table(
@@ -112,8 +112,8 @@ refunds = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("reason", String(500), nullable=False),
-    Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("approved_at", DateTime(timezone=True), nullable=True),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("approved_at", UtcDateTime(), nullable=True),
 )
 
 refund_lines = Table(
@@ -132,8 +132,8 @@ live_sessions = Table(
     Column("creator_id", String(64), nullable=False, index=True),
     Column("title", String(200), nullable=False),
     Column("state", Integer, nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
     Column("current_viewers", BigInteger, nullable=False, default=0),
     Column("peak_viewers", BigInteger, nullable=False, default=0),
     Column("total_views", BigInteger, nullable=False, default=0),
@@ -147,7 +147,7 @@ live_pins = Table(
     metadata,
     Column("live_session_id", String(64), primary_key=True),
     Column("product_id", String(64), primary_key=True),
-    Column("pinned_at", DateTime(timezone=True), nullable=False),
+    Column("pinned_at", UtcDateTime(), nullable=False),
 )
 
 commission_rates = Table(
@@ -157,8 +157,8 @@ commission_rates = Table(
     Column("seller_id", String(64), nullable=False),
     Column("product_id", String(64), nullable=False, index=True),
     Column("rate_bps", Integer, nullable=False),
-    Column("set_at", DateTime(timezone=True), nullable=False),
-    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("set_at", UtcDateTime(), nullable=False),
+    Column("effective_from", UtcDateTime(), nullable=False),
     # A later change replaced this one before it took effect.
     Column("superseded", Boolean, nullable=False, default=False),
 )
@@ -177,7 +177,7 @@ ledger = Table(
     Column("line_id", String(64), nullable=False),
     Column("product_id", String(64), nullable=False),
     Column("rate_bps", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("dedup_key", String(200), nullable=False, unique=True),
     # Entry ids are time-ordered, so (creator, entry id) pages through a creator's history.
     Index("ix_ledger_creator_entry", "creator_id", "entry_id"),

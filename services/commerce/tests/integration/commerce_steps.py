@@ -1,0 +1,128 @@
+"""The running shop (catalog + commerce) and the gRPC steps the commerce tests share."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2_grpc
+from shopstream.catalog.v1 import catalog_service_pb2 as cpb
+from shopstream.commerce.v1 import commerce_service_pb2 as pb
+from shopstream.commerce.v1 import commerce_service_pb2_grpc, order_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_platform.testing import HostedService
+
+
+@dataclass
+class Shop:
+    catalog: HostedService
+    commerce: HostedService
+    catalog_stub: catalog_service_pb2_grpc.CatalogServiceStub
+    stub: commerce_service_pb2_grpc.CommerceServiceStub
+    tokens: TokenCodec
+
+    def auth(self, role: str, principal_id: str) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.tokens.mint(role, principal_id)}"),)
+
+    async def listed_product(
+        self, seller: str, *, stock: int = 10, price: int = 2_000
+    ) -> catalog_pb2.Product:
+        """A registered seller's approved product with one SKU, known to commerce."""
+        try:
+            await self.catalog_stub.RegisterSeller(
+                cpb.RegisterSellerRequest(seller_id=seller, display_name=seller, country="GB"),
+                metadata=self.auth("seller", seller),
+                timeout=10,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+        created = await self.catalog_stub.CreateProduct(
+            cpb.CreateProductRequest(
+                seller_id=seller,
+                title="Silk scarf",
+                category_id="fashion",
+                brand="Acme",
+                attributes={"material": "silk"},
+                skus=[
+                    cpb.NewSku(
+                        sku_code="one",
+                        price=money_pb2.Money(amount_minor=price, currency="GBP"),
+                        stock={"w1": stock},
+                    )
+                ],
+            ),
+            metadata=self.auth("seller", seller),
+            timeout=10,
+        )
+        reviewed = await self.catalog_stub.ReviewListing(
+            cpb.ReviewListingRequest(
+                product_id=created.product.product_id, decision=cpb.REVIEW_DECISION_APPROVE
+            ),
+            metadata=self.auth("admin", "admin"),
+            timeout=10,
+        )
+        return reviewed.product
+
+    async def place(
+        self, buyer: str, sku_id: str, quantity: int = 1, key: str = "", **attribution: str
+    ) -> order_pb2.Order:
+        """PlaceOrder, retrying while commerce has not yet heard of a just-created SKU."""
+        request = pb.PlaceOrderRequest(
+            buyer_id=buyer,
+            idempotency_key=key or f"{buyer}-{sku_id}-{quantity}-{sorted(attribution.items())}",
+            lines=[
+                pb.OrderLineRequest(
+                    sku_id=sku_id,
+                    quantity=quantity,
+                    attribution=order_pb2.AttributionContext(**attribution),
+                )
+            ],
+        )
+        for _ in range(100):
+            try:
+                response = await self.stub.PlaceOrder(
+                    request, metadata=self.auth("buyer", buyer), timeout=10
+                )
+                return response.order
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.INVALID_ARGUMENT or "unknown SKU" not in (
+                    exc.details() or ""
+                ):
+                    raise
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"commerce never learned of SKU {sku_id}")
+
+    async def wait_state(
+        self, order: order_pb2.Order, *states: int, timeout_s: float = 30
+    ) -> pb.GetOrderResponse:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            got = await self.stub.GetOrder(
+                pb.GetOrderRequest(order_id=order.order_id),
+                metadata=self.auth("buyer", order.buyer_id),
+                timeout=10,
+            )
+            if got.order.state in states:
+                return got
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"order {order.order_id} stuck in {order_pb2.OrderState.Name(got.order.state)}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def available(self, product_id: str) -> int:
+        product = (
+            await self.catalog_stub.GetProduct(
+                cpb.GetProductRequest(product_id=product_id), timeout=10
+            )
+        ).product
+        return sum(s.available for s in product.skus)
+
+
+def call_kwargs(shop: Shop, role: str, principal: str) -> dict[str, Any]:
+    return {"metadata": shop.auth(role, principal), "timeout": 10}
