@@ -127,10 +127,10 @@ class LeanPublisher:
         cached labelled counter child instead of calling .labels() per delivery.
     """
 
-    def __init__(self, ep: EventProducer, metrics: PlatformMetrics) -> None:
-        self._produce = ep._producer.produce
-        self._flush = ep._producer.flush
-        self._source = ep.source
+    def __init__(self, producer: Producer, source: str, metrics: PlatformMetrics) -> None:
+        self._produce = producer.produce
+        self._flush = producer.flush
+        self._source = source
         self._metrics = metrics
         self._static: dict[str, list[tuple[str, str]]] = {}
         self._acked: dict[str, Any] = {}
@@ -300,18 +300,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "thread_cpu_us_per_record": {k: v / n * 1e6 for k, v in roles.items()},
         }
 
-    def variant_lean(topic: str) -> dict[str, Any]:
-        ep = EventProducer(settings, "shopstream/bench", None)
-        lean = LeanPublisher(ep, PlatformMetrics("bench"))
+    def variant_lean(extra: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
+        def run(topic: str) -> dict[str, Any]:
+            p = PolledProducer({**config, **extra})
+            lean = LeanPublisher(p.producer, "shopstream/bench", PlatformMetrics("bench"))
 
-        def one(i: int) -> None:
-            j = i % pool
-            lean.publish(topic, keys[j], messages[j])
+            def one(i: int) -> None:
+                j = i % pool
+                lean.publish(topic, keys[j], messages[j])
 
-        result = timed(one, ep.flush, lambda: ep.close(10), ep._poller.native_id)
-        result["acked"] = next(lean.acks)
-        result["errors"] = len(lean.errors)
-        return result
+            result = timed(one, p.flush, p.close, p._thread.native_id)
+            result["errors"] = len(lean.errors)
+            return result
+
+        return run
 
     def with_fast_meta(run: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
         def wrapped(topic: str) -> dict[str, Any]:
@@ -334,7 +336,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("6 EventProducer.publish, no metrics", variant_event("publish", metrics=False)),
         ("7 EventProducer.publish (as shipped, metrics)", variant_event("publish", metrics=True)),
         ("8 #7 with fast ids/traceparent/time (patched here)", with_fast_meta(variant_event("publish", metrics=True))),
-        ("9 prototype lean publish (see LeanPublisher)", variant_lean),
+        ("9 prototype lean publish (see LeanPublisher)", variant_lean({})),
+        ("10 #9 + delivery.report.only.error=true", variant_lean({"delivery.report.only.error": True})),
     ]
     assert tracing  # imported so the patch target module is loaded
     print(f"producer breakdown: {n} records of {args.record_size} B, {PARTITIONS} partitions, {bootstrap}")

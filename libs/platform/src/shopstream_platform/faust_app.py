@@ -9,10 +9,12 @@ memory tables in unit tests.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faust
 
+from shopstream_platform.kafka.dispatch import Dispatcher, RawRecord
+from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import KafkaSettings
 
 StoreKind = Literal["rocksdb", "memory"]
@@ -44,3 +46,40 @@ def make_faust_app(
         web_host="127.0.0.1",
         topic_allow_declare=True,
     )
+
+
+def protobuf_agent(
+    app: faust.App,
+    topic: str,
+    dispatcher: Dispatcher,
+    metrics: PlatformMetrics,
+    *,
+    name: str | None = None,
+) -> Any:
+    """A Faust agent over a registry topic, with the platform's decoding, retries and DLQ.
+
+    Values are read as raw bytes (Faust's own codecs would swallow decode errors): the
+    dispatcher decodes protobuf by ce_type and dead-letters what it cannot process, waiting for
+    the DLQ's ack, before the agent moves on and Faust acknowledges the offset.
+    """
+    channel = app.topic(topic, key_serializer="raw", value_serializer="raw")
+
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = await dispatcher.dispatch(
+                RawRecord(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                )
+            )
+            metrics.events_consumed.labels(
+                metrics.service, topic, dispatcher.group_id, outcome.value
+            ).inc()
+
+    process.__name__ = name or f"agent_{topic.replace('.', '_').replace('-', '_')}"
+    return app.agent(channel, name=process.__name__)(process)

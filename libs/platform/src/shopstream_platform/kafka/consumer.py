@@ -16,42 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from google.protobuf import symbol_database
 from google.protobuf.message import Message as ProtoMessage
 
-from shopstream_platform.kafka.cloudevents import MissingHeaderError, headers_dict, parse_meta
-from shopstream_platform.kafka.codec import (
-    ProtobufCodec,
-    UndecodableEventError,
-    UnknownEventTypeError,
-    type_name,
-)
+from shopstream_platform.kafka.dispatch import ConsumerStalledError, Dispatcher, RawRecord
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
-from shopstream_platform.kafka.events import (
-    Event,
-    Handler,
-    InvalidEventError,
-    Outcome,
-    TransientError,
-)
-from shopstream_platform.kafka.topics import load_registry
+from shopstream_platform.kafka.events import Handler
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import ConsumerSettings, KafkaSettings
-from shopstream_platform.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
-_UNPROCESSABLE = (
-    MissingHeaderError,
-    UnknownEventTypeError,
-    UndecodableEventError,
-    InvalidEventError,
-)
+__all__ = ["ConsumerStalledError", "EventConsumer", "consumer_config"]
+
 _LAG_INTERVAL_S = 5.0
-
-
-class ConsumerStalledError(RuntimeError):
-    """A transient failure outlasted every retry; the loop stopped without acknowledging."""
 
 
 def consumer_config(
@@ -91,15 +68,15 @@ class EventConsumer:
         self._group = group_id
         self._topics = list(topics)
         self._settings = settings
-        self._handlers = {type_name(t): h for t, h in routes.items()}
-        self._codec = ProtobufCodec(routes)
-        self._dead_letters = dead_letters
-        self._metrics = metrics
-        self._transient: tuple[type[BaseException], ...] = (
-            TransientError,
-            asyncio.TimeoutError,
-            *transient,
+        self._dispatcher = Dispatcher(
+            group_id=group_id,
+            routes=routes,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            settings=settings,
+            transient=transient,
         )
+        self._metrics = metrics
         self._consumer = Consumer(consumer_config(kafka, settings, group_id, client_id or group_id))
         # librdkafka calls block; one dedicated thread keeps them off the event loop.
         self._executor = ThreadPoolExecutor(
@@ -156,7 +133,16 @@ class EventConsumer:
             return
         topic = record.topic() or ""
         started = time.perf_counter()
-        outcome = await self._handle(record, topic)
+        outcome = await self._dispatcher.dispatch(
+            RawRecord(
+                topic=topic,
+                partition=record.partition() or 0,
+                offset=record.offset() or 0,
+                key=record.key(),
+                value=record.value(),
+                headers=record.headers(),
+            )
+        )
         # Only now may the offset move past this record.
         self._consumer.store_offsets(message=record)
         m = self._metrics
@@ -164,78 +150,6 @@ class EventConsumer:
         m.event_handling.labels(m.service, topic, self._group).observe(
             time.perf_counter() - started
         )
-
-    async def _handle(self, record: Message, topic: str) -> Outcome:
-        headers = headers_dict(record.headers())
-        try:
-            meta = parse_meta(headers)
-            handler = self._handlers.get(meta.type)
-            if handler is None:
-                if _declared_on(topic, meta.type):
-                    return Outcome.IGNORED
-                raise UnknownEventTypeError(
-                    f"ce_type {meta.type!r} is not a known shopstream event"
-                )
-            message = self._codec.decode(meta.type, record.value())
-        except _UNPROCESSABLE as exc:
-            await self._dead_letter(record, exc)
-            return Outcome.DEAD_LETTERED
-        key = record.key()
-        event: Event[ProtoMessage] = Event(
-            topic=topic,
-            partition=record.partition() or 0,
-            offset=record.offset() or 0,
-            key=key.decode("utf-8", "replace") if key is not None else None,
-            meta=meta,
-            message=message,
-            headers=headers,
-        )
-        token = current_traceparent.set(meta.traceparent)
-        try:
-            return await self._call_with_retries(handler, event, record)
-        finally:
-            current_traceparent.reset(token)
-
-    async def _call_with_retries(
-        self, handler: Handler, event: Event[ProtoMessage], record: Message
-    ) -> Outcome:
-        delay = self._settings.backoff_initial_s
-        for attempt in range(1, self._settings.max_attempts + 1):
-            try:
-                return await handler(event) or Outcome.PROCESSED
-            except self._transient as exc:
-                if attempt == self._settings.max_attempts:
-                    raise ConsumerStalledError(
-                        f"{event.topic}[{event.partition}]@{event.offset} failed {attempt} times: {exc!r}"
-                    ) from exc
-                m = self._metrics
-                m.handler_retries.labels(m.service, event.topic, self._group).inc()
-                log.warning(
-                    "transient failure, retrying",
-                    extra={
-                        "topic": event.topic,
-                        "offset": event.offset,
-                        "attempt": attempt,
-                        "error": repr(exc),
-                    },
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.backoff_max_s)
-            except InvalidEventError as exc:
-                await self._dead_letter(record, exc)
-                return Outcome.DEAD_LETTERED
-            except Exception as exc:
-                # Not transient and not declared invalid: a record this code cannot handle. Park it
-                # with the reason rather than block the partition behind it forever.
-                log.exception(
-                    "handler failed", extra={"topic": event.topic, "offset": event.offset}
-                )
-                await self._dead_letter(record, exc)
-                return Outcome.DEAD_LETTERED
-        raise AssertionError("unreachable")
-
-    async def _dead_letter(self, record: Message, error: BaseException) -> None:
-        await self._dead_letters.send(record, self._group, error)
 
     async def _maybe_report_lag(self, loop: asyncio.AbstractEventLoop) -> None:
         now = time.monotonic()
@@ -259,17 +173,3 @@ class EventConsumer:
                 )
         except KafkaException as exc:
             log.debug("lag report failed", extra={"error": str(exc)})
-
-
-def _declared_on(topic: str, ce_type: str) -> bool:
-    """A type the registry lists for the topic (or any generated shopstream type) is legitimate."""
-    try:
-        if ce_type in load_registry().get(topic).values:
-            return True
-    except KeyError:
-        pass
-    try:
-        symbol_database.Default().GetSymbol(ce_type)
-    except KeyError:
-        return False
-    return True

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-
-from confluent_kafka import Message
+from typing import TYPE_CHECKING, Any
 
 from shopstream_platform.kafka.cloudevents import Headers, format_time
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.kafka.topics import DLQ_SUFFIX
 from shopstream_platform.metrics import PlatformMetrics
+
+if TYPE_CHECKING:
+    from shopstream_platform.kafka.dispatch import RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def original_topic(dlq: str) -> str:
 
 
 def dead_letter_headers(
-    original: Headers | dict[str, str | bytes | None] | None,
+    original: Sequence[tuple[str, Any]] | Mapping[str, Any] | None,
     *,
     topic: str,
     partition: int,
@@ -48,7 +51,7 @@ def dead_letter_headers(
     group: str,
     error: BaseException,
 ) -> Headers:
-    pairs = list(original.items()) if isinstance(original, dict) else (original or [])
+    pairs = list(original.items()) if isinstance(original, Mapping) else list(original or [])
     kept: Headers = [(k, v) for k, v in pairs if k not in DLQ_HEADERS and v is not None]
     return [
         *kept,
@@ -69,29 +72,28 @@ class DeadLetterPublisher:
         self._producer = producer
         self._metrics = metrics
 
-    async def send(self, record: Message, group: str, error: BaseException) -> None:
-        topic = record.topic() or ""
+    async def send(self, record: RawRecord, group: str, error: BaseException) -> None:
         headers = dead_letter_headers(
-            record.headers(),
-            topic=topic,
-            partition=record.partition() or 0,
-            offset=record.offset() or 0,
+            record.headers,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
             group=group,
             error=error,
         )
         await self._producer.produce_raw_and_wait(
-            dlq_topic(topic), record.key(), record.value(), headers
+            dlq_topic(record.topic), record.key, record.value, headers
         )
         if self._metrics is not None:
             self._metrics.dlq_records.labels(
-                self._metrics.service, topic, type(error).__name__
+                self._metrics.service, record.topic, type(error).__name__
             ).inc()
         log.warning(
             "record dead-lettered",
             extra={
-                "topic": topic,
-                "partition": record.partition(),
-                "offset": record.offset(),
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
                 "group": group,
                 "error_type": type(error).__name__,
                 "error": str(error)[:200],

@@ -1,0 +1,168 @@
+"""One record's way through a consumer: decode by ce_type, route, handle with retries, or DLQ.
+
+Shared by the confluent-kafka consumer loop (consumer.py) and Faust agents (faust_app.py), so a
+poison pill is treated the same whichever reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import symbol_database
+from google.protobuf.message import Message as ProtoMessage
+
+from shopstream_platform.kafka.cloudevents import MissingHeaderError, headers_dict, parse_meta
+from shopstream_platform.kafka.codec import (
+    ProtobufCodec,
+    UndecodableEventError,
+    UnknownEventTypeError,
+    type_name,
+)
+from shopstream_platform.kafka.dlq import DeadLetterPublisher
+from shopstream_platform.kafka.events import (
+    Event,
+    Handler,
+    InvalidEventError,
+    Outcome,
+    TransientError,
+)
+from shopstream_platform.kafka.topics import load_registry
+from shopstream_platform.metrics import PlatformMetrics
+from shopstream_platform.settings import ConsumerSettings
+from shopstream_platform.tracing import current_traceparent
+
+log = logging.getLogger(__name__)
+
+_UNPROCESSABLE = (
+    MissingHeaderError,
+    UnknownEventTypeError,
+    UndecodableEventError,
+    InvalidEventError,
+)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A consumed record, whichever client read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, Any]] | Mapping[str, Any] | None
+
+
+class ConsumerStalledError(RuntimeError):
+    """A transient failure outlasted every retry; the record was not acknowledged."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        routes: Mapping[type[ProtoMessage], Handler],
+        dead_letters: DeadLetterPublisher,
+        metrics: PlatformMetrics,
+        settings: ConsumerSettings,
+        transient: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.group_id = group_id
+        self._handlers = {type_name(t): h for t, h in routes.items()}
+        self._codec = ProtobufCodec(routes)
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._settings = settings
+        self._transient: tuple[type[BaseException], ...] = (
+            TransientError,
+            asyncio.TimeoutError,
+            *transient,
+        )
+
+    async def dispatch(self, record: RawRecord) -> Outcome:
+        """Handle one record; raises ConsumerStalledError when transient retries run out."""
+        headers = headers_dict(record.headers)
+        try:
+            meta = parse_meta(headers)
+            handler = self._handlers.get(meta.type)
+            if handler is None:
+                if _declared_on(record.topic, meta.type):
+                    return Outcome.IGNORED
+                raise UnknownEventTypeError(
+                    f"ce_type {meta.type!r} is not a known shopstream event"
+                )
+            message = self._codec.decode(meta.type, record.value)
+        except _UNPROCESSABLE as exc:
+            await self._dead_letters.send(record, self.group_id, exc)
+            return Outcome.DEAD_LETTERED
+        event: Event[ProtoMessage] = Event(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+            meta=meta,
+            message=message,
+            headers=headers,
+        )
+        token = current_traceparent.set(meta.traceparent)
+        try:
+            return await self._call_with_retries(handler, event, record)
+        finally:
+            current_traceparent.reset(token)
+
+    async def _call_with_retries(
+        self, handler: Handler, event: Event[ProtoMessage], record: RawRecord
+    ) -> Outcome:
+        delay = self._settings.backoff_initial_s
+        for attempt in range(1, self._settings.max_attempts + 1):
+            try:
+                return await handler(event) or Outcome.PROCESSED
+            except self._transient as exc:
+                if attempt == self._settings.max_attempts:
+                    raise ConsumerStalledError(
+                        f"{event.topic}[{event.partition}]@{event.offset} failed {attempt} times: {exc!r}"
+                    ) from exc
+                m = self._metrics
+                m.handler_retries.labels(m.service, event.topic, self.group_id).inc()
+                log.warning(
+                    "transient failure, retrying",
+                    extra={
+                        "topic": event.topic,
+                        "offset": event.offset,
+                        "attempt": attempt,
+                        "error": repr(exc),
+                    },
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.backoff_max_s)
+            except InvalidEventError as exc:
+                await self._dead_letters.send(record, self.group_id, exc)
+                return Outcome.DEAD_LETTERED
+            except Exception as exc:
+                # Not transient and not declared invalid: a record this code cannot handle. Park it
+                # with the reason rather than block the partition behind it forever.
+                log.exception(
+                    "handler failed", extra={"topic": event.topic, "offset": event.offset}
+                )
+                await self._dead_letters.send(record, self.group_id, exc)
+                return Outcome.DEAD_LETTERED
+        raise AssertionError("unreachable")
+
+
+def _declared_on(topic: str, ce_type: str) -> bool:
+    """A type the registry lists for the topic (or any generated shopstream type) is legitimate."""
+    try:
+        if ce_type in load_registry().get(topic).values:
+            return True
+    except KeyError:
+        pass
+    try:
+        symbol_database.Default().GetSymbol(ce_type)
+    except KeyError:
+        return False
+    return True
