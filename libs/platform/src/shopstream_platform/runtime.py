@@ -71,6 +71,7 @@ class Runtime:
         self._bindings: list[ServiceBinding] = []
         self._consumers: list[EventConsumer] = []
         self._tasks: list[tuple[str, Task]] = []
+        self._gates: list[Task] = []
         self._relay = OutboxRelay(
             self.db,
             self.outbox,
@@ -135,6 +136,11 @@ class Runtime:
         """A background loop that runs while the service serves; it must return when cancelled."""
         self._tasks.append((name, task))
 
+    def add_readiness_gate(self, gate: Task) -> None:
+        """Awaited after the background tasks started and before health turns SERVING (e.g. Faust
+        tables recovered from their changelogs)."""
+        self._gates.append(gate)
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -168,6 +174,10 @@ class Runtime:
             running.append(asyncio.create_task(self._relay.run(), name="outbox-relay"))
             running.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
             running += [asyncio.create_task(t(), name=n) for n, t in self._tasks]
+            for gate in self._gates:
+                await self._until_stopped_or(gate(), running)
+            if self._stop.is_set():
+                return 0
             await self.grpc.set_serving(True)
             self.metrics.ready.labels(self.name).set(1)
             self.ready.set()
@@ -190,6 +200,22 @@ class Runtime:
             await self._shutdown(running)
             metrics_server.shutdown()
         return exit_code
+
+    async def _until_stopped_or(
+        self, gate: Coroutine[Any, Any, None], running: list[asyncio.Task[None]]
+    ) -> None:
+        """Wait for a readiness gate, unless a stop or a failed background task comes first."""
+        waiter = asyncio.create_task(gate)
+        stop_wait = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([waiter, stop_wait, *running], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if not waiter.done():
+            waiter.cancel()
+            failed = [t for t in running if t.done()]
+            if failed and not self._stop.is_set():
+                failed[0].result()
+            return
+        waiter.result()
 
     async def _prepare(self) -> bool:
         """Wait for Kafka, create topics, migrate; False when asked to stop meanwhile."""

@@ -1,5 +1,6 @@
 """The 3-node cluster (`make kafka-cluster-up`): registry topics get RF=3 and min ISR=2."""
 
+import time
 import uuid
 from dataclasses import replace
 
@@ -27,7 +28,12 @@ async def test_registry_topic_created_with_rf3_and_min_isr2(
 
     admin = admin_client(cluster_settings)
     for name in (spec.name, spec.dlq.name):
-        topic = admin.list_topics(name, timeout=10).topics[name]
+        # Any broker may answer; give the others a moment to learn of the new topic.
+        for _ in range(100):
+            topic = admin.list_topics(name, timeout=10).topics[name]
+            if topic.error is None and len(topic.partitions) == spec.partitions:
+                break
+            time.sleep(0.1)
         assert len(topic.partitions) == spec.partitions
         for partition in topic.partitions.values():
             assert len(partition.replicas) == 3

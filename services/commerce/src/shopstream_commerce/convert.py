@@ -50,6 +50,7 @@ def order_pb(o: OrderRecord) -> order_pb2.Order:
                 ad_click_id=a.ad_click_id,
             ),
             refunded_quantity=line.refunded_quantity,
+            category_id=line.category_id,
         )
     return message
 

@@ -156,6 +156,7 @@ class Orders:
                     currency=sku.currency,
                     attribution=request.attribution,
                     commission_bps=bps,
+                    category_id=sku.category_id,
                 )
             )
         sellers = {line.seller_id for line in lines}

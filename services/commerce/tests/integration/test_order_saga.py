@@ -22,6 +22,7 @@ async def test_place_reserve_pay_ship_deliver(shop: Shop, ids: Callable[[str], s
     placed = await shop.place(buyer, sku, quantity=2, key="checkout-1")
     assert placed.state == OS.ORDER_STATE_PLACED
     assert placed.total.amount_minor == 4_000 and placed.total.currency == "GBP"
+    assert placed.lines[0].category_id == "fashion"
     # The same PlaceOrder again (same key) is the same order.
     again = await shop.place(buyer, sku, quantity=2, key="checkout-1")
     assert again.order_id == placed.order_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -84,12 +85,19 @@ def ensure_topics(
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise
-    # Creation is asynchronous on the controller; wait until every broker's metadata has them.
+    # Creation is asynchronous on the controller: wait until the metadata shows every partition
+    # of every new topic with a leader, so producers and consumers can use them at once.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=timeout_s).topics
-        if all(n in topics and not topics[n].error for n in created):
+        if all(_ready(topics.get(n), wanted[n].partitions) for n in created):
             break
         time.sleep(0.1)
     log.info("topics created", extra={"topics": created})
     return created
+
+
+def _ready(metadata: Any, partitions: int) -> bool:
+    if metadata is None or metadata.error is not None or len(metadata.partitions) != partitions:
+        return False
+    return all(p.leader >= 0 and not p.error for p in metadata.partitions.values())

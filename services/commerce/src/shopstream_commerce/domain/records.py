@@ -28,6 +28,7 @@ class Line:
     attribution: Attribution
     refunded_quantity: int = 0
     commission_bps: int = 0
+    category_id: str = ""
 
     @property
     def total_minor(self) -> int:
@@ -65,6 +66,7 @@ class SkuInfo:
     price_minor: int
     currency: str
     listing_status: int
+    category_id: str = ""
 
 
 @dataclass(frozen=True)

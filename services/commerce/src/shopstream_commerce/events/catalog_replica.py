@@ -31,6 +31,7 @@ async def on_product(event: Event[Message], session: AsyncSession) -> None:
                 price_minor=sku.price.amount_minor,
                 currency=sku.price.currency,
                 listing_status=int(product.status),
+                category_id=product.category_id,
             ),
             product.version,
         )

@@ -56,6 +56,7 @@ async def upsert_sku(session: AsyncSession, sku: SkuInfo, product_version: int) 
         "currency": sku.currency,
         "listing_status": sku.listing_status,
         "product_version": product_version,
+        "category_id": sku.category_id,
     }
     if current is None:
         await session.execute(catalog_skus.insert().values(sku_id=sku.sku_id, **values))
@@ -81,7 +82,13 @@ async def skus(session: AsyncSession, sku_ids: Iterable[str]) -> dict[str, SkuIn
     ).all()
     return {
         r.sku_id: SkuInfo(
-            r.sku_id, r.product_id, r.seller_id, r.price_minor, r.currency, r.listing_status
+            r.sku_id,
+            r.product_id,
+            r.seller_id,
+            r.price_minor,
+            r.currency,
+            r.listing_status,
+            r.category_id,
         )
         for r in rows
     }
@@ -142,6 +149,7 @@ async def insert_order(session: AsyncSession, order: OrderRecord, idempotency_ke
                 ad_click_id=a.ad_click_id,
                 refunded_quantity=0,
                 commission_bps=line.commission_bps,
+                category_id=line.category_id,
             )
         )
 
@@ -176,6 +184,7 @@ async def load_orders(
                 attribution=Attribution(r.creator_id, r.live_session_id, r.video_id, r.ad_click_id),
                 refunded_quantity=r.refunded_quantity,
                 commission_bps=r.commission_bps,
+                category_id=r.category_id,
             )
         )
     return {

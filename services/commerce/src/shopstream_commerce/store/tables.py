@@ -13,6 +13,8 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -33,6 +35,8 @@ catalog_skus = Table(
     Column("price_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("listing_status", Integer, nullable=False),
+    # Added by migration 2.
+    Column("category_id", String(64), nullable=False, server_default=""),
     Column("product_version", BigInteger, nullable=False),
 )
 
@@ -85,6 +89,8 @@ order_lines = Table(
     Column("refunded_quantity", Integer, nullable=False, default=0),
     # Commission rate fixed when the order was placed (the rate in force for that moment).
     Column("commission_bps", Integer, nullable=False, default=0),
+    # Added by migration 2.
+    Column("category_id", String(64), nullable=False, server_default=""),
     CheckConstraint(
         "refunded_quantity >= 0 AND refunded_quantity <= quantity", name="ck_lines_refund_range"
     ),
@@ -184,9 +190,22 @@ ledger = Table(
 )
 
 
-# Version 1 creates the tables as declared above; later changes are new migrations with explicit DDL.
+# Version 1 created the tables; later changes are new migrations with explicit DDL. A fresh
+# database gets every column from create_all, so later migrations skip what already exists.
 def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS = [Migration(1, "commerce tables", _create_all)]
+def _add_category_columns(conn: Connection) -> None:
+    for table in ("catalog_skus", "order_lines"):
+        columns = {c["name"] for c in inspect(conn).get_columns(table)}
+        if "category_id" not in columns:
+            conn.execute(
+                text(f"ALTER TABLE {table} ADD COLUMN category_id VARCHAR(64) NOT NULL DEFAULT ''")
+            )
+
+
+MIGRATIONS = [
+    Migration(1, "commerce tables", _create_all),
+    Migration(2, "category of SKUs and order lines", _add_category_columns),
+]

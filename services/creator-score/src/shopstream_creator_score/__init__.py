@@ -1,0 +1,1 @@
+"""Creator-score service: the creator marketplace's scores, search and live score updates."""

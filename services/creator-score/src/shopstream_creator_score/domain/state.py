@@ -1,0 +1,140 @@
+"""A creator's running state as kept in the Faust table (a JSON-able dict), and its updates.
+
+Each update takes the event's time, so replays and recoveries compute the same numbers. Each
+update first checks the event id against the creator's recent ids: a redelivered or re-sent
+event changes nothing. The ids live inside the state itself, so they are written in the same
+changelog record as the effect they guard.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+RECENT_IDS = 2_000
+FOLLOWER_HISTORY = 60
+CONTENT_KEPT = 300
+DAY_S = 86_400.0
+
+State = dict[str, Any]
+
+
+def new_state(creator_id: str) -> State:
+    return {
+        "id": creator_id,
+        "name": creator_id,
+        "followers": 0,
+        "mcn": "",
+        "declared": [],
+        "history": [],  # [[day, followers], ...] one entry per day, oldest first
+        "content": {},  # content id -> [published_at, views, likes, comments, shares]
+        "views": [0.0, 0.0],  # [decayed value, at]
+        "engagements": [0.0, 0.0],
+        "activity": [0.0, 0.0],
+        "gmv": [0.0, 0.0],
+        "refunds": [0.0, 0.0],
+        "by_cat": {},  # category -> [decayed gmv, at]
+        "currency": "",
+        "recent": [],
+        "updated_at": 0.0,
+        "published": None,  # the last published score, None before the first
+    }
+
+
+def decay(cell: list[float], now: float, half_life_s: float) -> float:
+    """The cell's value at `now` (decayed since its time); never decays backwards in time."""
+    value, at = cell
+    if now <= at or value == 0.0:
+        return value
+    return value * math.pow(0.5, (now - at) / half_life_s)
+
+
+def add(cell: list[float], amount: float, now: float, half_life_s: float) -> list[float]:
+    at = max(now, cell[1])
+    return [decay(cell, at, half_life_s) + amount, at]
+
+
+def seen(state: State, event_id: str) -> bool:
+    """True if the event was applied already; otherwise remember it."""
+    recent: list[str] = state["recent"]
+    if event_id in recent:
+        return True
+    recent.append(event_id)
+    if len(recent) > RECENT_IDS:
+        del recent[: len(recent) - RECENT_IDS]
+    return False
+
+
+def apply_profile(
+    state: State, *, name: str, followers: int, mcn: str, declared: list[str], at: float
+) -> None:
+    state["name"] = name or state["name"]
+    state["followers"] = max(0, followers)
+    state["mcn"] = mcn
+    state["declared"] = sorted(set(declared))
+    day = int(at // DAY_S)
+    history: list[list[int]] = state["history"]
+    if history and history[-1][0] == day:
+        history[-1][1] = followers
+    elif not history or history[-1][0] < day:
+        history.append([day, followers])
+    if len(history) > FOLLOWER_HISTORY:
+        del history[: len(history) - FOLLOWER_HISTORY]
+    state["updated_at"] = max(state["updated_at"], at)
+
+
+@dataclass(frozen=True)
+class ContentCounters:
+    content_id: str
+    published_at: float
+    views: int
+    likes: int
+    comments: int
+    shares: int
+
+
+def apply_content(state: State, c: ContentCounters, at: float, half_life_s: float) -> None:
+    """Counters are cumulative per content: add only the growth since the last report."""
+    content: dict[str, list[float]] = state["content"]
+    before = content.get(c.content_id)
+    if before is None:
+        before = [c.published_at, 0, 0, 0, 0]
+        state["activity"] = add(state["activity"], 1.0, max(c.published_at, 0.0) or at, half_life_s)
+    views = max(0, c.views - int(before[1]))
+    engagements = max(0, (c.likes + c.comments + c.shares) - int(before[2] + before[3] + before[4]))
+    content[c.content_id] = [
+        before[0],
+        max(before[1], c.views),
+        max(before[2], c.likes),
+        max(before[3], c.comments),
+        max(before[4], c.shares),
+    ]
+    if len(content) > CONTENT_KEPT:
+        for oldest in sorted(content, key=lambda k: content[k][0])[: len(content) - CONTENT_KEPT]:
+            del content[oldest]
+    state["views"] = add(state["views"], float(views), at, half_life_s)
+    state["engagements"] = add(state["engagements"], float(engagements), at, half_life_s)
+    state["updated_at"] = max(state["updated_at"], at)
+
+
+def apply_sale(
+    state: State,
+    *,
+    amount_minor: int,
+    by_category: dict[str, int],
+    currency: str,
+    at: float,
+    half_life_s: float,
+) -> None:
+    """A paid order (positive) or a refund (negative) attributed to the creator."""
+    if amount_minor >= 0:
+        state["gmv"] = add(state["gmv"], float(amount_minor), at, half_life_s)
+    else:
+        state["refunds"] = add(state["refunds"], float(-amount_minor), at, half_life_s)
+    by_cat: dict[str, list[float]] = state["by_cat"]
+    for category, amount in by_category.items():
+        cell = by_cat.get(category, [0.0, 0.0])
+        by_cat[category] = add(cell, float(amount), at, half_life_s)
+    state["currency"] = currency or state["currency"]
+    state["updated_at"] = max(state["updated_at"], at)
