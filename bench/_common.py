@@ -103,10 +103,104 @@ def machine_facts() -> dict[str, Any]:
         import grpc
         from google.protobuf.internal import api_implementation
 
-        facts["confluent_kafka"] = confluent_kafka.version()[0]
-        facts["librdkafka"] = confluent_kafka.libversion()[0]
+        ck_version = confluent_kafka.version()
+        lib_version = confluent_kafka.libversion()
+        facts["confluent_kafka"] = ck_version if isinstance(ck_version, str) else ck_version[0]
+        facts["librdkafka"] = lib_version if isinstance(lib_version, str) else lib_version[0]
         facts["grpcio"] = grpc.__version__
         facts["protobuf_backend"] = api_implementation.Type()
     except Exception:  # facts are best effort; never fail a run over them
         pass
     return facts
+
+
+class ForeignLoadMonitor:
+    """Samples every process's CPU once a second while the benchmarks run and splits it into
+    ours (this process and its descendants), Kafka brokers (any kafka.Kafka JVM) and other
+    work. Other work competing for the cores makes the numbers low; this says how much there was.
+    """
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        import threading
+
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="foreign-load", daemon=True)
+        self._cmdlines: dict[int, str] = {}
+        self.cpu_s = {"ours": 0.0, "kafka_brokers": 0.0, "other": 0.0}
+        self.other_by_command: dict[str, float] = {}
+        self.elapsed_s = 0.0
+
+    def _snapshot(self) -> dict[int, tuple[int, float]]:
+        tick = clk_tck()
+        procs: dict[int, tuple[int, float]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+        return procs
+
+    def _cmdline(self, pid: int) -> str:
+        if pid not in self._cmdlines:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    self._cmdlines[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                self._cmdlines[pid] = "?"
+        return self._cmdlines[pid]
+
+    def _is_ours(self, pid: int, procs: dict[int, tuple[int, float]]) -> bool:
+        me = os.getpid()
+        for _ in range(64):
+            if pid == me:
+                return True
+            if pid not in procs or pid <= 1:
+                return False
+            pid = procs[pid][0]
+        return False
+
+    def _run(self) -> None:
+        import time
+
+        before = self._snapshot()
+        t0 = time.monotonic()
+        while not self._stop.wait(self._interval):
+            after = self._snapshot()
+            for pid, (_ppid, cpu) in after.items():
+                used = cpu - before.get(pid, (0, 0.0))[1] if pid in before else 0.0
+                if used <= 0:
+                    continue
+                if self._is_ours(pid, after):
+                    self.cpu_s["ours"] += used
+                    continue
+                cmd = self._cmdline(pid)
+                if "kafka.Kafka" in cmd:
+                    self.cpu_s["kafka_brokers"] += used
+                else:
+                    self.cpu_s["other"] += used
+                    key = cmd[:80] or f"pid {pid}"
+                    self.other_by_command[key] = self.other_by_command.get(key, 0.0) + used
+            before = after
+            self.elapsed_s = time.monotonic() - t0
+
+    def __enter__(self) -> ForeignLoadMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> dict[str, Any]:
+        elapsed = self.elapsed_s or 1.0
+        top = sorted(self.other_by_command.items(), key=lambda kv: -kv[1])[:3]
+        return {
+            "seconds": round(self.elapsed_s, 1),
+            "cores": {k: round(v / elapsed, 2) for k, v in self.cpu_s.items()},
+            "other_top": [{"command": c, "cores": round(v / elapsed, 2)} for c, v in top],
+        }

@@ -41,20 +41,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import KAFKA_SH, REPO, default_bootstrap, median, require_loopback  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
+from _common import KAFKA_SH, REPO, default_bootstrap, median, require_loopback
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from shopstream.catalog.v1 import catalog_pb2, events_pb2  # noqa: E402
-from shopstream.common.v1 import money_pb2  # noqa: E402
-from shopstream_platform.kafka.admin import ensure_topics  # noqa: E402
-from shopstream_platform.kafka.cloudevents import CloudEventMeta, new_event_id  # noqa: E402
-from shopstream_platform.kafka.codec import type_name  # noqa: E402
-from shopstream_platform.kafka.producer import EventProducer, producer_config  # noqa: E402
-from shopstream_platform.metrics import PlatformMetrics  # noqa: E402
-from shopstream_platform.settings import KafkaSettings  # noqa: E402
-from shopstream_platform.testing import scratch_topic_spec  # noqa: E402
-from shopstream_platform.tracing import outgoing_traceparent  # noqa: E402
+from shopstream.catalog.v1 import catalog_pb2, events_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream_platform.kafka.admin import ensure_topics
+from shopstream_platform.kafka.cloudevents import CloudEventMeta, new_event_id
+from shopstream_platform.kafka.codec import type_name
+from shopstream_platform.kafka.producer import EventProducer, producer_config
+from shopstream_platform.metrics import PlatformMetrics
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import scratch_topic_spec
+from shopstream_platform.tracing import outgoing_traceparent
 
 TARGET_RATIO = 0.5
 PARTITIONS = 6
@@ -198,7 +198,9 @@ def run_ours(
     producer = EventProducer(
         settings, "shopstream/bench", metrics, client_id=f"bench-{uuid.uuid4().hex[:6]}"
     )
-    acks = itertools.count()  # next() is atomic under the GIL: the poll thread and flush both call back
+    acks = (
+        itertools.count()
+    )  # next() is atomic under the GIL: the poll thread and flush both call back
     errors: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:
@@ -323,7 +325,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     header_bytes = sum(len(k) + len(v or b"") for k, v in meta.to_headers())
 
-    print(f"producer bench: {n} records of {size} B, {PARTITIONS} partitions, bootstrap {bootstrap}")
+    print(
+        f"producer bench: {n} records of {size} B, {PARTITIONS} partitions, bootstrap {bootstrap}"
+    )
     print(f"  java props: {' '.join(f'{k}={v}' for k, v in props.items())}")
     print(
         f"  ours: EventProducer.publish(ProductCreated {min(value_sizes)}-{max(value_sizes)} B"
@@ -341,7 +345,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             java_topic, our_topic = f"bench.producer-java.{tag}.v1", f"bench.producer-ours.{tag}.v1"
             ensure_topics(
                 settings,
-                [scratch_topic_spec(java_topic, PARTITIONS), scratch_topic_spec(our_topic, PARTITIONS)],
+                [
+                    scratch_topic_spec(java_topic, PARTITIONS),
+                    scratch_topic_spec(our_topic, PARTITIONS),
+                ],
             )
             topics += [java_topic, our_topic]
             java = run_java(java_topic, n, size, props, run_timeout_s)

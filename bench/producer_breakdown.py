@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, default_bootstrap, median, require_loopback  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
-from producer_bench import (  # noqa: E402
+from _common import REPO, default_bootstrap, median, require_loopback
+from confluent_kafka import Producer
+from producer_bench import (
     MESSAGE_POOL,
     PARTITIONS,
     build_messages,
@@ -37,13 +37,14 @@ from producer_bench import (  # noqa: E402
     end_offsets,
 )
 
-from shopstream_platform.kafka import cloudevents, producer as producer_mod  # noqa: E402
-from shopstream_platform.kafka.admin import ensure_topics  # noqa: E402
-from shopstream_platform.kafka.producer import EventProducer, producer_config  # noqa: E402
-from shopstream_platform.metrics import PlatformMetrics  # noqa: E402
-from shopstream_platform.settings import KafkaSettings  # noqa: E402
-from shopstream_platform.testing import scratch_topic_spec  # noqa: E402
-from shopstream_platform import tracing  # noqa: E402
+from shopstream_platform import tracing
+from shopstream_platform.kafka import cloudevents
+from shopstream_platform.kafka import producer as producer_mod
+from shopstream_platform.kafka.admin import ensure_topics
+from shopstream_platform.kafka.producer import EventProducer, producer_config
+from shopstream_platform.metrics import PlatformMetrics
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import scratch_topic_spec
 
 Publish = Callable[[int], None]
 
@@ -86,7 +87,9 @@ def thread_cpu() -> dict[int, tuple[str, float]]:
     return result
 
 
-def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], poll_tid: int | None) -> dict[str, float]:
+def cpu_by_role(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], poll_tid: int | None
+) -> dict[str, float]:
     """Per-record-run CPU split: main thread, our poll thread, librdkafka's own threads."""
     main_tid = os.getpid()
     roles: dict[str, float] = {}
@@ -166,9 +169,7 @@ class LeanPublisher:
         r[8] = (r[8] & 0x3F) | 0x80
         h = r.hex()
         parent = tracing.current_traceparent.get()
-        traceparent = (
-            tracing.child_traceparent(parent) if parent else f"00-{h[32:64]}-{h[64:]}-01"
-        )
+        traceparent = tracing.child_traceparent(parent) if parent else f"00-{h[32:64]}-{h[64:]}-01"
         headers = [
             *static,
             ("ce_id", f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"),
@@ -220,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def noop(_err: Any, _msg: Any) -> None:
         pass
 
-    def variant_raw(extra: dict[str, Any], *, with_headers: bool, callback: bool) -> Callable[[str], dict[str, Any]]:
+    def variant_raw(
+        extra: dict[str, Any], *, with_headers: bool, callback: bool
+    ) -> Callable[[str], dict[str, Any]]:
         def run(topic: str) -> dict[str, Any]:
             p = PolledProducer({**config, **extra})
             produce = p.producer.produce
@@ -327,20 +330,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return wrapped
 
     variants: list[tuple[str, Callable[[str], dict[str, Any]]]] = [
-        ("1 confluent-kafka produce(value, key)", variant_raw({}, with_headers=False, callback=False)),
-        ("2  + 7 CloudEvents headers (pre-built)", variant_raw({}, with_headers=True, callback=False)),
+        (
+            "1 confluent-kafka produce(value, key)",
+            variant_raw({}, with_headers=False, callback=False),
+        ),
+        (
+            "2  + 7 CloudEvents headers (pre-built)",
+            variant_raw({}, with_headers=True, callback=False),
+        ),
         ("3  + Python on_delivery per record", variant_raw({}, with_headers=True, callback=True)),
-        ("4 EventProducer.produce_raw (pre-built bytes+headers, metrics)", variant_event("produce_raw", metrics=True)),
+        (
+            "4 EventProducer.produce_raw (pre-built bytes+headers, metrics)",
+            variant_event("produce_raw", metrics=True),
+        ),
         ("4b  same, no metrics", variant_event("produce_raw", metrics=False)),
-        ("5 EventProducer.publish(meta=pre-built) (serialize, metrics)", variant_event("publish_with_meta", metrics=True)),
+        (
+            "5 EventProducer.publish(meta=pre-built) (serialize, metrics)",
+            variant_event("publish_with_meta", metrics=True),
+        ),
         ("6 EventProducer.publish, no metrics", variant_event("publish", metrics=False)),
         ("7 EventProducer.publish (as shipped, metrics)", variant_event("publish", metrics=True)),
-        ("8 #7 with fast ids/traceparent/time (patched here)", with_fast_meta(variant_event("publish", metrics=True))),
+        (
+            "8 #7 with fast ids/traceparent/time (patched here)",
+            with_fast_meta(variant_event("publish", metrics=True)),
+        ),
         ("9 prototype lean publish (see LeanPublisher)", variant_lean({})),
-        ("10 #9 + delivery.report.only.error=true", variant_lean({"delivery.report.only.error": True})),
+        (
+            "10 #9 + delivery.report.only.error=true",
+            variant_lean({"delivery.report.only.error": True}),
+        ),
     ]
-    assert tracing  # imported so the patch target module is loaded
-    print(f"producer breakdown: {n} records of {args.record_size} B, {PARTITIONS} partitions, {bootstrap}")
+    print(
+        f"producer breakdown: {n} records of {args.record_size} B, {PARTITIONS} partitions, {bootstrap}"
+    )
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
     topics: list[str] = []
     try:
@@ -360,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "   of which main/poll/librdkafka threads"
     )
     for name, runs in results.items():
-        row = {
+        row: dict[str, Any] = {
             "records_per_s": round(median([r["records_per_s"] for r in runs])),
             "enqueue_records_per_s": round(median([r["enqueue_records_per_s"] for r in runs])),
             "cpu_us_per_record": round(median([r["cpu_us_per_record"] for r in runs]), 1),
@@ -374,7 +396,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(
             f"  {name:66s} {row['records_per_s']:>9,} {row['enqueue_records_per_s']:>10,} "
             f"{row['cpu_us_per_record']:>10}   "
-            + "/".join(str(row["thread_cpu_us_per_record"][r]) for r in ("main", "poll", "librdkafka"))
+            + "/".join(
+                str(row["thread_cpu_us_per_record"][r]) for r in ("main", "poll", "librdkafka")
+            )
             + ("" if row["all_on_topic"] else "  (records missing!)")
         )
     if args.json:

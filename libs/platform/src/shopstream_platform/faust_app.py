@@ -30,6 +30,8 @@ def make_faust_app(
     web_port: int | None = None,
 ) -> faust.App:
     brokers = [f"kafka://{b.strip()}" for b in kafka.bootstrap_servers.split(",") if b.strip()]
+    # Faust creates only the last level of its data directory.
+    data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=brokers,

@@ -1,0 +1,309 @@
+"""`make bench`: run the producer and GetProduct benchmarks, print a table, and keep the results
+as JSON in bench/results/<UTC timestamp>.json together with the facts of the machine.
+
+    uv run python bench/run_all.py [--bootstrap 127.0.0.1:9092] [--strict]
+
+Each benchmark runs as its own process (so its CPU accounting is its own) with a time limit.
+Exit status: 0 when the benchmarks ran (targets met or not; the table says which), 1 when one
+failed to run, and with --strict also 1 when a target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    REPO,
+    ForeignLoadMonitor,
+    default_bootstrap,
+    machine_facts,
+    require_loopback,
+)
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+BUSY_WARNING = 0.15  # share of all CPUs busy before we start that makes the numbers suspect
+FOREIGN_WARNING_CORES = 0.1  # average cores used by unrelated processes during a benchmark
+
+
+def cpu_busy_share(seconds: float = 2.0) -> float:
+    """Share of all CPUs busy (anything but idle/iowait) over a short sample from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values[:8]), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    total = total1 - total0
+    return 1.0 - (idle1 - idle0) / total if total else 0.0
+
+
+def load_snapshot() -> dict[str, Any]:
+    return {
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "cpu_busy_share": round(cpu_busy_share(), 3),
+    }
+
+
+def run_bench(script: str, args: list[str], timeout_s: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="shopstream-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(BENCH / script), *args, "--json", str(out)]
+        print(f"\n$ python bench/{script} {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        with ForeignLoadMonitor() as monitor:
+            try:
+                proc = subprocess.run(cmd, cwd=REPO, timeout=timeout_s, check=False)
+            except subprocess.TimeoutExpired:
+                return {"failed": f"{script} did not finish within {timeout_s:.0f} s"}
+        if proc.returncode != 0 or not out.exists():
+            return {"failed": f"{script} exited with {proc.returncode}"}
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        result["machine_load"] = monitor.summary()
+        other = result["machine_load"]["cores"]["other"]
+        if other > FOREIGN_WARNING_CORES:
+            print(
+                f"bench: WARNING: other work used {other:.2f} cores on average during "
+                f"{script}; its numbers are low. Top: {result['machine_load']['other_top'][:1]}",
+                file=sys.stderr,
+            )
+        return result
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print(
+        f"\nshopstream bench  {report['timestamp']}  {m['nproc']} x {m['cpu_model']}, "
+        f"{m['mem_total_gib']} GiB, Python {m['python']}, Kafka {m['kafka']}"
+    )
+    rows: list[tuple[str, str, str, str]] = []
+    p = report.get("producer")
+    if p and "failed" not in p:
+        rows.append(
+            (
+                "Producer: ours / ProducerPerformance",
+                f"{p['ours_records_per_s']:,} / {p['java_records_per_s']:,} rec/s = {p['ratio']:.2f}",
+                ">= 0.50",
+                verdict(p["ratio"] >= 0.5),
+            )
+        )
+        rows.append(
+            (
+                "Producer: delivery errors, all on topic",
+                f"{p['delivery_errors']}, {'yes' if p['all_records_on_topics'] else 'NO'}",
+                "0, yes",
+                verdict(p["delivery_errors"] == 0 and p["all_records_on_topics"]),
+            )
+        )
+        runs = p["our_runs"]
+        cpu = sorted(r["cpu_s"] for r in runs)[len(runs) // 2]
+        rows.append(
+            (
+                "  our producer process CPU (median run)",
+                f"{cpu:.2f} s = {p['ours_cpu_us_per_record_median']:.1f} us/record",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "  records",
+                f"{p['num_records']:,} x {p['record_size']} B value, {p['repeats']} runs, median",
+                "",
+                "",
+            )
+        )
+    elif p:
+        rows.append(("Producer", p["failed"], "", "FAILED"))
+    g = report.get("get_product")
+    if g and "failed" not in g:
+        for i, level in enumerate(g["levels"]):
+            c = level["concurrency"]
+            lat = level["latency_ms"]
+            headline = i == 0
+            rows.append(
+                (
+                    f"GetProduct req/s (C={c})",
+                    f"{level['requests_per_s']:,.0f}",
+                    ">= 5,000" if headline else "",
+                    verdict(level["requests_per_s"] >= 5_000) if headline else "",
+                )
+            )
+            rows.append(
+                (
+                    f"GetProduct latency (C={c})",
+                    f"p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  p99 {lat['p99']:.2f}  "
+                    f"max {lat['max']:.1f} ms",
+                    "p99 <= 5 ms" if headline else "",
+                    verdict(lat["p99"] <= 5.0) if headline else "",
+                )
+            )
+            hist = level["server_histogram"]
+            rows.append(
+                (
+                    f"  CPU service / client (C={c})",
+                    f"{level['server_cpu_cores']:.2f} / {level['client_cpu_cores']:.2f} cores, "
+                    f"{level['server_cpu_us_per_request']} us/req in service; "
+                    f"in-handler p99 <= {hist.get('p99_le_ms', float('nan')):g} ms",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (f"  errors (C={c})", str(level["errors"]), "0", verdict(level["errors"] == 0))
+            )
+        rows.append(
+            (
+                "GetProduct service SIGTERM exit",
+                str(g["exit_code"]),
+                "0",
+                verdict(g["exit_code"] == 0),
+            )
+        )
+    elif g:
+        rows.append(("GetProduct", g["failed"], "", "FAILED"))
+    widths = [max(len(r[i]) for r in [*rows, ("", "", "", "")]) for i in range(4)]
+    header = ("check", "measured", "target", "result")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(
+        "note: load generator, service, broker and Java tool all share this machine's "
+        f"{m['nproc']} cores."
+    )
+    before = report["load_before"]
+    print(
+        f"machine load: {before['cpu_busy_share'] * 100:.0f}% CPU busy before start; "
+        "average cores used during each benchmark by ours / Kafka brokers / other work:"
+    )
+    for key in ("producer", "get_product"):
+        load = (report.get(key) or {}).get("machine_load")
+        if load:
+            c = load["cores"]
+            print(
+                f"  {key:12s} {c['ours']:.2f} / {c['kafka_brokers']:.2f} / {c['other']:.2f}"
+                + (
+                    "   <- other work competed: numbers are low"
+                    if c["other"] > FOREIGN_WARNING_CORES
+                    else ""
+                )
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", default=default_bootstrap(), help="%(default)s")
+    parser.add_argument("-n", "--num-records", type=int, default=200_000)
+    parser.add_argument("-s", "--record-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "-c",
+        "--concurrency",
+        default="32,4",
+        help="GetProduct in-flight calls; the first level is judged against the target, "
+        "later ones are shown for latency without queueing (default %(default)s)",
+    )
+    parser.add_argument("-d", "--duration", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--profile", action="store_true", help="add a cProfile of our producer")
+    parser.add_argument("--only", choices=["producer", "get_product"])
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    bootstrap = require_loopback(args.bootstrap)
+
+    from shopstream_platform.kafka.admin import probe_kafka
+    from shopstream_platform.settings import KafkaSettings
+
+    if not probe_kafka(KafkaSettings(bootstrap_servers=bootstrap), timeout_s=5):
+        print(f"bench: no Kafka broker answers at {bootstrap} (make kafka-up)", file=sys.stderr)
+        return 1
+
+    started = datetime.now(UTC)
+    report: dict[str, Any] = {
+        "timestamp": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "bootstrap": bootstrap,
+        "machine": machine_facts(),
+        "load_before": load_snapshot(),
+    }
+    busy = report["load_before"]["cpu_busy_share"]
+    if busy > BUSY_WARNING:
+        print(
+            f"bench: WARNING: the machine is already {busy * 100:.0f}% busy before the benchmarks "
+            "start; other work competes for the cores and the numbers will be low.",
+            file=sys.stderr,
+        )
+    common = ["--bootstrap", bootstrap]
+    if args.only in (None, "producer"):
+        producer_args = [
+            *common,
+            "-n",
+            str(args.num_records),
+            "-s",
+            str(args.record_size),
+            "--repeats",
+            str(args.repeats),
+        ]
+        if args.profile:
+            producer_args.append("--profile")
+        # Bounded: even at 5k records/s per run this ends well inside the limit.
+        limit = 300 + args.repeats * (2 + args.profile) * (60 + args.num_records / 2_000)
+        report["producer"] = run_bench("producer_bench.py", producer_args, limit)
+    if args.only in (None, "get_product"):
+        levels = [c for c in args.concurrency.split(",") if c.strip()]
+        limit = 300 + len(levels) * (args.warmup + args.duration + 60)
+        report["get_product"] = run_bench(
+            "get_product_bench.py",
+            [
+                *common,
+                "--concurrency",
+                args.concurrency,
+                "--duration",
+                str(args.duration),
+                "--warmup",
+                str(args.warmup),
+            ],
+            limit,
+        )
+    report["load_after"] = load_snapshot()
+
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    print(f"results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+    benches = [report[k] for k in ("producer", "get_product") if k in report]
+    if any("failed" in b for b in benches):
+        return 1
+    if args.strict and not all(b["target_met"] for b in benches):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    sys.exit(main())

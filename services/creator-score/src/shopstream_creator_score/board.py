@@ -1,0 +1,115 @@
+"""The score board: the search index, score-change watchers and the creators.scores.v1 output.
+
+Fed by the stream agents in the same process; read by the gRPC API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from shopstream.creators.v1 import creators_pb2
+from shopstream_creator_score import convert
+from shopstream_creator_score.domain.formula import FORMULA_VERSION, Score
+from shopstream_creator_score.domain.state import State
+from shopstream_creator_score.metrics import CreatorScoreMetrics
+from shopstream_creator_score.search.index import ScoreIndex
+from shopstream_platform.kafka.cloudevents import CloudEventMeta
+from shopstream_platform.kafka.producer import EventProducer
+
+log = logging.getLogger(__name__)
+
+SCORES_TOPIC = "creators.scores.v1"
+# Event ids of score changes derive from the input event: a replay republishes the same id.
+_NAMESPACE = uuid.UUID("5d3c7c1e-8b1f-4a53-9d0e-2f6a1c0b7e11")
+
+
+@dataclass(eq=False)
+class Watcher:
+    category: str
+    creator_id: str
+    queue: asyncio.Queue[creators_pb2.CreatorScoreChanged] = field(default_factory=asyncio.Queue)
+    dropped: bool = False
+
+
+class ScoreBoard:
+    def __init__(
+        self,
+        producer: EventProducer,
+        metrics: CreatorScoreMetrics,
+        publish_step: float,
+        queue_size: int,
+    ) -> None:
+        self.index = ScoreIndex()
+        self._producer = producer
+        self._metrics = metrics
+        self._step = publish_step
+        self._queue_size = queue_size
+        self._watchers: set[Watcher] = set()
+
+    def load(self, state: State, s: Score) -> None:
+        """Index a creator recovered from the table (no publishing)."""
+        self.index.upsert(convert.summary(state, s))
+
+    async def update(self, state: State, s: Score, source_event_id: str) -> bool:
+        """Index the new score; publish and notify watchers when it moved enough. Returns whether
+        it was published (the caller records it in the state)."""
+        self.index.upsert(convert.summary(state, s))
+        previous = state.get("published")
+        if previous is not None and abs(s.total - previous) < self._step:
+            return False
+        change = creators_pb2.CreatorScoreChanged(
+            creator=convert.creator_pb(state, s),
+            previous_score=previous or 0.0,
+            formula_version=FORMULA_VERSION,
+        )
+        meta = self._producer.meta_for(change, subject=state["id"])
+        meta = CloudEventMeta(
+            id=str(uuid.uuid5(_NAMESPACE, f"{state['id']}:{source_event_id}")),
+            type=meta.type,
+            source=meta.source,
+            time=meta.time,
+            traceparent=meta.traceparent,
+            subject=meta.subject,
+        )
+        await self._producer.publish_and_wait(SCORES_TOPIC, state["id"], change, meta=meta)
+        self._metrics.score_updates.inc()
+        self._notify(change)
+        return True
+
+    def rank(self, category: str, creator_id: str) -> int:
+        """1-based position of the creator in the category's ranking (0 when not in it).
+
+        Walks the category's ranking: fine for one GetCreator, not meant for bulk use.
+        """
+        for position, summary in enumerate(self.index.top(category, len(self.index)), start=1):
+            if summary.creator_id == creator_id:
+                return position
+        return 0
+
+    def watch(self, category: str, creator_id: str) -> Watcher:
+        watcher = Watcher(category, creator_id, asyncio.Queue(self._queue_size))
+        self._watchers.add(watcher)
+        self._metrics.watchers.set(len(self._watchers))
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+        self._metrics.watchers.set(len(self._watchers))
+
+    def _notify(self, change: creators_pb2.CreatorScoreChanged) -> None:
+        creator = change.creator
+        for watcher in list(self._watchers):
+            if watcher.creator_id and watcher.creator_id != creator.creator_id:
+                continue
+            if watcher.category and watcher.category not in creator.categories:
+                continue
+            try:
+                watcher.queue.put_nowait(change)
+            except asyncio.QueueFull:
+                # A watcher that cannot keep up is cut off rather than slowing the stream.
+                watcher.dropped = True
+                self.unwatch(watcher)
+                log.warning("score watcher dropped: too slow", extra={"category": watcher.category})

@@ -1,0 +1,1 @@
+"""The Faust side: tables of creator state and the agents that keep them current."""

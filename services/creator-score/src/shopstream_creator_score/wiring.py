@@ -1,0 +1,45 @@
+"""Builds creator-score from the platform runtime: Faust streams, score board, gRPC API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopstream.creators.v1 import creator_score_service_pb2, creator_score_service_pb2_grpc
+from shopstream_creator_score.api.servicer import CreatorScoreServicer
+from shopstream_creator_score.board import SCORES_TOPIC, ScoreBoard
+from shopstream_creator_score.metrics import CreatorScoreMetrics
+from shopstream_creator_score.settings import CreatorScoreSettings
+from shopstream_creator_score.stream.agents import (
+    CONTENT_TOPIC,
+    ORDERS_TOPIC,
+    PROFILES_TOPIC,
+    SALES_TOPIC,
+    ScoreStreams,
+)
+from shopstream_platform.runtime import Runtime
+
+
+@dataclass
+class CreatorScore:
+    board: ScoreBoard
+    streams: ScoreStreams
+    metrics: CreatorScoreMetrics
+
+
+def wire(runtime: Runtime) -> CreatorScore:
+    settings = runtime.settings
+    assert isinstance(settings, CreatorScoreSettings)
+    metrics = CreatorScoreMetrics(runtime.metrics.registry)
+    board = ScoreBoard(runtime.producer, metrics, settings.publish_step, settings.watch_queue_size)
+    streams = ScoreStreams(
+        settings, runtime.producer, runtime.dead_letters, board, metrics, runtime.metrics
+    )
+    runtime.declare_topics([PROFILES_TOPIC, CONTENT_TOPIC, ORDERS_TOPIC, SALES_TOPIC, SCORES_TOPIC])
+    runtime.add_grpc_service(
+        creator_score_service_pb2.DESCRIPTOR.services_by_name["CreatorScoreService"].full_name,
+        creator_score_service_pb2_grpc.add_CreatorScoreServiceServicer_to_server,
+        CreatorScoreServicer(board, streams, settings),
+    )
+    runtime.add_task("faust", streams.run)
+    runtime.add_readiness_gate(streams.recovered)
+    return CreatorScore(board, streams, metrics)

@@ -1,0 +1,132 @@
+"""Publishing the social platform's and commerce's events the creator-score tests need."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+
+from shopstream.commerce.v1 import order_events_pb2, order_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream.creators.v1 import creator_score_service_pb2 as pb
+from shopstream.creators.v1 import creator_score_service_pb2_grpc
+from shopstream.social.v1 import creators_pb2 as social
+from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_platform.kafka.cloudevents import CloudEventMeta
+from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.testing import HostedService
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@dataclass
+class Market:
+    service: HostedService
+    stub: creator_score_service_pb2_grpc.CreatorScoreServiceStub
+    producer: EventProducer
+    tokens: TokenCodec
+    # Every event sent, with its metadata, so a test can send them all again.
+    sent: list[tuple[str, str, object, CloudEventMeta]]
+
+    def auth(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.tokens.mint('seller', 'brand-1')}"),)
+
+    async def send(self, topic: str, key: str, message: object, at: datetime) -> None:
+        meta = self.producer.meta_for(message)  # type: ignore[arg-type]
+        meta = CloudEventMeta(meta.id, meta.type, meta.source, at, meta.traceparent)
+        await self.producer.publish_and_wait(topic, key, message, meta=meta)  # type: ignore[arg-type]
+        self.sent.append((topic, key, message, meta))
+
+    async def resend_all(self) -> None:
+        for topic, key, message, meta in list(self.sent):
+            await self.producer.publish_and_wait(topic, key, message, meta=meta)  # type: ignore[arg-type]
+
+    async def profile(
+        self,
+        creator: str,
+        followers: int,
+        *,
+        at: datetime = T0,
+        mcn: str = "",
+        categories: tuple[str, ...] = ("beauty",),
+    ) -> None:
+        message = social.CreatorProfile(
+            creator_id=creator,
+            display_name=f"{creator} creates",
+            followers=followers,
+            mcn_agency=mcn,
+            declared_categories=list(categories),
+        )
+        message.at.FromDatetime(at)
+        await self.send("social.creator-profiles.v1", creator, message, at)
+
+    async def content(
+        self, creator: str, content_id: str, views: int, engagements: int, *, at: datetime = T0
+    ) -> None:
+        message = social.ContentStats(
+            content_id=content_id,
+            creator_id=creator,
+            kind=social.CONTENT_KIND_VIDEO,
+            views=views,
+            likes=engagements,
+        )
+        message.published_at.FromDatetime(at)
+        message.at.FromDatetime(at)
+        await self.send("social.content-stats.v1", creator, message, at)
+
+    async def sale(
+        self,
+        creator: str,
+        order_id: str,
+        amount: int,
+        *,
+        category: str = "beauty",
+        refund: int = 0,
+        at: datetime = T0,
+    ) -> None:
+        order = order_pb2.Order(order_id=order_id, buyer_id="b", state=order_pb2.ORDER_STATE_PAID)
+        order.total.CopyFrom(money_pb2.Money(amount_minor=amount, currency="GBP"))
+        order.updated_at.FromDatetime(at)
+        order.lines.add(
+            line_id=f"{order_id}-1",
+            sku_id="sku",
+            product_id="p",
+            seller_id="s",
+            quantity=1,
+            category_id=category,
+            line_total=money_pb2.Money(amount_minor=amount, currency="GBP"),
+            attribution=order_pb2.AttributionContext(creator_id=creator),
+        )
+        await self.send("commerce.orders.v1", order_id, order_events_pb2.OrderPaid(order=order), at)
+        if refund:
+            later = at + timedelta(hours=1)
+            refunded = order_pb2.Order()
+            refunded.CopyFrom(order)
+            refunded.updated_at.FromDatetime(later)
+            message = order_events_pb2.OrderRefunded(order=refunded, refund_id=f"{order_id}-r")
+            message.lines.add(
+                line_id=f"{order_id}-1",
+                quantity=1,
+                amount=money_pb2.Money(amount_minor=refund, currency="GBP"),
+            )
+            await self.send("commerce.orders.v1", order_id, message, later)
+
+    async def creator(self, creator_id: str) -> pb.GetCreatorResponse:
+        return await self.stub.GetCreator(
+            pb.GetCreatorRequest(creator_id=creator_id), metadata=self.auth(), timeout=10
+        )
+
+    async def eventually(self, check: Callable[[], object], timeout_s: float = 60) -> None:
+        """Poll an async check until it stops raising AssertionError/NOT_FOUND."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                await check()  # type: ignore[misc]
+                return
+            except (AssertionError, grpc.aio.AioRpcError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)

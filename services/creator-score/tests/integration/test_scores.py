@@ -1,0 +1,168 @@
+"""Creator scores from outside: events in on the real topics, answers through gRPC."""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from creator_steps import T0, Market
+
+from shopstream.creators.v1 import creator_score_service_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_better_seller_ranks_higher_and_the_components_say_why(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    a, b = ids("creator-a"), ids("creator-b")
+    for creator in (a, b):
+        await market.profile(creator, 50_000, categories=("beauty",))
+        await market.content(creator, f"{creator}-v1", views=40_000, engagements=2_000)
+    for i in range(6):
+        await market.sale(a, ids("ord"), 5_000, at=T0 + timedelta(hours=i))
+    for i in range(3):
+        await market.sale(
+            b, ids("ord"), 5_000, refund=5_000 if i < 2 else 0, at=T0 + timedelta(hours=i)
+        )
+
+    async def ranked() -> None:
+        top = await market.stub.TopCreators(
+            pb.TopCreatorsRequest(category_id="beauty", limit=100),
+            metadata=market.auth(),
+            timeout=10,
+        )
+        order = [c.creator_id for c in top.creators if c.creator_id in (a, b)]
+        assert order == [a, b]
+        got_b = (await market.creator(b)).creator
+        assert got_b.components.quality < 50
+
+    await market.eventually(ranked)
+    got_a, got_b = (await market.creator(a)).creator, (await market.creator(b)).creator
+    assert got_a.score > got_b.score
+    # Why: A sold more and kept it; engagement and activity were equal.
+    assert got_a.components.sales > got_b.components.sales
+    assert got_a.components.quality > got_b.components.quality
+    assert got_a.components.engagement == got_b.components.engagement
+    assert got_a.formula_version == "v1" and 0 <= got_a.tier <= 8
+    [beauty] = [s for s in got_a.category_strengths if s.category_id == "beauty"]
+    # 6 x 50.00 over five hours, decayed with a 30-day half-life to the last sale's time.
+    assert 29_800 < beauty.gmv.amount_minor < 30_000 and beauty.rank >= 1
+
+
+async def test_a_tenfold_follower_jump_without_engagement_is_flagged(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    honest, bought = ids("honest"), ids("bought")
+    for creator in (honest, bought):
+        await market.profile(creator, 2_000, at=T0)
+        await market.content(creator, f"{creator}-v", views=3_000, engagements=150, at=T0)
+    await market.profile(honest, 2_200, at=T0 + timedelta(days=1))
+    await market.profile(bought, 20_000, at=T0 + timedelta(days=1))
+
+    async def flagged() -> None:
+        got = (await market.creator(bought)).creator
+        assert "FOLLOWER_SPIKE_WITHOUT_ENGAGEMENT" in got.flags
+
+    await market.eventually(flagged)
+    got_bought, got_honest = (
+        (await market.creator(bought)).creator,
+        (await market.creator(honest)).creator,
+    )
+    assert got_bought.components.authenticity < got_honest.components.authenticity == 100
+    assert not got_honest.flags
+
+
+async def test_every_event_twice_changes_no_score(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    creators = [ids("dup") for _ in range(3)]
+    for i, creator in enumerate(creators):
+        await market.profile(creator, 10_000 * (i + 1))
+        await market.content(creator, f"{creator}-v", views=20_000, engagements=500 * (i + 1))
+        await market.sale(creator, ids("ord"), 3_000 * (i + 1), refund=1_000 if i == 1 else 0)
+    last = creators[-1]
+
+    async def settled() -> None:
+        got = (await market.creator(last)).creator
+        assert got.gmv.amount_minor > 8_000
+
+    await market.eventually(settled)
+    before = {c: (await market.creator(c)).creator.score for c in creators}
+    inputs = market.service.metric("shopstream_creator_score_inputs_total", {"source": "profiles"})
+    await market.resend_all()
+    sentinel = ids("sentinel")
+    await market.profile(sentinel, 1)  # sent after the duplicates: once it is in, they were read
+
+    async def sentinel_in() -> None:
+        await market.creator(sentinel)
+
+    await market.eventually(sentinel_in)
+    after = {c: (await market.creator(c)).creator.score for c in creators}
+    assert after == before
+    # The duplicates were read and skipped, not lost: only the sentinel profile counted as new.
+    assert (
+        market.service.metric("shopstream_creator_score_inputs_total", {"source": "profiles"})
+        == inputs + 1
+    )
+
+
+async def test_search_filters_sorts_and_pages(market: Market, ids: Callable[[str], str]) -> None:
+    tag = ids("tag")
+    people = {
+        f"{tag}-1": (5_000, "mcn-a", "beauty", 1_000),
+        f"{tag}-2": (50_000, "mcn-a", "beauty", 8_000),
+        f"{tag}-3": (80_000, "mcn-b", "beauty", 9_000),
+        f"{tag}-4": (60_000, "mcn-a", "fashion", 7_000),
+        f"{tag}-5": (40_000, "mcn-a", "beauty", 4_000),
+        f"{tag}-6": (45_000, "mcn-a", "beauty", 6_000),
+    }
+    for creator, (followers, mcn, category, gmv) in people.items():
+        await market.profile(creator, followers, mcn=mcn, categories=(category,))
+        await market.content(creator, f"{creator}-v", views=followers, engagements=followers // 20)
+        await market.sale(creator, ids("ord"), gmv, category=category)
+
+    async def indexed() -> None:
+        reply = await market.stub.SearchCreators(
+            pb.SearchCreatorsRequest(text=tag, page={"page_size": 100}),
+            metadata=market.auth(),
+            timeout=10,
+        )
+        assert len(reply.creators) == 6 and all(c.score > 0 for c in reply.creators)
+        by_id = {c.creator_id: c for c in reply.creators}
+        assert by_id[f"{tag}-3"].gmv.amount_minor > 0
+
+    await market.eventually(indexed)
+    expected = [
+        c
+        for c, (f, m, cat, _) in people.items()
+        if cat == "beauty" and m == "mcn-a" and 10_000 <= f <= 55_000
+    ]
+    scores = {c: (await market.creator(c)).creator.score for c in expected}
+    expected.sort(key=lambda c: (-scores[c], c))
+    seen: list[str] = []
+    token = ""
+    while True:
+        reply = await market.stub.SearchCreators(
+            pb.SearchCreatorsRequest(
+                text=tag,
+                category_id="beauty",
+                mcn_agency="mcn-a",
+                min_followers=10_000,
+                max_followers=55_000,
+                page={"page_size": 2, "page_token": token},
+            ),
+            metadata=market.auth(),
+            timeout=10,
+        )
+        assert reply.page.total_size == len(expected)
+        seen += [c.creator_id for c in reply.creators]
+        token = reply.page.next_page_token
+        if not token:
+            break
+    assert seen == expected
+    by_followers = await market.stub.SearchCreators(
+        pb.SearchCreatorsRequest(text=tag, sort_by=pb.SORT_BY_FOLLOWERS, page={"page_size": 3}),
+        metadata=market.auth(),
+        timeout=10,
+    )
+    assert [c.creator_id for c in by_followers.creators] == [f"{tag}-3", f"{tag}-4", f"{tag}-2"]
