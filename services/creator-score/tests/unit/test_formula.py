@@ -74,3 +74,13 @@ def test_content_counters_add_only_their_growth() -> None:
 
 def test_tiers() -> None:
     assert [tier_for(x) for x in (0, 9.9, 10, 59, 72, 99)] == [0, 0, 1, 5, 7, 8]
+
+
+def test_decayed_sums_do_not_depend_on_arrival_order() -> None:
+    events = [(0.0, 100.0), (10 * DAY, 50.0), (3 * DAY, 70.0)]
+    forward, backward = [0.0, 0.0], [0.0, 0.0]
+    for at, amount in events:
+        forward = st.add(forward, amount, at, HALF_LIFE)
+    for at, amount in reversed(events):
+        backward = st.add(backward, amount, at, HALF_LIFE)
+    assert forward[1] == backward[1] and abs(forward[0] - backward[0]) < 1e-9

@@ -123,6 +123,47 @@ def test_rejects_nan_scores_and_bad_paging() -> None:
         idx.search(limit=-1)
 
 
+def test_out_of_range_numbers_leave_the_creator_unchanged() -> None:
+    idx = index_of(creator("a", followers=5, gmv_minor=7, score=1.0))
+    with pytest.raises(OverflowError):
+        idx.upsert(creator("a", followers=6, gmv_minor=2**70, score=2.0))
+    with pytest.raises(OverflowError):
+        idx.upsert(creator("b", gpm_minor=-(2**64)))
+    assert len(idx) == 1 and idx.get("b") is None
+    assert idx.search(min_followers=6)[1] == 0
+    assert ids(idx.search(min_followers=5, min_score=1.0)) == ["a"]
+
+
+def test_vectorised_signatures_equal_the_scalar_ones() -> None:
+    rng = random.Random(5)
+    alphabet = "abcxyz019 -_\nßÉé\u03a3\ud800\udfff\U0001f600\U0010ffff"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(500)]
+    words = index_module._signatures(texts)
+    for i, text in enumerate(texts):
+        vectorised = sum(int(column[i]) << (64 * k) for k, column in enumerate(words))
+        assert vectorised == index_module._signature(text), text
+
+
+def test_long_texts_and_nul_ids_are_still_searchable() -> None:
+    long_name = "Très " + "long " * 40 + "Name Ω"
+    idx = index_of(
+        creator("plain", display_name="Short"),
+        creator("long", display_name=long_name),
+        creator("nul\x00", display_name="Zero Byte"),
+        creator("wide", display_name="x" * 100),  # widens the byte column past 16 bytes
+    )
+    assert ids(idx.search(text="name ω")) == ["long"]
+    assert ids(idx.search(text="TRÈS LONG")) == ["long"]
+    assert ids(idx.search(text="nul\x00")) == ["nul\x00"]
+    assert ids(idx.search(text="byte")) == ["nul\x00"]
+    assert ids(idx.search(text="xxxx")) == ["wide"]
+    assert ids(idx.search(text="short")) == ["plain"]
+    assert sorted(ids(idx.search(text="n"))) == ["long", "nul\x00", "plain"]
+    idx.upsert(creator("long", display_name="Brief"))  # leaves the Python-checked rows
+    assert idx.search(text="très")[1] == 0
+    assert ids(idx.search(text="brief")) == ["long"]
+
+
 # ---------------------------------------------------------------------------- filters
 
 
@@ -433,9 +474,12 @@ def random_query(
     return q
 
 
-@pytest.mark.parametrize("shallow", [4096, 3])
-def test_randomized_against_brute_force(shallow: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("shallow", "batch"), [(4096, 4096), (3, 7)])
+def test_randomized_against_brute_force(
+    shallow: int, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(index_module, "_SHALLOW", shallow)
+    monkeypatch.setattr(index_module, "_BATCH", batch)
     rng = random.Random(20240611)
     cats = [f"cat-{i}" for i in range(70)]  # more than 64: exercises the second mask word
     idx = ScoreIndex(initial_capacity=8)
@@ -458,3 +502,22 @@ def test_randomized_against_brute_force(shallow: int, monkeypatch: pytest.Monkey
     for cat in [*cats[:20], "nope"]:
         n = rng.choice([1, 5, 20, 200])
         assert ids(idx.top(cat, n)) == brute_top(creators, cat, n), (cat, n)
+
+
+def test_reads_interleaved_with_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "_BATCH", 5)
+    rng = random.Random(99)
+    cats = [f"c{i}" for i in range(5)]
+    idx = ScoreIndex(initial_capacity=1)
+    creators: dict[str, CreatorSummary] = {}
+    for step in range(300):
+        cid = f"id{rng.randrange(120)}"
+        creators[cid] = random_creator(rng, cid, cats)
+        idx.upsert(creators[cid])
+        if step % 7 == 0:
+            q = random_query(rng, list(creators.values()), cats)
+            page, total = idx.search(**q)
+            assert (ids(page), total) == brute_search(creators, q), q
+        if step % 11 == 0:
+            cat = rng.choice(cats)
+            assert ids(idx.top(cat, 10)) == brute_top(creators, cat, 10)

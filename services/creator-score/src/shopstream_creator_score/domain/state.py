@@ -51,8 +51,11 @@ def decay(cell: list[float], now: float, half_life_s: float) -> float:
 
 
 def add(cell: list[float], amount: float, now: float, half_life_s: float) -> list[float]:
+    """Add an amount that happened at `now`. A late (older) amount is decayed to the cell's
+    time, so the cell is the same sum of decayed amounts whatever order events arrive in."""
     at = max(now, cell[1])
-    return [decay(cell, at, half_life_s) + amount, at]
+    late = math.pow(0.5, (at - now) / half_life_s) if now < at else 1.0
+    return [decay(cell, at, half_life_s) + amount * late, at]
 
 
 def seen(state: State, event_id: str) -> bool:

@@ -49,6 +49,8 @@ _FNV = 0x01000193  # FNV-1 prime: mixes the first character of a pair
 _SHALLOW = 4096
 # New rows / renamed rows whose id words and text signatures are computed together.
 _BATCH = 4096
+# Texts up to this many UTF-8 bytes are checked by numpy; longer ones (rare) in Python.
+_TEXT_MAX_BYTES = 128
 
 
 @dataclass(frozen=True)
@@ -68,51 +70,62 @@ class CreatorSummary:
     flagged: bool  # suspicious audience
 
 
-def _unigram_bit(o: int) -> int:
-    """Bit (0..63) of one character: Fibonacci hashing of its code point (uint32 arithmetic)."""
-    return ((o * _MUL) & _M32) >> 26
-
-
-def _bigram_bit(a: int, b: int) -> int:
-    """Bit (64..191) of a character pair: both code points mixed, then Fibonacci hashing."""
-    return 64 + (((((a * _FNV) & _M32) ^ b) * _MUL & _M32) >> 25)
-
-
 def _signature(text: str) -> int:
-    """192-bit set of the characters and adjacent character pairs in text (a superset test).
+    """320-bit set of hashed characters (bits 0-63), character pairs (64-191) and triples
+    (192-319) of text: a word can only occur in a text whose signature holds all its bits.
 
     The scalar twin of _signatures (used for query words); both must give the same bits.
     """
     sig = 0
-    prev = -1
+    a = b = -1
     for ch in text:
-        o = ord(ch)
-        sig |= 1 << _unigram_bit(o)
-        if prev >= 0:
-            sig |= 1 << _bigram_bit(prev, o)
-        prev = o
+        c = ord(ch)
+        sig |= 1 << (((c * _MUL) & _M32) >> 26)
+        if b >= 0:
+            pair = ((b * _FNV) & _M32) ^ c
+            sig |= 1 << (64 + (((pair * _MUL) & _M32) >> 25))
+            if a >= 0:
+                triple = (((((a * _FNV) & _M32) ^ b) * _FNV) & _M32) ^ c
+                sig |= 1 << (192 + (((triple * _MUL) & _M32) >> 25))
+        a, b = b, c
     return sig
 
 
-def _signatures(texts: list[str]) -> tuple[npt.NDArray[np.uint64], ...]:
-    """_signature of many non-empty texts at once, as three uint64 words per text (vectorised:
-    a Python loop over characters would make inserting a creator several times dearer)."""
+def _split_bits(bits: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.uint64], ...]:
+    """Hash values 0..127 as one-hot (low word, high word) uint64 pairs."""
+    mask = np.left_shift(np.uint64(1), (bits & np.uint32(63)).astype(np.uint64))
+    upper = bits >= 64
+    zero = np.uint64(0)
+    return np.where(upper, zero, mask), np.where(upper, mask, zero)
+
+
+def _signatures(texts: list[str]) -> list[npt.NDArray[np.uint64]]:
+    """_signature of many non-empty texts at once, as five uint64 words per text
+    (vectorised: a Python loop over characters would make inserting a creator much dearer)."""
     lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
     starts = np.zeros(len(texts), dtype=np.intp)
     np.cumsum(lengths[:-1], out=starts[1:])
     joined = "".join(texts).encode("utf-32-le", "surrogatepass")
     codes = np.frombuffer(joined, dtype=np.uint32)
-    mul, fnv, one = np.uint32(_MUL), np.uint32(_FNV), np.uint64(1)
-    low = np.left_shift(one, ((codes * mul) >> np.uint32(26)).astype(np.uint64))
-    pair_bits = np.empty(len(codes), dtype=np.uint32)
-    pair_bits[0] = 0
-    pair_bits[1:] = (((codes[:-1] * fnv) ^ codes[1:]) * mul) >> np.uint32(25)
-    pair_mask = np.left_shift(one, (pair_bits & np.uint32(63)).astype(np.uint64))
-    upper = pair_bits >= 64
-    pair_mask[starts] = 0  # no pair across two texts
-    mid = np.where(upper, np.uint64(0), pair_mask)
-    high = np.where(upper, pair_mask, np.uint64(0))
-    return tuple(np.bitwise_or.reduceat(words, starts) for words in (low, mid, high))
+    mul, fnv, shift = np.uint32(_MUL), np.uint32(_FNV), np.uint32(25)
+    chars = np.left_shift(np.uint64(1), ((codes * mul) >> np.uint32(26)).astype(np.uint64))
+    pairs = np.zeros(len(codes), dtype=np.uint32)  # pairs[i]: the pair ending at i
+    pairs[1:] = (codes[:-1] * fnv) ^ codes[1:]
+    triples = np.zeros(len(codes), dtype=np.uint32)
+    triples[2:] = (pairs[1:-1] * fnv) ^ codes[2:]
+    pair_low, pair_high = _split_bits((pairs * mul) >> shift)
+    triple_low, triple_high = _split_bits((triples * mul) >> shift)
+    # No pair or triple may span two texts: clear those starting before a text's first char.
+    for words in (pair_low, pair_high, triple_low, triple_high):
+        words[starts] = 0
+    second = starts + 1
+    second = second[second < len(codes)]
+    triple_low[second] = 0
+    triple_high[second] = 0
+    return [
+        np.bitwise_or.reduceat(words, starts)
+        for words in (chars, pair_low, pair_high, triple_low, triple_high)
+    ]
 
 
 def _grown(arr: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
@@ -205,9 +218,11 @@ class ScoreIndex:
         self._gpm = np.zeros(cap, dtype=np.int64)
         self._mcn = np.zeros(cap, dtype=np.int32)
         self._id_len = np.zeros(cap, dtype=np.int32)
-        self._sig_u = np.zeros(cap, dtype=np.uint64)
-        self._sig_b0 = np.zeros(cap, dtype=np.uint64)
-        self._sig_b1 = np.zeros(cap, dtype=np.uint64)
+        self._sig = [np.zeros(cap, dtype=np.uint64) for _ in range(5)]  # text signature words
+        # The text's UTF-8 bytes, fixed width, for the vectorised substring check; rows whose
+        # text is longer than _TEXT_MAX_BYTES or holds a NUL are checked in Python instead.
+        self._text_bytes = np.zeros(cap, dtype="S16")
+        self._text_in_python = np.zeros(cap, dtype=bool)
         self._id_words: list[npt.NDArray[np.uint64]] = []
         self._cat_words: list[npt.NDArray[np.uint64]] = []
         self._mcn_codes: dict[str, int] = {"": 0}
@@ -308,12 +323,23 @@ class ScoreIndex:
                     self._id_words[i][rows] = words[:, i]
         if self._pending_texts:
             rows = np.array(self._pending_texts, dtype=np.intp)
-            texts = self._texts
-            low, mid, high = _signatures([texts[row] for row in self._pending_texts])
+            texts = [self._texts[row] for row in self._pending_texts]
             self._pending_texts = []
-            self._sig_u[rows] = low
-            self._sig_b0[rows] = mid
-            self._sig_b1[rows] = high
+            for column, words in zip(self._sig, _signatures(texts), strict=True):
+                column[rows] = words
+            self._store_text_bytes(rows, texts)
+
+    def _store_text_bytes(self, rows: _Rows, texts: list[str]) -> None:
+        """Fixed-width bytes for the vectorised text check, widening the column as needed."""
+        encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
+        in_python = [len(e) > _TEXT_MAX_BYTES or b"\0" in e for e in encoded]
+        fits = [b"" if p else e for e, p in zip(encoded, in_python, strict=True)]
+        width = max(map(len, fits))
+        if width > self._text_bytes.dtype.itemsize:
+            wider = -(-width // 16) * 16
+            self._text_bytes = self._text_bytes.astype(f"S{wider}")
+        self._text_bytes[rows] = fits
+        self._text_in_python[rows] = in_python
 
     def _grow(self, cap: int) -> None:
         """Double the row columns: amortised O(1) per insert."""
@@ -323,9 +349,9 @@ class ScoreIndex:
         self._gpm = _grown(self._gpm, cap)
         self._mcn = _grown(self._mcn, cap)
         self._id_len = _grown(self._id_len, cap)
-        self._sig_u = _grown(self._sig_u, cap)
-        self._sig_b0 = _grown(self._sig_b0, cap)
-        self._sig_b1 = _grown(self._sig_b1, cap)
+        self._sig = [_grown(words, cap) for words in self._sig]
+        self._text_bytes = _grown(self._text_bytes, cap)
+        self._text_in_python = _grown(self._text_in_python, cap)
         self._id_words = [_grown(words, cap) for words in self._id_words]
         self._cat_words = [_grown(words, cap) for words in self._cat_words]
         self._cap = cap
@@ -517,23 +543,31 @@ class ScoreIndex:
             need |= _signature(word)
         n = self._n
         conditions: list[npt.NDArray[np.bool_]] = []
-        for column, part in (
-            (self._sig_u, need & _M64),
-            (self._sig_b0, (need >> 64) & _M64),
-            (self._sig_b1, need >> 128),
-        ):
+        for i, column in enumerate(self._sig):
+            part = (need >> (64 * i)) & _M64
             if part:
                 bits = np.uint64(part)
                 conditions.append((column[:n] & bits) == bits)
         return conditions
 
     def _verify_text(self, rows: _Rows | None, words: list[str]) -> _Rows:
-        """The exact substring check, in Python, on the rows that passed the prefilter."""
+        """The exact substring check on the rows that passed the prefilter: numpy's byte
+        substring search (UTF-8 substrings are exactly the str substrings) on the fixed-width
+        column, Python for the few rows kept out of it."""
+        if rows is None:
+            rows = np.arange(self._n, dtype=np.intp)
+        in_python = self._text_in_python[rows]
+        checked = rows[~in_python]
+        haystacks = self._text_bytes[checked]
+        for word in words:
+            if not len(checked):
+                break
+            found = np.char.find(haystacks, word.encode("utf-8", "surrogatepass")) >= 0
+            checked = checked[found]
+            haystacks = haystacks[found]
+        others = rows[in_python]
+        if not len(others):
+            return checked
         texts = self._texts
-        candidates = range(self._n) if rows is None else rows.tolist()
-        if len(words) == 1:
-            word = words[0]
-            kept = [row for row in candidates if word in texts[row]]
-        else:
-            kept = [row for row in candidates if all(w in texts[row] for w in words)]
-        return np.array(kept, dtype=np.intp)
+        kept = [row for row in others.tolist() if all(w in texts[row] for w in words)]
+        return np.sort(np.concatenate([checked, np.array(kept, dtype=np.intp)]))

@@ -1,0 +1,174 @@
+"""kill -9 of the creator-score worker mid-stream: after a restart its tables, recovered from
+their changelogs, give the same scores as an uninterrupted run over the same events."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from creator_steps import T0, Market
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shopstream.creators.v1 import creator_score_service_pb2 as pb
+from shopstream.creators.v1 import creator_score_service_pb2_grpc
+from shopstream_creator_score.api.policy import POLICY
+from shopstream_creator_score.settings import CreatorScoreSettings
+from shopstream_creator_score.wiring import wire
+from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.settings import AuthSettings, KafkaSettings
+from shopstream_platform.testing import fast_test_settings, hosted_service
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Worker:
+    """The service as a real process: memory tables, so a restart must recover from changelogs."""
+
+    def __init__(self, kafka: KafkaSettings, tmp: Path, app_id: str) -> None:
+        self.port = free_port()
+        prefix = "SHOPSTREAM_CREATOR_SCORE_"
+        self.env = {
+            **os.environ,
+            f"{prefix}KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/worker.db",
+            f"{prefix}GRPC__PORT": str(self.port),
+            f"{prefix}METRICS_PORT": "0",
+            f"{prefix}STORE": "memory",
+            f"{prefix}DATA_DIR": str(tmp / "faust"),
+            f"{prefix}FAUST_APP_ID": app_id,
+            f"{prefix}LOG_LEVEL": "WARNING",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shopstream_creator_score"], env=self.env
+        )
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            for _ in range(1_200):
+                try:
+                    reply = await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError("creator-score worker did not become SERVING")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+async def scores(
+    port: int, creators: list[str], sentinel: str, tokens: TokenCodec
+) -> dict[str, float]:
+    """Scores once the sentinel (sent last) has been applied."""
+    auth = (("authorization", f"Bearer {tokens.mint('seller', 'brand')}"),)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = creator_score_service_pb2_grpc.CreatorScoreServiceStub(channel)
+        for _ in range(600):
+            try:
+                await stub.GetCreator(
+                    pb.GetCreatorRequest(creator_id=sentinel), metadata=auth, timeout=5
+                )
+                break
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.1)
+        return {
+            c: (
+                await stub.GetCreator(pb.GetCreatorRequest(creator_id=c), metadata=auth, timeout=5)
+            ).creator.score
+            for c in creators
+        }
+
+
+async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
+    kafka_settings: KafkaSettings, tmp_path: Path, ids: Callable[[str], str]
+) -> None:
+    tokens = TokenCodec(AuthSettings())
+    producer = EventProducer(kafka_settings, "shopstream/test-social")
+    market = Market(None, None, producer, tokens, [])  # type: ignore[arg-type]  # publishing only
+    creators = [ids("rc") for _ in range(5)]
+    for i, creator in enumerate(creators):
+        await market.profile(creator, 20_000 * (i + 1))
+        await market.content(creator, f"{creator}-v0", views=10_000, engagements=400)
+
+    # Two workers read the same stream: one is killed and restarted, the other runs through.
+    worker = Worker(kafka_settings, tmp_path, f"creator-score-kill-{uuid.uuid4().hex[:8]}")
+    settings = CreatorScoreSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/steady.db",
+        store="memory",
+        data_dir=tmp_path / "steady",
+        faust_app_id=f"creator-score-steady-{uuid.uuid4().hex[:8]}",
+        **fast_test_settings(kafka_settings),
+    )
+    async with hosted_service(settings, wire, policy=POLICY) as steady:
+        await worker.start()
+        warm = ids("warm")
+        await market.profile(warm, 1)
+        await scores(worker.port, creators, warm, tokens)
+
+        steps = []
+        for n in range(8):
+            for i, creator in enumerate(creators):
+                at = T0 + timedelta(hours=n + 1)
+                steps.append(
+                    market.sale(
+                        creator, ids("ord"), 1_000 * (i + 1), refund=500 if n == 3 else 0, at=at
+                    )
+                )
+                steps.append(
+                    market.content(
+                        creator,
+                        f"{creator}-v0",
+                        views=10_000 + 2_000 * n,
+                        engagements=400 + 90 * n,
+                        at=at,
+                    )
+                )
+        for step_number, step in enumerate(steps):
+            await step
+            if step_number == len(steps) // 3:
+                worker.kill()  # mid-stream: some inputs applied, some changelog writes in flight
+        await worker.start()
+
+        # Both must arrive at the same scores once they have caught up (and stay there).
+        sentinel = ids("sentinel")
+        await market.profile(sentinel, 1, at=T0 + timedelta(days=1))
+        recovered, uninterrupted = {}, {}
+        stable = 0
+        for _ in range(120):
+            recovered = await scores(worker.port, creators, sentinel, tokens)
+            uninterrupted = await scores(steady.port, creators, sentinel, tokens)
+            stable = stable + 1 if recovered == uninterrupted else 0
+            if stable >= 3:
+                break
+            await asyncio.sleep(1)
+        assert worker.stop() == 0
+    producer.close()
+    assert all(v > 30 for v in uninterrupted.values()), uninterrupted
+    assert recovered == uninterrupted
