@@ -1,5 +1,6 @@
 """Creator scores from outside: events in on the real topics, answers through gRPC."""
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -166,3 +167,23 @@ async def test_search_filters_sorts_and_pages(market: Market, ids: Callable[[str
         timeout=10,
     )
     assert [c.creator_id for c in by_followers.creators] == [f"{tag}-3", f"{tag}-4", f"{tag}-2"]
+
+
+async def test_watch_scores_streams_changes_of_one_creator(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    watched, other = ids("watched"), ids("other")
+    stream = market.stub.WatchScores(
+        pb.WatchScoresRequest(creator_id=watched), metadata=market.auth(), timeout=60
+    )
+    # Make sure the server registered the watcher before the events flow.
+    await asyncio.sleep(0.5)
+    await market.profile(other, 1_000)
+    await market.profile(watched, 3_000)
+    await market.sale(watched, ids("ord"), 20_000)
+    first = await stream.read()
+    assert first.change.creator.creator_id == watched
+    second = await stream.read()
+    assert second.change.creator.creator_id == watched
+    assert second.change.creator.score > second.change.previous_score == first.change.creator.score
+    stream.cancel()

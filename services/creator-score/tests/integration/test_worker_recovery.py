@@ -159,15 +159,19 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
         # Both must arrive at the same scores once they have caught up (and stay there).
         sentinel = ids("sentinel")
         await market.profile(sentinel, 1, at=T0 + timedelta(days=1))
+        # Both read a backlog of everything earlier tests published: wait until each has stopped
+        # changing (caught up), then compare.
         recovered, uninterrupted = {}, {}
         stable = 0
-        for _ in range(120):
-            recovered = await scores(worker.port, creators, sentinel, tokens)
-            uninterrupted = await scores(steady.port, creators, sentinel, tokens)
-            stable = stable + 1 if recovered == uninterrupted else 0
-            if stable >= 3:
+        for _ in range(150):
+            now_recovered = await scores(worker.port, creators, sentinel, tokens)
+            now_uninterrupted = await scores(steady.port, creators, sentinel, tokens)
+            unchanged = now_recovered == recovered and now_uninterrupted == uninterrupted
+            recovered, uninterrupted = now_recovered, now_uninterrupted
+            stable = stable + 1 if unchanged else 0
+            if stable >= 3 and recovered == uninterrupted:
                 break
-            await asyncio.sleep(1)
+            await asyncio.sleep(2)
         assert worker.stop() == 0
     producer.close()
     assert all(v > 30 for v in uninterrupted.values()), uninterrupted

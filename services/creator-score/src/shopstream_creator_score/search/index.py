@@ -13,10 +13,14 @@ Layout (one row per creator, rows are never freed: a creator is replaced, not de
   like Python's ``str`` comparison (UTF-8 preserves code point order; the byte length breaks the
   one remaining tie, ids differing only by trailing NULs), so creator_id tie-breaks are
   vectorised too;
-- for the text filter: the case-folded "display name\\ncreator id" per row (Python list) and a
-  192-bit signature per row (64 bits of character bits, 128 bits of character-pair bits): a query
-  word can only occur in a row whose signature holds all of the word's bits, so the Python
-  substring check runs on the few rows that pass a vectorised prefilter instead of all of them.
+- for the text filter, per row: a 320-bit signature (five uint64 columns) of the hashed
+  characters, character pairs and character triples of the case-folded display name and
+  creator id (joined by a newline), and those UTF-8 bytes in a fixed-width column. A query word can only occur in a row whose
+  signature holds all of the word's bits, so a few vectorised AND/compare passes drop most rows;
+  numpy's byte substring search then checks the rest exactly (texts over _TEXT_MAX_BYTES or
+  holding a NUL are checked in Python). Signatures and id words of new or renamed rows are
+  computed in vectorised batches (before the next read, or every _BATCH rows), which keeps an
+  insert at a few microseconds.
 
 Ordering never sorts all matches: it selects the page with np.partition, key by key
 (primary key, then the id words), so ties at the page boundary are resolved exactly, and only
@@ -49,6 +53,10 @@ _FNV = 0x01000193  # FNV-1 prime: mixes the first character of a pair
 _SHALLOW = 4096
 # New rows / renamed rows whose id words and text signatures are computed together.
 _BATCH = 4096
+# The text prefilter estimates each signature word's pass rate on about this many rows, and
+# skips (after the first) those that more than this share of rows would pass anyway.
+_SAMPLE = 2048
+_USELESS_PASS_RATE = 0.8
 # Texts up to this many UTF-8 bytes are checked by numpy; longer ones (rare) in Python.
 _TEXT_MAX_BYTES = 128
 
@@ -89,6 +97,12 @@ def _signature(text: str) -> int:
                 sig |= 1 << (192 + (((triple * _MUL) & _M32) >> 25))
         a, b = b, c
     return sig
+
+
+def _text_of(summary: CreatorSummary) -> str:
+    """What the text filter searches: both fields case-folded, a newline between so that no
+    query word (never holding whitespace) can match across them."""
+    return f"{summary.display_name.casefold()}\n{summary.creator_id.casefold()}"
 
 
 def _split_bits(bits: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.uint64], ...]:
@@ -175,7 +189,8 @@ def _ordered(keys: Sequence[_Key], positions: _Rows) -> _Rows:
     if len(positions) <= 1:
         return positions
     columns = [key(positions) for key in reversed(keys)]
-    return positions[np.lexsort(columns)]
+    ordered: _Rows = positions[np.lexsort(columns)]
+    return ordered
 
 
 def _page(keys: Sequence[_Key], count: int, lo: int, hi: int) -> _Rows:
@@ -206,7 +221,6 @@ class ScoreIndex:
         self._n = 0
         self._rows: dict[str, int] = {}
         self._summaries: list[CreatorSummary] = []
-        self._texts: list[str] = []  # case-folded "display_name\ncreator_id"
         self._row_entries: list[tuple[int, ...]] = []  # pool entries of each row's categories
         # Rows whose id words (new rows) or text signature (new or renamed) are not computed
         # yet: done in vectorised batches before the next read or every _BATCH rows.
@@ -264,12 +278,11 @@ class ScoreIndex:
                     ent_score[entry] = scores.get(category, 0.0)
         else:
             self._set_categories(row, summary.categories, scores)
+        self._summaries[row] = summary  # before a flush below: it reads the summaries
         if old.display_name != summary.display_name:
-            self._texts[row] = f"{summary.display_name.casefold()}\n{summary.creator_id.casefold()}"
             self._pending_texts.append(row)
             if len(self._pending_texts) >= _BATCH:
                 self._flush()
-        self._summaries[row] = summary
 
     def _insert(self, summary: CreatorSummary) -> None:
         """Append a new creator's row; its id words and signature are computed in a batch."""
@@ -281,12 +294,11 @@ class ScoreIndex:
         self._rows[summary.creator_id] = row
         self._n = row + 1
         self._summaries.append(summary)
-        self._texts.append(f"{summary.display_name.casefold()}\n{summary.creator_id.casefold()}")
         self._row_entries.append(())
         self._set_categories(row, summary.categories, summary.category_scores)
         self._pending_ids.append(row)
         self._pending_texts.append(row)
-        if len(self._pending_ids) >= _BATCH:
+        if len(self._pending_texts) >= _BATCH:
             self._flush()
 
     def _write_numbers(self, row: int, summary: CreatorSummary) -> None:
@@ -323,7 +335,8 @@ class ScoreIndex:
                     self._id_words[i][rows] = words[:, i]
         if self._pending_texts:
             rows = np.array(self._pending_texts, dtype=np.intp)
-            texts = [self._texts[row] for row in self._pending_texts]
+            summaries = self._summaries
+            texts = [_text_of(summaries[row]) for row in self._pending_texts]
             self._pending_texts = []
             for column, words in zip(self._sig, _signatures(texts), strict=True):
                 column[rows] = words
@@ -456,18 +469,15 @@ class ScoreIndex:
             conditions.append(self._mcn[:n] == mcn_code)
         if min_score:
             conditions.append(self._score[:n] >= min_score)
-        words = text.casefold().split()
-        if words:
-            conditions.extend(self._signature_conditions(words))
-
         rows: _Rows | None = None  # None: all rows
         if conditions:
             mask = conditions[0]
             for condition in conditions[1:]:
                 mask &= condition
             rows = np.flatnonzero(mask)
-        if words:
-            rows = self._verify_text(rows, words)
+        words = text.casefold().split()
+        if words:  # after the numeric filters, on the rows they left
+            rows = self._verify_text(self._signature_filter(rows, words), words)
         total = n if rows is None else len(rows)
 
         # Descending as ascending: negate floats; invert ints (~x = -x-1 cannot overflow).
@@ -502,7 +512,8 @@ class ScoreIndex:
         cat_scores = self._ent_score[entries]
 
         def by_category_score(pos: _Rows | None) -> npt.NDArray[Any]:
-            return np.negative(cat_scores if pos is None else cat_scores[pos])
+            negated: npt.NDArray[Any] = np.negative(cat_scores if pos is None else cat_scores[pos])
+            return negated
 
         keys = [by_category_score, self._row_key(self._score, rows, np.negative)]
         keys += self._id_keys(rows)
@@ -536,26 +547,43 @@ class ScoreIndex:
         keys.append(self._row_key(self._id_len, rows, None))
         return keys
 
-    def _signature_conditions(self, words: list[str]) -> list[npt.NDArray[np.bool_]]:
-        """Vectorised prefilter: rows whose signature has every bit of every query word."""
+    def _signature_filter(self, rows: _Rows | None, words: list[str]) -> _Rows:
+        """Vectorised prefilter: rows whose signature has every bit of every query word.
+
+        Signature words are applied most selective first, as estimated on a sample of rows,
+        each on the rows still left; one that nearly every row passes (its bits collide with
+        an n-gram that is everywhere, e.g. a common id prefix) is not worth a pass and skipped.
+        """
         need = 0
         for word in words:
             need |= _signature(word)
         n = self._n
-        conditions: list[npt.NDArray[np.bool_]] = []
+        stride = max(1, n // _SAMPLE)
+        tests: list[tuple[float, int, np.uint64]] = []
         for i, column in enumerate(self._sig):
             part = (need >> (64 * i)) & _M64
             if part:
                 bits = np.uint64(part)
-                conditions.append((column[:n] & bits) == bits)
-        return conditions
+                sample = column[:n:stride]
+                passing = float(np.count_nonzero((sample & bits) == bits)) / max(1, len(sample))
+                tests.append((passing, i, bits))
+        tests.sort()
+        for k, (passing, i, bits) in enumerate(tests):
+            if k and passing > _USELESS_PASS_RATE:
+                break
+            column = self._sig[i]
+            if rows is None:
+                rows = np.flatnonzero((column[:n] & bits) == bits)
+            else:
+                rows = rows[(column[rows] & bits) == bits]
+            if not len(rows):
+                break
+        return np.arange(n, dtype=np.intp) if rows is None else rows
 
-    def _verify_text(self, rows: _Rows | None, words: list[str]) -> _Rows:
+    def _verify_text(self, rows: _Rows, words: list[str]) -> _Rows:
         """The exact substring check on the rows that passed the prefilter: numpy's byte
         substring search (UTF-8 substrings are exactly the str substrings) on the fixed-width
         column, Python for the few rows kept out of it."""
-        if rows is None:
-            rows = np.arange(self._n, dtype=np.intp)
         in_python = self._text_in_python[rows]
         checked = rows[~in_python]
         haystacks = self._text_bytes[checked]
@@ -568,6 +596,6 @@ class ScoreIndex:
         others = rows[in_python]
         if not len(others):
             return checked
-        texts = self._texts
-        kept = [row for row in others.tolist() if all(w in texts[row] for w in words)]
+        summaries = self._summaries
+        kept = [row for row in others.tolist() if all(w in _text_of(summaries[row]) for w in words)]
         return np.sort(np.concatenate([checked, np.array(kept, dtype=np.intp)]))
