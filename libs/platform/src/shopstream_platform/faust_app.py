@@ -47,6 +47,10 @@ def make_faust_app(
         web_port=web_port or 6066,
         web_host="127.0.0.1",
         topic_allow_declare=True,
+        # A worker killed without leaving the group holds its partitions until its session times
+        # out; Faust's default (60 s) would stall a restart that long.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
 
 

@@ -123,14 +123,14 @@ async def test_search_filters_sorts_and_pages(market: Market, ids: Callable[[str
         await market.sale(creator, ids("ord"), gmv, category=category)
 
     async def indexed() -> None:
-        reply = await market.stub.SearchCreators(
-            pb.SearchCreatorsRequest(text=tag, page={"page_size": 100}),
-            metadata=market.auth(),
-            timeout=10,
-        )
-        assert len(reply.creators) == 6 and all(c.score > 0 for c in reply.creators)
-        by_id = {c.creator_id: c for c in reply.creators}
-        assert by_id[f"{tag}-3"].gmv.amount_minor > 0
+        # Every input of every creator applied: profile, content and the (re-keyed) sale.
+        for creator, (followers, _, _, _) in people.items():
+            got = (await market.creator(creator)).creator
+            assert (
+                got.followers == followers
+                and got.gmv.amount_minor > 0
+                and got.components.engagement > 0
+            )
 
     await market.eventually(indexed)
     expected = [

@@ -106,6 +106,7 @@ async def scores(
         }
 
 
+@pytest.mark.timeout(900)
 async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
     kafka_settings: KafkaSettings, tmp_path: Path, ids: Callable[[str], str]
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import logging
 import time
 import uuid
@@ -135,6 +136,9 @@ class ScoreStreams:
             if state is not None:
                 self.board.load(state, score(state, state["updated_at"], self._half_life_s))
         self.metrics.creators.set(len(self.board.index))
+        # A million long-lived summaries: keep full GC passes over them out of request latency.
+        gc.collect()
+        gc.freeze()
         self.metrics.recovery_seconds.set(time.monotonic() - started)
         log.info("creator tables recovered", extra={"creators": len(self.board.index)})
 
