@@ -107,6 +107,13 @@ postgres-up: system-deps ## Start the local PostgreSQL on 127.0.0.1:5433
 postgres-down: ## Stop the local PostgreSQL
 	@bash deploy/postgres/postgres.sh stop
 
+# --- benchmarks -------------------------------------------------------------------------------
+
+.PHONY: bench
+bench: setup kafka-up ## Measure the design targets (producer path, GetProduct, creator search); results in bench/results
+	@$(UV) run --frozen python bench/run_all.py
+	@$(UV) run --frozen python bench/creator_search_bench.py
+
 # --- running ----------------------------------------------------------------------------------
 
 .PHONY: run stop clean

@@ -64,17 +64,25 @@ class CommerceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "shopstream_commerce"], env=self.env)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            for _ in range(300):
-                try:
-                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
+        """Start and wait for SERVING; like a supervisor, start again if the process exits."""
+        for _attempt in range(3):
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "shopstream_commerce"], env=self.env
+            )
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                for _ in range(600):
+                    if self.process.poll() is not None:
+                        break
+                    try:
+                        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            return
+                    except grpc.aio.AioRpcError:
+                        pass
+                    await asyncio.sleep(0.1)
+            if self.process.poll() is None:
+                break
         raise AssertionError("commerce did not start")
 
     def kill(self) -> None:

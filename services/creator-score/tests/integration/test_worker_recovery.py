@@ -56,20 +56,27 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "shopstream_creator_score"], env=self.env
-        )
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            for _ in range(1_200):
-                try:
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
+        """Start and wait for SERVING; like a supervisor, start again if the process exits
+        (a service exits non-zero on a fatal Kafka client error rather than limp on)."""
+        for _attempt in range(3):
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "shopstream_creator_score"], env=self.env
+            )
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+                for _ in range(1_200):
+                    if self.process.poll() is not None:
+                        break
+                    try:
+                        reply = await health_pb2_grpc.HealthStub(channel).Check(
+                            health_pb2.HealthCheckRequest(), timeout=1
+                        )
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            return
+                    except grpc.aio.AioRpcError:
+                        pass
+                    await asyncio.sleep(0.1)
+            if self.process.poll() is None:
+                break
         raise AssertionError("creator-score worker did not become SERVING")
 
     def kill(self) -> None:
