@@ -7,11 +7,10 @@ and no domain: it counts the heartbeats it sees.
 from google.protobuf.message import Message
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Column, MetaData, String, Table
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.platform.v1 import heartbeat_pb2
-from shopstream_platform.db.migrations import Migration
+from shopstream_platform.db.migrations import create_tables
 from shopstream_platform.kafka.events import Event
 from shopstream_platform.runtime import HEARTBEAT_TOPIC, Runtime, run_service
 from shopstream_platform.settings import ServiceSettings, load_settings
@@ -23,10 +22,6 @@ seen = Table("heartbeats_seen", metadata, Column("event_id", String(64), primary
 class SampleSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_SAMPLE_", env_nested_delimiter="__")
     service_name: str = "sample"
-
-
-def create_tables(conn: Connection) -> None:
-    metadata.create_all(conn)
 
 
 async def on_heartbeat(event: Event[Message], session: AsyncSession) -> None:
@@ -45,5 +40,5 @@ if __name__ == "__main__":
     run_service(
         load_settings(SampleSettings),
         wire,
-        migrations=[Migration(1, "heartbeats_seen", create_tables)],
+        migrations=[create_tables(1, "heartbeats_seen", metadata)],
     )

@@ -35,6 +35,15 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def create_tables(version: int, name: str, metadata: MetaData) -> Migration:
+    """A service's first migration: create its declared tables.
+
+    Only for the first version: later schema changes are new migrations with explicit DDL, never
+    edits of what this one created.
+    """
+    return Migration(version, name, lambda conn: metadata.create_all(conn))
+
+
 def _apply(session: Session, migration: Migration) -> None:
     migration.apply(session.connection())
 

@@ -16,9 +16,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Connection
 
-from shopstream_platform.db.migrations import Migration
+from shopstream_platform.db.migrations import create_tables
 from shopstream_platform.db.types import UtcDateTime
 
 metadata = MetaData()
@@ -120,10 +119,4 @@ order_outcomes = Table(
 )
 
 
-# Version 1 creates the tables as declared above. Later changes must be new migrations with
-# explicit DDL (ALTER TABLE ...), never edits to what version 1 created.
-def _create_all(conn: Connection) -> None:
-    metadata.create_all(conn)
-
-
-MIGRATIONS = [Migration(1, "catalog tables", _create_all)]
+MIGRATIONS = [create_tables(1, "catalog tables", metadata)]

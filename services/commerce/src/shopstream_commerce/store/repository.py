@@ -615,22 +615,7 @@ async def ledger_page(
             select(ledger).where(and_(*conditions)).order_by(ledger.c.entry_id.desc()).limit(limit)
         )
     ).all()
-    return [
-        LedgerRecord(
-            r.entry_id,
-            r.creator_id,
-            r.kind,
-            r.account,
-            r.amount_minor,
-            r.currency,
-            r.order_id,
-            r.line_id,
-            r.product_id,
-            r.rate_bps,
-            r.created_at,
-        )
-        for r in rows
-    ]
+    return [_ledger_record(r) for r in rows]
 
 
 async def balances(session: AsyncSession, creator_id: str) -> dict[tuple[int, str], int]:
@@ -647,19 +632,20 @@ async def balances(session: AsyncSession, creator_id: str) -> dict[tuple[int, st
 
 async def ledger_for_order(session: AsyncSession, order_id: str) -> list[LedgerRecord]:
     rows = (await session.execute(select(ledger).where(ledger.c.order_id == order_id))).all()
-    return [
-        LedgerRecord(
-            r.entry_id,
-            r.creator_id,
-            r.kind,
-            r.account,
-            r.amount_minor,
-            r.currency,
-            r.order_id,
-            r.line_id,
-            r.product_id,
-            r.rate_bps,
-            r.created_at,
-        )
-        for r in rows
-    ]
+    return [_ledger_record(r) for r in rows]
+
+
+def _ledger_record(r: Any) -> LedgerRecord:
+    return LedgerRecord(
+        entry_id=r.entry_id,
+        creator_id=r.creator_id,
+        kind=r.kind,
+        account=r.account,
+        amount_minor=r.amount_minor,
+        currency=r.currency,
+        order_id=r.order_id,
+        line_id=r.line_id,
+        product_id=r.product_id,
+        rate_bps=r.rate_bps,
+        created_at=r.created_at,
+    )

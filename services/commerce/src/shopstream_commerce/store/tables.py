@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from shopstream_platform.db.migrations import Migration
+from shopstream_platform.db.migrations import Migration, create_tables
 from shopstream_platform.db.types import UtcDateTime
 
 metadata = MetaData()
@@ -190,12 +190,8 @@ ledger = Table(
 )
 
 
-# Version 1 created the tables; later changes are new migrations with explicit DDL. A fresh
-# database gets every column from create_all, so later migrations skip what already exists.
-def _create_all(conn: Connection) -> None:
-    metadata.create_all(conn)
-
-
+# A fresh database gets every column from version 1's create_all, so later migrations skip
+# what already exists.
 def _add_category_columns(conn: Connection) -> None:
     for table in ("catalog_skus", "order_lines"):
         columns = {c["name"] for c in inspect(conn).get_columns(table)}
@@ -206,6 +202,6 @@ def _add_category_columns(conn: Connection) -> None:
 
 
 MIGRATIONS = [
-    Migration(1, "commerce tables", _create_all),
+    create_tables(1, "commerce tables", metadata),
     Migration(2, "category of SKUs and order lines", _add_category_columns),
 ]
