@@ -117,7 +117,7 @@ async def scores(
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "known bug, see docs/status.md: after kill -9 a recovered worker has sometimes (2 of 5 "
+        "known bug, see docs/status.md: after kill -9 a recovered worker has sometimes (1-2 of ~6 "
         "runs) converged ~1 point below its uninterrupted twin for some creators, i.e. an update "
         "whose source offset was committed is missing from the recovered table"
     ),
