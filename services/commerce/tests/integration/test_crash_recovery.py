@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -47,6 +47,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_started: list["CommerceProcess"] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """A failed assertion must not leave a service process running into later tests."""
+    yield
+    while _started:
+        _started.pop().cleanup()
+
+
 class CommerceProcess:
     def __init__(self, kafka: KafkaSettings, db: Path, port: int) -> None:
         self.env = {
@@ -62,6 +73,7 @@ class CommerceProcess:
         }
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
+        _started.append(self)
 
     async def start(self) -> None:
         """Start and wait for SERVING; like a supervisor, start again if the process exits."""
@@ -84,6 +96,12 @@ class CommerceProcess:
             if self.process.poll() is None:
                 break
         raise AssertionError("commerce did not start")
+
+    def cleanup(self) -> None:
+        """Never leave the process behind, whatever the test's outcome."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def kill(self) -> None:
         assert self.process is not None

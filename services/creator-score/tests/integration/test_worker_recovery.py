@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,6 +36,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_started: list["Worker"] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """A failed assertion must not leave a service process running into later tests."""
+    yield
+    while _started:
+        _started.pop().cleanup()
+
+
 class Worker:
     """The service as a real process: memory tables, so a restart must recover from changelogs."""
 
@@ -54,6 +65,7 @@ class Worker:
             f"{prefix}LOG_LEVEL": "WARNING",
         }
         self.process: subprocess.Popen[bytes] | None = None
+        _started.append(self)
 
     async def start(self) -> None:
         """Start and wait for SERVING; like a supervisor, start again if the process exits
@@ -78,6 +90,12 @@ class Worker:
             if self.process.poll() is None:
                 break
         raise AssertionError("creator-score worker did not become SERVING")
+
+    def cleanup(self) -> None:
+        """Never leave the process behind, whatever the test's outcome."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def kill(self) -> None:
         assert self.process is not None
