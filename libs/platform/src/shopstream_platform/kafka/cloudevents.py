@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +13,7 @@ CONTENT_TYPE = "application/protobuf"
 Headers = list[tuple[str, str | bytes | None]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CloudEventMeta:
     id: str
     type: str
@@ -38,7 +38,8 @@ class CloudEventMeta:
         return headers
 
     def to_headers(self) -> Headers:
-        return [(k, v.encode()) for k, v in self.text_headers()]
+        # str values: confluent-kafka encodes them in C, cheaper than .encode() here.
+        return list(self.text_headers())
 
 
 class MissingHeaderError(ValueError):
@@ -46,12 +47,14 @@ class MissingHeaderError(ValueError):
 
 
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    """128 random bits as hex: unique like a UUID4, a fraction of the cost on the hot path."""
+    return os.urandom(16).hex()
 
 
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with a Z, microsecond precision."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = t if t.tzinfo is UTC else t.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(value: str) -> datetime:

@@ -61,6 +61,8 @@ class EventProducer:
     ) -> None:
         self._source = source
         self._metrics = metrics
+        # Metric children per (topic, acked): labels() costs more than the increment itself.
+        self._counters: dict[tuple[str, bool], Any] = {}
         self._producer = Producer(producer_config(settings, client_id or source))
         self._closing = threading.Event()
         self._poller = threading.Thread(
@@ -111,21 +113,20 @@ class EventProducer:
         on_delivery: DeliveryCallback | None = None,
     ) -> None:
         """Produce pre-encoded bytes (outbox relay, DLQ); waits for queue space when it is full."""
-        metrics = self._metrics
+        if on_delivery is None:
+            # The fast path: one shared callback, no closure per record.
+            callback = self._count_delivery
+        else:
+            count = self._count_delivery
 
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if metrics is not None:
-                outcome = "error" if err is not None else "acked"
-                metrics.events_produced.labels(metrics.service, topic, outcome).inc()
-            if err is not None:
-                log.warning("delivery failed", extra={"topic": topic, "error": str(err)})
-            if on_delivery is not None:
+            def callback(err: KafkaError | None, msg: Message) -> None:
+                count(err, msg)
                 on_delivery(err, msg)
 
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                    topic, value=value, key=key, headers=headers, on_delivery=callback
                 )
                 return
             except BufferError:
@@ -140,6 +141,21 @@ class EventProducer:
             topic, key.encode(), message.SerializeToString(), meta.to_headers()
         )
         return meta
+
+    def _count_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            log.warning("delivery failed", extra={"topic": msg.topic(), "error": str(err)})
+        metrics = self._metrics
+        if metrics is None:
+            return
+        key = (msg.topic() or "", err is None)
+        counter = self._counters.get(key)
+        if counter is None:
+            outcome = "acked" if err is None else "error"
+            counter = self._counters[key] = metrics.events_produced.labels(
+                metrics.service, key[0], outcome
+            )
+        counter.inc()
 
     async def produce_raw_and_wait(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
