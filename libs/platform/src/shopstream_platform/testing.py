@@ -234,3 +234,91 @@ def fast_test_settings(kafka: KafkaSettings) -> dict[str, Any]:
         "metrics_port": 0,
         "outbox_poll_interval_s": 0.02,
     }
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    """A service run as a real process (`python -m module`), for tests that kill -9 it."""
+
+    def __init__(self, module: str, env_prefix: str, settings: dict[str, str]) -> None:
+        self.module = module
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            f"{env_prefix}GRPC__PORT": str(self.port),
+            f"{env_prefix}METRICS_PORT": "0",
+            f"{env_prefix}LOG_LEVEL": "WARNING",
+            **{env_prefix + key: value for key, value in settings.items()},
+        }
+        self.process: Any = None
+
+    async def start(self, timeout_s: float = 120.0) -> None:
+        """Start and wait for SERVING; like a supervisor, start again if the process exits
+        (a service exits non-zero on a fatal Kafka client error rather than limp on)."""
+        import asyncio
+        import subprocess
+        import sys
+        import time
+
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        for _attempt in range(3):
+            # Popen returns at once; the loop is not blocked while the child runs.
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env)  # noqa: ASYNC220
+            deadline = time.monotonic() + timeout_s
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                while time.monotonic() < deadline and self.process.poll() is None:
+                    try:
+                        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            return
+                    except grpc.aio.AioRpcError:
+                        pass
+                    await asyncio.sleep(0.1)
+            if self.process.poll() is None:
+                break
+        raise AssertionError(f"{self.module} did not become SERVING")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work at all."""
+        import signal
+
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM and the exit code."""
+        import signal
+
+        self.process.send_signal(signal.SIGTERM)
+        return int(self.process.wait(60))
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def service_process() -> Iterator[Callable[[str, str, dict[str, str]], ServiceProcess]]:
+    """Factory of ServiceProcess; none is left running after the test, whatever its outcome."""
+    started: list[ServiceProcess] = []
+
+    def make(module: str, env_prefix: str, settings: dict[str, str]) -> ServiceProcess:
+        process = ServiceProcess(module, env_prefix, settings)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.cleanup()

@@ -43,7 +43,7 @@ from shopstream_platform.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ensure_acts_for(principal: Principal, seller_id: str) -> None:
-    """Sellers act on their own records; admins and services on any."""
-    if principal.is_admin:
-        return
-    if principal.role != "seller" or principal.id != seller_id:
-        raise PermissionDeniedError(
-            f"{principal.role} {principal.id!r} may not act for seller {seller_id!r}"
-        )
-
-
 class CatalogApp:
     def __init__(
         self, db: Database, outbox: Outbox, settings: CatalogSettings, metrics: CatalogMetrics
@@ -93,7 +83,7 @@ class CatalogApp:
         self, principal: Principal, seller_id: str, display_name: str, country: str
     ) -> Seller:
         validation.validate_seller(seller_id, display_name, country.upper())
-        _ensure_acts_for(principal, seller_id)
+        ensure_acts_for(principal, "seller", seller_id)
         seller = Seller(seller_id, display_name.strip(), country.upper(), QualityTier.NEW, _now())
         async with self.db.transaction() as session:
             if not await repo.insert_seller(session, seller):
@@ -118,7 +108,7 @@ class CatalogApp:
 
     async def create_product(self, principal: Principal, new: NewProduct) -> ProductView:
         validation.require_id("seller_id", new.seller_id)
-        _ensure_acts_for(principal, new.seller_id)
+        ensure_acts_for(principal, "seller", new.seller_id)
         validation.validate_new_product(new)
         async with self.db.transaction() as session:
             seller = await repo.get_seller(session, new.seller_id)
@@ -227,7 +217,7 @@ class CatalogApp:
             current = (await repo.load_products(session, [product_id])).get(product_id)
             if current is None:
                 raise NotFoundError("product", product_id)
-            _ensure_acts_for(principal, current.seller_id)
+            ensure_acts_for(principal, "seller", current.seller_id)
             validation.validate_text(changes.title, changes.description)
             if changes.attributes is not None:
                 validation.validate_attributes("attributes", changes.attributes)
@@ -348,7 +338,7 @@ class CatalogApp:
             if product_id is None:
                 raise NotFoundError("sku", sku_id)
             product = (await repo.load_products(session, [product_id]))[product_id]
-            _ensure_acts_for(principal, product.seller_id)
+            ensure_acts_for(principal, "seller", product.seller_id)
             level = await repo.adjust_on_hand(session, sku_id, warehouse_id, delta)
             if level is None:
                 raise FailedPreconditionError(
@@ -414,7 +404,7 @@ class CatalogApp:
         self, principal: Principal, seller_id: str
     ) -> tuple[QualityTier, QualityStats, int]:
         validation.require_id("seller_id", seller_id)
-        _ensure_acts_for(principal, seller_id)
+        ensure_acts_for(principal, "seller", seller_id)
         async with self.db.read() as session:
             seller = await repo.get_seller(session, seller_id)
             if seller is None:

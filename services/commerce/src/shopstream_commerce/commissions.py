@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.commerce.v1 import commissions_pb2 as cpb
 from shopstream_commerce import convert
-from shopstream_commerce.access import ensure_is
 from shopstream_commerce.domain.commission_rates import current_rate, effective_from
 from shopstream_commerce.domain.money import commission
 from shopstream_commerce.domain.records import LedgerRecord, OrderRecord
@@ -25,7 +24,7 @@ from shopstream_commerce.store import repository as repo
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
 from shopstream_platform.errors import InvalidArgumentError, NotFoundError
-from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
 from shopstream_platform.paging import decode_cursor, encode_cursor
 
@@ -53,13 +52,13 @@ class Commissions:
             raise InvalidArgumentError("product_id", "is required")
         if not 0 <= rate_bps <= self.settings.max_commission_bps:
             raise InvalidArgumentError("rate_bps", f"must be 0..{self.settings.max_commission_bps}")
-        ensure_is(principal, "seller", seller_id)
+        ensure_acts_for(principal, "seller", seller_id)
         now = _now()
         async with self.db.transaction() as session:
             owner = await repo.product_seller(session, product_id)
             if owner is None:
                 raise NotFoundError("product", product_id)
-            ensure_is(principal, "seller", owner)
+            ensure_acts_for(principal, "seller", owner)
             if owner != seller_id:
                 raise InvalidArgumentError(
                     "seller_id", f"product {product_id} belongs to another seller"
@@ -220,7 +219,7 @@ class Commissions:
         """(balance per account, currency, entries newest first, next page token)."""
         if not creator_id:
             raise InvalidArgumentError("creator_id", "is required")
-        ensure_is(principal, "creator", creator_id)
+        ensure_acts_for(principal, "creator", creator_id)
         if size < 0:
             raise InvalidArgumentError("page.page_size", "must not be negative")
         size = min(size or self.settings.list_default_page_size, self.settings.list_max_page_size)

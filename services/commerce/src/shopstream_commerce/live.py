@@ -11,14 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.commerce.v1 import live_pb2
 from shopstream.social.v1 import live_pb2 as social
 from shopstream_commerce import convert
-from shopstream_commerce.access import ensure_is
 from shopstream_commerce.domain.records import LiveRecord, OrderRecord
 from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.store import repository as repo
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
 from shopstream_platform.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
 from shopstream_platform.kafka.events import Event, InvalidEventError
 
@@ -43,7 +42,7 @@ class Live:
             raise InvalidArgumentError("creator_id", "is required")
         if not title.strip() or len(title) > 200:
             raise InvalidArgumentError("title", "is required (at most 200 characters)")
-        ensure_is(principal, "creator", creator_id)
+        ensure_acts_for(principal, "creator", creator_id)
         now = _now()
         record = LiveRecord(
             new_id("live"), creator_id, title.strip(), LIVE, now, None, 0, 0, 0, 0, 0, ""
@@ -74,7 +73,7 @@ class Live:
             raise InvalidArgumentError("product_id", "is required")
         async with self.db.transaction() as session:
             record = await self._load(session, live_session_id)
-            ensure_is(principal, "creator", record.creator_id)
+            ensure_acts_for(principal, "creator", record.creator_id)
             if record.state != LIVE:
                 raise FailedPreconditionError(f"live session {live_session_id} has ended")
             now = _now()
@@ -94,7 +93,7 @@ class Live:
     async def end(self, principal: Principal, live_session_id: str) -> LiveRecord:
         async with self.db.transaction() as session:
             record = await self._load(session, live_session_id)
-            ensure_is(principal, "creator", record.creator_id)
+            ensure_acts_for(principal, "creator", record.creator_id)
             if not await repo.end_live(session, live_session_id, _now(), ENDED, LIVE):
                 raise FailedPreconditionError(f"live session {live_session_id} has already ended")
             ended = await self._load(session, live_session_id)

@@ -22,7 +22,7 @@ from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2 as ev
 from shopstream.commerce.v1 import payment_events_pb2
 from shopstream_commerce import convert
-from shopstream_commerce.access import ensure_can_see, ensure_is
+from shopstream_commerce.access import ensure_can_see
 from shopstream_commerce.commissions import Commissions
 from shopstream_commerce.domain import orders as saga
 from shopstream_commerce.domain.commission_rates import rate_for
@@ -43,7 +43,7 @@ from shopstream_platform.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
 from shopstream_platform.kafka.events import Event, InvalidEventError
 from shopstream_platform.paging import decode_cursor, encode_cursor
@@ -91,7 +91,7 @@ class Orders:
     ) -> OrderRecord:
         if not buyer_id:
             raise InvalidArgumentError("buyer_id", "is required")
-        ensure_is(principal, "buyer", buyer_id)
+        ensure_acts_for(principal, "buyer", buyer_id)
         if not key or len(key) > 128:
             raise InvalidArgumentError("idempotency_key", "is required (1-128 characters)")
         if not lines:
@@ -263,7 +263,7 @@ class Orders:
             raise InvalidArgumentError("card_token", "is required")
         async with self.db.read() as session:
             order = await self._load(session, order_id)
-        ensure_is(principal, "buyer", order.buyer_id)
+        ensure_acts_for(principal, "buyer", order.buyer_id)
         saga.transition("pay", order.state, order_id)
         if order.expires_at is not None and order.expires_at <= _now():
             raise FailedPreconditionError(f"order {order_id} payment window has closed")
@@ -352,7 +352,7 @@ class Orders:
     async def cancel(self, principal: Principal, order_id: str, reason: str) -> OrderRecord:
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
-            ensure_is(principal, "buyer", order.buyer_id)
+            ensure_acts_for(principal, "buyer", order.buyer_id)
             previous = order.state
             return await self._apply(
                 session,
@@ -395,7 +395,7 @@ class Orders:
             raise InvalidArgumentError("tracking_number", "is required")
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
-            ensure_is(principal, "seller", order.seller_id)
+            ensure_acts_for(principal, "seller", order.seller_id)
             now = _now()
             shipped = await self._apply(
                 session,
@@ -415,7 +415,7 @@ class Orders:
     async def confirm_delivery(self, principal: Principal, order_id: str) -> OrderRecord:
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
-            ensure_is(principal, "buyer", order.buyer_id)
+            ensure_acts_for(principal, "buyer", order.buyer_id)
             now = _now()
             return await self._apply(
                 session,
@@ -436,7 +436,7 @@ class Orders:
             raise InvalidArgumentError("reason", "is required")
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
-            ensure_is(principal, "buyer", order.buyer_id)
+            ensure_acts_for(principal, "buyer", order.buyer_id)
             saga.transition("request_refund", order.state, order_id)
             pending = await repo.requested_quantities(session, order_id, pb.REFUND_STATE_REQUESTED)
             lines = {line.line_id: line for line in order.lines}
@@ -540,9 +540,9 @@ class Orders:
         if bool(buyer_id) == bool(seller_id):
             raise InvalidArgumentError("buyer_id", "give exactly one of buyer_id or seller_id")
         if buyer_id:
-            ensure_is(principal, "buyer", buyer_id)
+            ensure_acts_for(principal, "buyer", buyer_id)
         else:
-            ensure_is(principal, "seller", seller_id)
+            ensure_acts_for(principal, "seller", seller_id)
         if size < 0:
             raise InvalidArgumentError("page.page_size", "must not be negative")
         size = min(size or self.settings.list_default_page_size, self.settings.list_max_page_size)

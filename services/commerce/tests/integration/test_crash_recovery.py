@@ -6,19 +6,13 @@ idempotency keys, as real clients do after an error.
 """
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import pytest
 from commerce_steps import Shop
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
@@ -32,6 +26,7 @@ from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.settings import AuthSettings, KafkaSettings
 from shopstream_platform.testing import (
     HostedService,
+    ServiceProcess,
     fast_test_settings,
     hosted_service,
     read_all_async,
@@ -39,79 +34,6 @@ from shopstream_platform.testing import (
 
 pytestmark = pytest.mark.integration
 ORDERS = 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-_started: list["CommerceProcess"] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    """A failed assertion must not leave a service process running into later tests."""
-    yield
-    while _started:
-        _started.pop().cleanup()
-
-
-class CommerceProcess:
-    def __init__(self, kafka: KafkaSettings, db: Path, port: int) -> None:
-        self.env = {
-            **os.environ,
-            "SHOPSTREAM_COMMERCE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "SHOPSTREAM_COMMERCE_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-            "SHOPSTREAM_COMMERCE_GRPC__PORT": str(port),
-            "SHOPSTREAM_COMMERCE_METRICS_PORT": "0",
-            "SHOPSTREAM_COMMERCE_LOG_FORMAT": "text",
-            "SHOPSTREAM_COMMERCE_LOG_LEVEL": "WARNING",
-            "SHOPSTREAM_COMMERCE_CONSUMER__POLL_TIMEOUT_S": "0.05",
-            "SHOPSTREAM_COMMERCE_OUTBOX_POLL_INTERVAL_S": "0.02",
-        }
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-        _started.append(self)
-
-    async def start(self) -> None:
-        """Start and wait for SERVING; like a supervisor, start again if the process exits."""
-        for _attempt in range(3):
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "shopstream_commerce"], env=self.env
-            )
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-                stub = health_pb2_grpc.HealthStub(channel)
-                for _ in range(600):
-                    if self.process.poll() is not None:
-                        break
-                    try:
-                        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                            return
-                    except grpc.aio.AioRpcError:
-                        pass
-                    await asyncio.sleep(0.1)
-            if self.process.poll() is None:
-                break
-        raise AssertionError("commerce did not start")
-
-    def cleanup(self) -> None:
-        """Never leave the process behind, whatever the test's outcome."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
 
 
 @pytest.fixture
@@ -127,14 +49,26 @@ async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterato
 
 
 async def test_kill_minus_nine_mid_saga_loses_nothing_and_doubles_nothing(
-    catalog: HostedService, kafka_settings: KafkaSettings, tmp_path: Path, ids: Callable[[str], str]
+    catalog: HostedService,
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    ids: Callable[[str], str],
+    service_process: Callable[[str, str, dict[str, str]], ServiceProcess],
 ) -> None:
-    port = free_port()
-    commerce = CommerceProcess(kafka_settings, tmp_path / "commerce.db", port)
+    commerce = service_process(
+        "shopstream_commerce",
+        "SHOPSTREAM_COMMERCE_",
+        {
+            "KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'commerce.db'}",
+            "CONSUMER__POLL_TIMEOUT_S": "0.05",
+            "OUTBOX_POLL_INTERVAL_S": "0.02",
+        },
+    )
     await commerce.start()
     async with (
         grpc.aio.insecure_channel(f"127.0.0.1:{catalog.port}") as catalog_channel,
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{commerce.port}") as channel,
     ):
         shop = Shop(
             catalog,

@@ -2,20 +2,14 @@
 their changelogs, give the same scores as an uninterrupted run over the same events."""
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from creator_steps import T0, Market
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
 from shopstream.creators.v1 import creator_score_service_pb2_grpc
@@ -25,87 +19,29 @@ from shopstream_creator_score.wiring import wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import AuthSettings, KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service
+from shopstream_platform.testing import ServiceProcess, fast_test_settings, hosted_service
 
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-_started: list["Worker"] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    """A failed assertion must not leave a service process running into later tests."""
-    yield
-    while _started:
-        _started.pop().cleanup()
-
-
-class Worker:
+def make_worker(
+    service_process: Callable[[str, str, dict[str, str]], ServiceProcess],
+    kafka: KafkaSettings,
+    tmp: Path,
+    app_id: str,
+) -> ServiceProcess:
     """The service as a real process: memory tables, so a restart must recover from changelogs."""
-
-    def __init__(self, kafka: KafkaSettings, tmp: Path, app_id: str) -> None:
-        self.port = free_port()
-        prefix = "SHOPSTREAM_CREATOR_SCORE_"
-        self.env = {
-            **os.environ,
-            f"{prefix}KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/worker.db",
-            f"{prefix}GRPC__PORT": str(self.port),
-            f"{prefix}METRICS_PORT": "0",
-            f"{prefix}STORE": "memory",
-            f"{prefix}DATA_DIR": str(tmp / "faust"),
-            f"{prefix}FAUST_APP_ID": app_id,
-            f"{prefix}LOG_LEVEL": "WARNING",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        _started.append(self)
-
-    async def start(self) -> None:
-        """Start and wait for SERVING; like a supervisor, start again if the process exits
-        (a service exits non-zero on a fatal Kafka client error rather than limp on)."""
-        for _attempt in range(3):
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "shopstream_creator_score"], env=self.env
-            )
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-                for _ in range(1_200):
-                    if self.process.poll() is not None:
-                        break
-                    try:
-                        reply = await health_pb2_grpc.HealthStub(channel).Check(
-                            health_pb2.HealthCheckRequest(), timeout=1
-                        )
-                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                            return
-                    except grpc.aio.AioRpcError:
-                        pass
-                    await asyncio.sleep(0.1)
-            if self.process.poll() is None:
-                break
-        raise AssertionError("creator-score worker did not become SERVING")
-
-    def cleanup(self) -> None:
-        """Never leave the process behind, whatever the test's outcome."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
+    return service_process(
+        "shopstream_creator_score",
+        "SHOPSTREAM_CREATOR_SCORE_",
+        {
+            "KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/worker.db",
+            "STORE": "memory",
+            "DATA_DIR": str(tmp / "faust"),
+            "FAUST_APP_ID": app_id,
+        },
+    )
 
 
 async def scores(
@@ -141,7 +77,10 @@ async def scores(
     ),
 )
 async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
-    kafka_settings: KafkaSettings, tmp_path: Path, ids: Callable[[str], str]
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    ids: Callable[[str], str],
+    service_process: Callable[[str, str, dict[str, str]], ServiceProcess],
 ) -> None:
     tokens = TokenCodec(AuthSettings())
     producer = EventProducer(kafka_settings, "shopstream/test-social")
@@ -152,7 +91,9 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
         await market.content(creator, f"{creator}-v0", views=10_000, engagements=400)
 
     # Two workers read the same stream: one is killed and restarted, the other runs through.
-    worker = Worker(kafka_settings, tmp_path, f"creator-score-kill-{uuid.uuid4().hex[:8]}")
+    worker = make_worker(
+        service_process, kafka_settings, tmp_path, f"creator-score-kill-{uuid.uuid4().hex[:8]}"
+    )
     settings = CreatorScoreSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/steady.db",
         store="memory",

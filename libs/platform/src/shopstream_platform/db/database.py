@@ -75,3 +75,8 @@ class Database:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE/DELETE touched (conditional updates decide races with it)."""
+    return int(getattr(result, "rowcount", 0) or 0)

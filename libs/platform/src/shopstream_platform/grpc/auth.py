@@ -46,6 +46,17 @@ def require_role(*roles: str) -> Principal:
     return principal
 
 
+def ensure_acts_for(principal: Principal, role: str, subject_id: str) -> None:
+    """The caller is `role` `subject_id` itself, or an admin/service acting for them: the
+    ownership rule every service applies (a seller edits only their own products, ...)."""
+    if principal.is_admin:
+        return
+    if principal.role != role or principal.id != subject_id:
+        raise PermissionDeniedError(
+            f"{principal.role} {principal.id!r} may not act for {role} {subject_id!r}"
+        )
+
+
 class TokenCodec:
     def __init__(self, settings: AuthSettings) -> None:
         self._secret = settings.jwt_secret.get_secret_value()

@@ -33,6 +33,7 @@ from shopstream_catalog.store.tables import (
     skus,
     stock,
 )
+from shopstream_platform.db.database import rowcount
 from shopstream_platform.paging import decode_cursor, encode_cursor
 
 # --- sellers --------------------------------------------------------------------------------
@@ -406,7 +407,7 @@ async def reserve(session: AsyncSession, allocation: Allocation) -> bool:
         )
         .values(reserved=stock.c.reserved + allocation.quantity)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def release_or_commit(session: AsyncSession, allocation: Allocation, *, commit: bool) -> None:
@@ -431,10 +432,6 @@ async def stock_level(session: AsyncSession, sku_id: str, warehouse_id: str) -> 
     return StockView(warehouse_id, row.on_hand, row.reserved)
 
 
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 # --- reservation orders ---------------------------------------------------------------------
 
 
@@ -451,7 +448,7 @@ async def set_reservation_state(
         .where(reservation_orders.c.order_id == order_id)
         .values(state=state, updated_at=now)
     )
-    if _rowcount(updated) == 0:
+    if rowcount(updated) == 0:
         await session.execute(
             reservation_orders.insert().values(order_id=order_id, state=state, updated_at=now)
         )

@@ -33,11 +33,7 @@ from shopstream_commerce.store.tables import (
     refund_lines,
     refunds,
 )
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
+from shopstream_platform.db.database import rowcount
 
 # --- catalog replica ------------------------------------------------------------------------
 
@@ -232,7 +228,7 @@ async def update_order(session: AsyncSession, order: OrderRecord, expected_versi
             delivered_at=order.delivered_at,
         )
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def set_paid_at(session: AsyncSession, order_id: str, paid_at: datetime) -> None:
@@ -304,7 +300,7 @@ async def mark_settled(session: AsyncSession, order_id: str) -> bool:
         .where(orders.c.order_id == order_id, orders.c.settled.is_(False))
         .values(settled=True)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 # --- payments -------------------------------------------------------------------------------
@@ -397,7 +393,7 @@ async def approve_refund(
         .where(refunds.c.refund_id == refund_id, refunds.c.state == requested_state)
         .values(state=approved_state, approved_at=at)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def requested_quantities(
@@ -498,7 +494,7 @@ async def end_live(
         )
         .values(state=ended_state, ended_at=at, current_viewers=0)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def add_live_sale(
@@ -513,7 +509,7 @@ async def add_live_sale(
             currency=currency,
         )
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def set_live_views(
@@ -532,7 +528,7 @@ async def set_live_views(
             total_views=case((sessions.total_views < total, total), else_=sessions.total_views),
         )
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 # --- commissions ----------------------------------------------------------------------------
