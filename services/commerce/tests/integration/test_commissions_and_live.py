@@ -7,9 +7,11 @@ import pytest
 from commerce_steps import Shop, call_kwargs
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
-from shopstream.commerce.v1 import commissions_pb2, order_pb2
+from shopstream.commerce.v1 import commissions_pb2, live_pb2, order_pb2
 from shopstream.social.v1 import live_pb2 as social
+from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.testing import read_all_async
 
 pytestmark = pytest.mark.integration
 OS = order_pb2
@@ -73,6 +75,16 @@ async def test_three_accruals_one_reversal_and_a_cut_waits(
         earnings.balance.amount_minor == sum(e.amount.amount_minor for e in earnings.entries) == 750
     )
     assert earnings.pending.amount_minor == 750 and earnings.available.amount_minor == 0
+    # Subscribers see the same ledger on commerce.commissions.v1 (key: creator).
+    records = await read_all_async(
+        shop.commerce.runtime.settings.kafka,
+        "commerce.commissions.v1",
+        expect=5,
+        timeout_s=30,
+        match=lambda r: r.key() == creator.encode(),
+    )
+    published = [K.LedgerEntryRecorded.FromString(r.value() or b"").entry for r in records]
+    assert sorted(e.amount.amount_minor for e in published) == [-250, 250, 250, 250, 250]
 
     # Creators see only their own earnings.
     with pytest.raises(Exception) as denied:
@@ -167,6 +179,20 @@ async def test_live_session_gmv_and_gpm(
     assert live.stats.gmv.amount_minor == 3_000
     assert live.stats.total_views == 2_000 and live.stats.peak_viewers == 300
     assert live.stats.gpm_minor == 3_000 * 1_000 // 2_000
+    # The running stats are published on commerce.live.v1 as they change.
+    updates = await read_all_async(
+        shop.commerce.runtime.settings.kafka,
+        "commerce.live.v1",
+        expect=10**6,
+        timeout_s=3,
+        match=lambda r: r.key() == session_id.encode(),
+    )
+    stats = [
+        live_pb2.LiveStatsUpdated.FromString(r.value() or b"").stats
+        for r in updates
+        if headers_dict(r.headers())["ce_type"] == "shopstream.commerce.v1.LiveStatsUpdated"
+    ]
+    assert (stats[-1].orders, stats[-1].gmv.amount_minor) == (2, 3_000)
     ended = await shop.stub.EndLiveSession(
         pb.EndLiveSessionRequest(live_session_id=session_id),
         **call_kwargs(shop, "creator", creator),

@@ -7,7 +7,8 @@ import pytest
 from commerce_steps import Shop, call_kwargs
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
-from shopstream.commerce.v1 import order_pb2
+from shopstream.commerce.v1 import order_pb2, payment_events_pb2
+from shopstream_platform.testing import read_all_async
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,19 @@ async def test_declined_payment_leaves_the_order_payable(
     assert paid.order.state == OS.ORDER_STATE_PAID
     declines = shop.commerce.metric("shopstream_commerce_payments_total", {"status": "DECLINED"})
     assert declines == 1
+    # Both attempts are events on commerce.payments.v1, the decline with its reason.
+    records = await read_all_async(
+        shop.commerce.runtime.settings.kafka,
+        "commerce.payments.v1",
+        expect=2,
+        timeout_s=30,
+        match=lambda r: r.key() == order.order_id.encode(),
+    )
+    attempts = [payment_events_pb2.PaymentAttempted.FromString(r.value() or b"") for r in records]
+    assert [(a.status, a.message) for a in attempts] == [
+        (payment_events_pb2.PAYMENT_STATUS_DECLINED, "card declined"),
+        (payment_events_pb2.PAYMENT_STATUS_SUCCEEDED, ""),
+    ]
 
 
 async def test_cancel_releases_stock_and_partial_refund(
