@@ -92,13 +92,13 @@ test-unit: setup ## Unit tests (no I/O)
 	@$(PYTEST) -m "not integration and not cluster" $(PY_SRC)
 
 test-integration: setup ## Integration tests against a real Kafka node and PostgreSQL (started and stopped here)
-	@$(MAKE) --no-print-directory kafka-up postgres-up
-	@status=0; SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" $(PY_SRC) || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory kafka-up postgres-up || status=$$?; \
+	  if [ $$status = 0 ]; then SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" $(PY_SRC) || status=$$?; fi; \
 	  $(MAKE) --no-print-directory kafka-down postgres-down; exit $$status
 
 test-cluster: setup ## Tests that need the 3-node Kafka cluster (started and stopped here)
-	@$(MAKE) --no-print-directory kafka-cluster-up
-	@status=0; $(PYTEST) -m "cluster" $(PY_SRC) || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory kafka-cluster-up || status=$$?; \
+	  if [ $$status = 0 ]; then $(PYTEST) -m "cluster" $(PY_SRC) || status=$$?; fi; \
 	  $(MAKE) --no-print-directory kafka-cluster-down; exit $$status
 
 postgres-up: system-deps ## Start the local PostgreSQL on 127.0.0.1:5433
@@ -122,5 +122,6 @@ run: setup kafka-up ## Set up, start Kafka and every service that exists so far
 
 stop: kafka-down postgres-down ## Stop everything `make run` or the tests started
 
-clean: stop ## Remove local state (.run) and generated code
+clean: stop ## Remove local state (.run, the PostgreSQL data) and generated code
+	bash deploy/postgres/postgres.sh wipe
 	rm -rf $(RUN_DIR) libs/protos/src/shopstream .venv

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # A throwaway local PostgreSQL (Debian's postgresql package) for tests and `make run`.
-# State lives under .run/postgres; listens on 127.0.0.1:${PGPORT:-5433} with trust auth, so it
-# must never be exposed beyond loopback.
+# Listens on 127.0.0.1:${PGPORT:-5433} with trust auth, so it must never be exposed beyond
+# loopback. State lives under .run/postgres, except as root: the server then runs as the
+# postgres user, who may not be able to enter the checkout (a clone in a 0700 temp folder), so
+# the data goes to /var/tmp/shopstream-postgres/<hash of this checkout>.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 run_dir="${SHOPSTREAM_RUN_DIR:-$root/.run}"
-data="$run_dir/postgres/data"
+if [[ "$(id -u)" == 0 ]]; then
+  state="${SHOPSTREAM_PG_STATE:-/var/tmp/shopstream-postgres/$(printf '%s' "$run_dir" | sha1sum | cut -c1-12)}"
+else
+  state="$run_dir/postgres"
+fi
+data="$state/data"
 port="${PGPORT:-5433}"
 
 pg_bin() {
@@ -29,7 +36,7 @@ start() {
   local bin; bin="$(pg_bin)"
   if [[ ! -f "$data/PG_VERSION" ]]; then
     mkdir -p "$data"
-    [[ "$(id -u)" == 0 ]] && chown -R postgres:postgres "$run_dir/postgres"
+    [[ "$(id -u)" == 0 ]] && chown -R postgres:postgres "$state"
     as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
@@ -45,5 +52,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) if running; then echo "postgres: running"; else echo "postgres: stopped"; fi ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  wipe) stop; rm -rf "$state"; echo "postgres data removed" ;;
+  *) echo "usage: $0 start|stop|status|wipe" >&2; exit 2 ;;
 esac
