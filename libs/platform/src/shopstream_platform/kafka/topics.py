@@ -27,6 +27,9 @@ class TopicSpec:
     # None: use the cluster's setting (KafkaSettings.replication_factor / min_insync_replicas).
     replication_factor: int | None = None
     min_insync_replicas: int | None = None
+    # Internal topics carry a service's own intermediate streams (re-keyed inputs); they are
+    # listed so they get created, but are not a contract for subscribers.
+    internal: bool = False
 
     @property
     def dlq(self) -> TopicSpec:
@@ -42,6 +45,7 @@ class TopicSpec:
             description=f"Records of {self.name} that consumers could not process, with the reason.",
             replication_factor=self.replication_factor,
             min_insync_replicas=self.min_insync_replicas,
+            internal=self.internal,
         )
 
 
@@ -84,6 +88,7 @@ def parse_registry(document: dict[str, Any]) -> TopicRegistry:
                 description=raw["description"].strip(),
                 replication_factor=raw.get("replication_factor"),
                 min_insync_replicas=raw.get("min_insync_replicas"),
+                internal=bool(raw.get("internal", False)),
             )
         )
     return TopicRegistry(specs)

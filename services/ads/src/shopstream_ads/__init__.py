@@ -1,0 +1,1 @@
+"""Ads: campaigns, auctions, invalid traffic, attribution without device ids, reports."""

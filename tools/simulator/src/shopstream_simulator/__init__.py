@@ -1,0 +1,1 @@
+"""The simulator: a seeded social-commerce world played through the services real interfaces."""
