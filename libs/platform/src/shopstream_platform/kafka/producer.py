@@ -12,7 +12,12 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from google.protobuf.message import Message as ProtoMessage
 
-from shopstream_platform.kafka.cloudevents import CloudEventMeta, Headers, new_event_id
+from shopstream_platform.kafka.cloudevents import (
+    CloudEventMeta,
+    Headers,
+    derived_event_id,
+    new_event_id,
+)
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import KafkaSettings
@@ -78,13 +83,25 @@ class EventProducer:
         while not self._closing.is_set():
             self._producer.poll(0.1)
 
-    def meta_for(self, message: ProtoMessage, *, subject: str | None = None) -> CloudEventMeta:
-        """Fresh CloudEvents metadata for an event emitted now by this service."""
+    def meta_for(
+        self,
+        message: ProtoMessage,
+        *,
+        subject: str | None = None,
+        derived_from: str | None = None,
+        time: datetime | None = None,
+    ) -> CloudEventMeta:
+        """CloudEvents metadata for an event this service emits.
+
+        `derived_from` names what the event is derived from (e.g. "<input ce_id>:charge"); its id
+        is then a deterministic hash of it, so a stream processor that handles its input twice
+        emits the same event twice and downstream deduplication by ce_id absorbs it.
+        """
         return CloudEventMeta(
-            id=new_event_id(),
+            id=derived_event_id(derived_from) if derived_from is not None else new_event_id(),
             type=type_name(message),
             source=self._source,
-            time=datetime.now(UTC),
+            time=time or datetime.now(UTC),
             traceparent=outgoing_traceparent(),
             subject=subject,
         )

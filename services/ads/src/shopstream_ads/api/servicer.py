@@ -1,0 +1,214 @@
+"""AdsService over gRPC: requests to use cases and results to responses, nothing more."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
+from shopstream.ads.v1 import ads_service_pb2 as pb
+from shopstream.common.v1 import paging_pb2
+from shopstream_ads import convert
+from shopstream_ads.auctions import Auctions
+from shopstream_ads.book import CampaignBook
+from shopstream_ads.campaigns import Campaigns
+from shopstream_ads.domain.campaigns import BidType, Campaign
+from shopstream_ads.reports import Reports, Row
+from shopstream_ads.settings import AdsSettings
+from shopstream_ads.stream.agents import CLICKS_TOPIC, IMPRESSIONS_TOPIC
+from shopstream_platform.errors import InvalidArgumentError
+from shopstream_platform.grpc.auth import current_principal
+from shopstream_platform.kafka.producer import EventProducer
+
+Context = Any
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
+    def __init__(
+        self,
+        campaigns: Campaigns,
+        auctions: Auctions,
+        reports: Reports,
+        book: CampaignBook,
+        producer: EventProducer,
+        settings: AdsSettings,
+    ) -> None:
+        self._campaigns = campaigns
+        self._auctions = auctions
+        self._reports = reports
+        self._book = book
+        self._producer = producer
+        self._settings = settings
+
+    def _pb(self, c: Campaign) -> ads_pb2.Campaign:
+        return convert.campaign_pb(c, self._book, datetime.now(UTC))
+
+    async def CreateCampaign(
+        self, request: pb.CreateCampaignRequest, context: Context
+    ) -> pb.CreateCampaignResponse:
+        if int(request.bid_type) not in (BidType.CPC, BidType.CPM):
+            raise InvalidArgumentError("bid_type", "must be BID_TYPE_CPC or BID_TYPE_CPM")
+        draft = Campaign(
+            campaign_id="",
+            advertiser_id=request.advertiser_id,
+            name=request.name,
+            promoted_product_ids=tuple(request.promoted_product_ids),
+            promoted_creator_ids=tuple(request.promoted_creator_ids),
+            bid_type=BidType(request.bid_type),
+            bid_minor=request.bid.amount_minor,
+            currency=request.bid.currency,
+            daily_budget_minor=request.daily_budget.amount_minor,
+            total_budget_minor=request.total_budget.amount_minor,
+            starts_at=convert.when(request.starts_at) if request.HasField("starts_at") else EPOCH,
+            ends_at=convert.when(request.ends_at) if request.HasField("ends_at") else None,
+            placements=tuple(request.placements),
+            paused=False,
+            created_at=EPOCH,
+            updated_at=EPOCH,
+        )
+        for field in ("daily_budget", "total_budget"):
+            if getattr(request, field).currency not in ("", request.bid.currency):
+                raise InvalidArgumentError(f"{field}.currency", "must be the bid's currency")
+        created = await self._campaigns.create(current_principal(), draft, request.request_id)
+        return pb.CreateCampaignResponse(campaign=self._pb(created))
+
+    async def GetCampaign(
+        self, request: pb.GetCampaignRequest, context: Context
+    ) -> pb.GetCampaignResponse:
+        found = await self._campaigns.get(current_principal(), request.campaign_id)
+        return pb.GetCampaignResponse(campaign=self._pb(found))
+
+    async def ListCampaigns(
+        self, request: pb.ListCampaignsRequest, context: Context
+    ) -> pb.ListCampaignsResponse:
+        page, token = await self._campaigns.list(
+            current_principal(),
+            request.advertiser_id,
+            request.page.page_size,
+            request.page.page_token,
+        )
+        return pb.ListCampaignsResponse(
+            campaigns=[self._pb(c) for c in page],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
+        )
+
+    async def PauseCampaign(
+        self, request: pb.PauseCampaignRequest, context: Context
+    ) -> pb.PauseCampaignResponse:
+        changed = await self._campaigns.set_paused(current_principal(), request.campaign_id, True)
+        return pb.PauseCampaignResponse(campaign=self._pb(changed))
+
+    async def ResumeCampaign(
+        self, request: pb.ResumeCampaignRequest, context: Context
+    ) -> pb.ResumeCampaignResponse:
+        changed = await self._campaigns.set_paused(current_principal(), request.campaign_id, False)
+        return pb.ResumeCampaignResponse(campaign=self._pb(changed))
+
+    async def SelectAds(
+        self, request: pb.SelectAdsRequest, context: Context
+    ) -> pb.SelectAdsResponse:
+        auction_id, wins, candidates = self._auctions.select(
+            request.placement, request.slots, request.context_product_ids
+        )
+        return pb.SelectAdsResponse(
+            auction_id=auction_id,
+            candidates=candidates,
+            ads=[
+                pb.SelectedAd(
+                    campaign_id=w.candidate.campaign.campaign_id,
+                    advertiser_id=w.candidate.campaign.advertiser_id,
+                    bid_type=int(w.candidate.campaign.bid_type),  # type: ignore[arg-type]
+                    promoted_product_ids=w.candidate.campaign.promoted_product_ids,
+                    promoted_creator_ids=w.candidate.campaign.promoted_creator_ids,
+                    ecpm_minor=w.candidate.ecpm,
+                    predicted_ctr=w.candidate.predicted_ctr,
+                    clearing_price=convert.money(
+                        w.clearing_price_minor, w.candidate.campaign.currency
+                    ),
+                    rank=w.rank,
+                )
+                for w in wins
+            ],
+        )
+
+    async def RecordImpression(
+        self, request: pb.RecordImpressionRequest, context: Context
+    ) -> pb.RecordImpressionResponse:
+        imp = request.impression
+        for field in ("impression_id", "campaign_id", "buyer_id"):
+            if not getattr(imp, field):
+                raise InvalidArgumentError(f"impression.{field}", "is required")
+        if not imp.HasField("at"):
+            imp.at.GetCurrentTime()
+        await self._producer.publish_and_wait(IMPRESSIONS_TOPIC, imp.buyer_id, imp)
+        return pb.RecordImpressionResponse()
+
+    async def RecordClick(
+        self, request: pb.RecordClickRequest, context: Context
+    ) -> pb.RecordClickResponse:
+        click = request.click
+        for field in ("click_id", "campaign_id", "buyer_id"):
+            if not getattr(click, field):
+                raise InvalidArgumentError(f"click.{field}", "is required")
+        if not click.HasField("at"):
+            click.at.GetCurrentTime()
+        await self._producer.publish_and_wait(
+            CLICKS_TOPIC, click.install_id or click.buyer_id, click
+        )
+        return pb.RecordClickResponse()
+
+    async def GetCampaignReport(
+        self, request: pb.GetCampaignReportRequest, context: Context
+    ) -> pb.GetCampaignReportResponse:
+        report = await self._reports.report(
+            current_principal(),
+            request.campaign_id,
+            request.from_day,
+            request.to_day,
+            request.noise,
+        )
+        currency = report.campaign.currency
+        return pb.GetCampaignReportResponse(
+            campaign_id=report.campaign.campaign_id,
+            days=[_row_pb(r, currency) for r in report.days],
+            total=_row_pb(report.total, currency),
+            k_threshold=self._settings.privacy.k_threshold,
+            noised=report.noised,
+            epsilon_spent=report.epsilon_spent,
+            epsilon_remaining=report.epsilon_remaining,
+            model_version=self._settings.attribution.version,
+        )
+
+    async def GetAttributionSettings(
+        self, request: pb.GetAttributionSettingsRequest, context: Context
+    ) -> pb.GetAttributionSettingsResponse:
+        a, t, p = self._settings.attribution, self._settings.traffic, self._settings.privacy
+        return pb.GetAttributionSettingsResponse(
+            model_version=a.version,
+            click_window_seconds=a.click_window_s,
+            view_window_seconds=a.view_window_s,
+            k_threshold=p.k_threshold,
+            epsilon_per_query=p.epsilon_per_query,
+            epsilon_budget=p.epsilon_budget,
+            min_click_to_order_seconds=int(a.min_click_to_order_s),
+            burst_limit=t.device_burst_limit,
+            burst_window_seconds=int(t.burst_window_s),
+        )
+
+
+def _row_pb(r: Row, currency: str) -> pb.ReportRow:
+    row = pb.ReportRow(
+        day=r.day,
+        impressions=r.impressions,
+        clicks=r.clicks,
+        ctr=r.clicks / r.impressions if r.impressions else 0.0,
+        spend=convert.money(r.spend_minor, currency),
+        conversions_suppressed=r.conversions is None,
+    )
+    if r.conversions is not None and r.gmv_minor is not None:
+        row.attributed_orders = r.conversions
+        row.attributed_gmv.CopyFrom(convert.money(r.gmv_minor, currency))
+        if r.spend_minor:
+            row.roas = r.gmv_minor / r.spend_minor
+    return row

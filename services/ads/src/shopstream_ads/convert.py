@@ -1,0 +1,53 @@
+"""Domain values to protobuf messages and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shopstream.ads.v1 import ads_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream_ads.book import CampaignBook
+from shopstream_ads.domain.campaigns import Campaign, status_of
+
+
+def timestamp(t: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(t.astimezone(UTC))
+    return ts
+
+
+def seconds(ts: Timestamp) -> float:
+    return float(ts.seconds) + ts.nanos / 1e9
+
+
+def when(ts: Timestamp) -> datetime:
+    return datetime.fromtimestamp(seconds(ts), UTC)
+
+
+def money(amount_minor: int, currency: str) -> money_pb2.Money:
+    return money_pb2.Money(amount_minor=amount_minor, currency=currency)
+
+
+def campaign_pb(c: Campaign, book: CampaignBook, now: datetime) -> ads_pb2.Campaign:
+    spend = book.spend(c.campaign_id, now)
+    out = ads_pb2.Campaign(
+        campaign_id=c.campaign_id,
+        advertiser_id=c.advertiser_id,
+        name=c.name,
+        promoted_product_ids=c.promoted_product_ids,
+        promoted_creator_ids=c.promoted_creator_ids,
+        bid_type=int(c.bid_type),  # type: ignore[arg-type]
+        bid=money(c.bid_minor, c.currency),
+        daily_budget=money(c.daily_budget_minor, c.currency),
+        total_budget=money(c.total_budget_minor, c.currency),
+        starts_at=timestamp(c.starts_at),
+        status=int(status_of(c, spend, now)),  # type: ignore[arg-type]
+        spent_total=money(spend.total_micros // 1_000, c.currency),
+        spent_today=money(spend.today_micros // 1_000, c.currency),
+        placements=c.placements,
+    )
+    if c.ends_at is not None:
+        out.ends_at.CopyFrom(timestamp(c.ends_at))
+    return out

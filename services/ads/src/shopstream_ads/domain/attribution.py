@@ -1,0 +1,116 @@
+"""Last-touch attribution over a buyer's touchpoints, without device ids.
+
+Rules (versioned in AttributionSettings.version):
+- a click beats a view: a view is credited only when no click qualifies;
+- a click qualifies within the click window before the order, a view within the view window;
+- the latest qualifying touch wins (last touch);
+- a buyer without tracking consent is attributed only through on-platform click ids the
+  order's lines carry; their views are never used;
+- a click followed by a paid order faster than a person can buy is invalid: it is not
+  credited (and is reported so its charge is reversed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shopstream_ads.settings import AttributionSettings
+
+State = dict[str, Any]
+
+CLICK = "c"
+VIEW = "v"
+# A touch: [kind, touch_id, campaign_id, at, via] — via: a click's impression id.
+KIND, TOUCH_ID, CAMPAIGN, AT, VIA = range(5)
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    order_id: str
+    at: float
+    tracking_consent: bool
+    ad_click_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Credit:
+    kind: str
+    touch_id: str
+    campaign_id: str
+    touched_at: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    credit: Credit | None
+    # Clicks found too close to the order: flagged IMPOSSIBLE_TIMING, never credited.
+    too_fast: tuple[Credit, ...]
+
+
+def new_buyer_state() -> State:
+    # touches: newest last; click_times: recent clicks for the burst rule;
+    # orders: order id -> [campaign_id, kind, touch_id, touched_at, ordered_at] of its credit.
+    return {"touches": [], "click_times": [], "orders": {}}
+
+
+def remember_touch(
+    state: State,
+    kind: str,
+    touch_id: str,
+    campaign_id: str,
+    at: float,
+    rules: AttributionSettings,
+    via: str = "",
+) -> None:
+    touches = state["touches"]
+    touches.append([kind, touch_id, campaign_id, at, via])
+    if len(touches) > 1 and touches[-2][AT] > at:
+        touches.sort(key=lambda t: t[AT])
+    horizon = max(t[AT] for t in touches[-1:]) - max(rules.click_window_s, rules.view_window_s)
+    state["touches"] = [t for t in touches if t[AT] >= horizon][-rules.max_touches_per_buyer :]
+
+
+def has_touch(state: State, kind: str, touch_id: str) -> bool:
+    return any(t[KIND] == kind and t[TOUCH_ID] == touch_id for t in state["touches"])
+
+
+def forget_touch(state: State, kind: str, touch_id: str) -> bool:
+    """Forget an invalid touch; for a click, also the impression it came through (traffic from
+    a flagged click's session is not a view worth crediting either)."""
+    gone = [t for t in state["touches"] if t[KIND] == kind and t[TOUCH_ID] == touch_id]
+    vias = {t[VIA] for t in gone if len(t) > VIA and t[VIA]}
+    state["touches"] = [
+        t
+        for t in state["touches"]
+        if not (t[KIND] == kind and t[TOUCH_ID] == touch_id)
+        and not (t[KIND] == VIEW and t[TOUCH_ID] in vias)
+    ]
+    return bool(gone)
+
+
+def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decision:
+    too_fast: list[Credit] = []
+    clicks = [
+        t
+        for t in state["touches"]
+        if t[KIND] == CLICK
+        and 0 <= order.at - t[AT] <= rules.click_window_s
+        and (order.tracking_consent or t[TOUCH_ID] in order.ad_click_ids)
+    ]
+    for t in sorted(clicks, key=lambda t: t[AT], reverse=True):
+        credit = Credit(CLICK, t[TOUCH_ID], t[CAMPAIGN], t[AT])
+        if order.at - t[AT] < rules.min_click_to_order_s:
+            too_fast.append(credit)
+            continue
+        return Decision(credit, tuple(too_fast))
+    if order.tracking_consent:
+        views = [
+            t
+            for t in state["touches"]
+            if t[KIND] == VIEW and 0 <= order.at - t[AT] <= rules.view_window_s
+        ]
+        if views:
+            last = max(views, key=lambda t: t[AT])
+            return Decision(Credit(VIEW, last[TOUCH_ID], last[CAMPAIGN], last[AT]), tuple(too_fast))
+    return Decision(None, tuple(too_fast))

@@ -1,0 +1,96 @@
+"""A campaign's ledger: counts per UTC day, spend against the budgets, attributed value.
+
+Charges are in micro-units (1/1,000 of a minor unit) because a CPM impression costs a thousandth
+of its price. A charge never takes spend past the daily or the total budget: what is left is
+charged, and nothing after that (the campaign has stopped being selected by then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shopstream_ads.domain.campaigns import BidType, Campaign
+
+State = dict[str, Any]
+
+# Kinds, as shopstream.ads.v1.LedgerKind values.
+IMPRESSION, CLICK, CLICK_VOIDED, CONVERSION, REFUND = 1, 2, 3, 4, 5
+# A day cell: [impressions, clicks, spend_micros, conversions, gmv_minor]
+IMPS, CLICKS, SPEND, CONVS, GMV = range(5)
+
+
+def day_of(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def new_ledger_state() -> State:
+    return {"spent": 0, "days": {}, "exhausted_total": False, "exhausted_days": []}
+
+
+@dataclass
+class Applied:
+    charge_micros: int = 0
+    # Budgets this entry exhausted: "daily" and/or "total" (published once each).
+    exhausted: list[str] = field(default_factory=list)
+
+
+def _cell(state: State, day: str) -> list[int]:
+    cell: list[int] = state["days"].setdefault(day, [0, 0, 0, 0, 0])
+    return cell
+
+
+def _price_micros(campaign: Campaign, kind: int, clearing_minor: int) -> int:
+    price = min(clearing_minor, campaign.bid_minor) if clearing_minor > 0 else campaign.bid_minor
+    if kind == IMPRESSION and campaign.bid_type is BidType.CPM:
+        return price  # per 1,000 impressions: price minor = price micros per impression
+    if kind == CLICK and campaign.bid_type is BidType.CPC:
+        return price * 1_000
+    return 0
+
+
+def _charge(state: State, campaign: Campaign, day: str, price_micros: int) -> Applied:
+    cell = _cell(state, day)
+    room = min(
+        campaign.total_budget_minor * 1_000 - state["spent"],
+        campaign.daily_budget_minor * 1_000 - cell[SPEND],
+    )
+    charge = max(0, min(price_micros, room))
+    state["spent"] += charge
+    cell[SPEND] += charge
+    applied = Applied(charge)
+    if not state["exhausted_total"] and state["spent"] >= campaign.total_budget_minor * 1_000:
+        state["exhausted_total"] = True
+        applied.exhausted.append("total")
+    if day not in state["exhausted_days"] and cell[SPEND] >= campaign.daily_budget_minor * 1_000:
+        state["exhausted_days"] = [*state["exhausted_days"][-30:], day]
+        applied.exhausted.append("daily")
+    return applied
+
+
+def apply_served(
+    state: State, campaign: Campaign, kind: int, at: float, clearing_minor: int
+) -> Applied:
+    """An impression or a click: counted, and charged when the campaign pays for that kind."""
+    day = day_of(at)
+    _cell(state, day)[IMPS if kind == IMPRESSION else CLICKS] += 1
+    return _charge(state, campaign, day, _price_micros(campaign, kind, clearing_minor))
+
+
+def apply_void(state: State, day: str, charge_micros: int) -> None:
+    """A billed click found invalid later: out of the click count, its charge refunded."""
+    cell = _cell(state, day)
+    cell[CLICKS] -= 1
+    cell[SPEND] -= charge_micros
+    state["spent"] -= charge_micros
+
+
+def apply_conversion(state: State, at: float, amount_minor: int, *, refund: bool) -> None:
+    """A credited order on the day it was paid; a refund reduces that same day's GMV."""
+    cell = _cell(state, day_of(at))
+    if refund:
+        cell[GMV] -= amount_minor
+    else:
+        cell[CONVS] += 1
+        cell[GMV] += amount_minor

@@ -1,0 +1,75 @@
+"""Ads settings: env prefix SHOPSTREAM_ADS_ (nested with __, e.g. SHOPSTREAM_ADS_PRIVACY__K_THRESHOLD)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from shopstream_platform.settings import ServiceSettings
+
+
+class AttributionSettings(BaseModel):
+    """The attribution model. Its version string is derived from these, so every change of a
+    window shows on the attributions it produces."""
+
+    model: str = "last-touch-v1"
+    click_window_s: int = Field(default=7 * 86_400, gt=0)
+    view_window_s: int = Field(default=86_400, gt=0)
+    # A paid order this soon after the click is not a person buying: the click is invalid.
+    min_click_to_order_s: float = Field(default=3.0, ge=0)
+    # A paid order is attributed this long after the worker read it: clicks take one more hop
+    # (screening by install) than orders, so a click just before an order may still be on its
+    # way. Latency of attribution against a touch joined in arrival order.
+    order_grace_s: float = Field(default=2.0, ge=0)
+    # Touchpoints remembered per buyer (newest kept); older ones age out of the windows anyway.
+    max_touches_per_buyer: int = Field(default=200, ge=1)
+
+    @property
+    def version(self) -> str:
+        return f"{self.model}/click={self.click_window_s}s/view={self.view_window_s}s"
+
+
+class TrafficSettings(BaseModel):
+    """Invalid-traffic rules: more clicks than this in the window is a burst."""
+
+    burst_window_s: float = Field(default=60.0, gt=0)
+    device_burst_limit: int = Field(default=20, ge=1)
+    buyer_burst_limit: int = Field(default=20, ge=1)
+    # Click ids remembered per install for the duplicate check.
+    remembered_click_ids: int = Field(default=2_000, ge=1)
+
+
+class PrivacySettings(BaseModel):
+    # A report cell with fewer conversions than this is suppressed.
+    k_threshold: int = Field(default=5, ge=1)
+    # Laplace noise: epsilon spent per noised report query, and per advertiser per UTC day.
+    epsilon_per_query: float = Field(default=0.5, gt=0)
+    epsilon_budget: float = Field(default=3.0, gt=0)
+    # One conversion adds at most this to a GMV cell: the sensitivity the GMV noise is scaled to.
+    gmv_clip_minor: int = Field(default=100_000, gt=0)
+
+
+class AdsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_ADS_", env_nested_delimiter="__")
+
+    service_name: str = "ads"
+    database_url: str = "sqlite+aiosqlite:///.run/db/ads.db"
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    data_dir: Path = Path(".run/faust")
+    faust_app_id: str = "ads"
+    # Auctions compare bids in one currency: every campaign bids in the marketplace currency.
+    currency: str = "USD"
+    # The lowest price a winner pays (minor units per click, or per 1,000 impressions).
+    reserve_price_minor: int = Field(default=1, ge=1)
+    # Predicted click rate before a campaign has its own history: prior clicks / impressions.
+    prior_ctr: float = Field(default=0.02, gt=0, le=1)
+    prior_impressions: int = Field(default=100, ge=1)
+    max_slots: int = Field(default=10, ge=1)
+    list_default_page_size: int = Field(default=20, ge=1)
+    list_max_page_size: int = Field(default=100, ge=1)
+    attribution: AttributionSettings = AttributionSettings()
+    traffic: TrafficSettings = TrafficSettings()
+    privacy: PrivacySettings = PrivacySettings()

@@ -1,0 +1,69 @@
+"""Builds ads from the platform runtime: campaigns, auctions, reports, the attribution worker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shopstream.ads.v1 import ads_service_pb2, ads_service_pb2_grpc
+from shopstream_ads.api.servicer import AdsServicer
+from shopstream_ads.auctions import Auctions
+from shopstream_ads.book import CampaignBook
+from shopstream_ads.campaigns import Campaigns
+from shopstream_ads.domain.campaigns import Status, status_of
+from shopstream_ads.metrics import AdsMetrics
+from shopstream_ads.reports import Reports
+from shopstream_ads.settings import AdsSettings
+from shopstream_ads.stream.agents import TOPICS, AttributionStreams
+from shopstream_platform.runtime import Runtime
+
+GAUGE_INTERVAL_S = 5.0
+
+
+@dataclass
+class Ads:
+    book: CampaignBook
+    campaigns: Campaigns
+    streams: AttributionStreams
+    metrics: AdsMetrics
+
+
+def wire(runtime: Runtime) -> Ads:
+    settings = runtime.settings
+    assert isinstance(settings, AdsSettings)
+    metrics = AdsMetrics(runtime.metrics.registry)
+    book = CampaignBook()
+    campaigns = Campaigns(runtime.db, runtime.outbox, book, settings)
+    streams = AttributionStreams(
+        settings, runtime.producer, runtime.dead_letters, book, campaigns, metrics, runtime.metrics
+    )
+    runtime.declare_topics(TOPICS)
+    runtime.add_grpc_service(
+        ads_service_pb2.DESCRIPTOR.services_by_name["AdsService"].full_name,
+        ads_service_pb2_grpc.add_AdsServiceServicer_to_server,
+        AdsServicer(
+            campaigns,
+            Auctions(book, settings, metrics),
+            Reports(runtime.db, book, campaigns, settings),
+            book,
+            runtime.producer,
+            settings,
+        ),
+    )
+
+    async def gauges() -> None:
+        while True:
+            now = datetime.now(UTC)
+            counts = dict.fromkeys(Status, 0)
+            for c in book.campaigns():
+                counts[status_of(c, book.spend(c.campaign_id, now), now)] += 1
+            for status, n in counts.items():
+                metrics.campaigns.labels(status.name.lower()).set(n)
+            await asyncio.sleep(GAUGE_INTERVAL_S)
+
+    runtime.add_task("faust", streams.run)
+    runtime.add_task("gauges", gauges)
+    runtime.add_readiness_gate(campaigns.load)
+    runtime.add_readiness_gate(streams.recovered)
+    return Ads(book, campaigns, streams, metrics)

@@ -1,0 +1,86 @@
+"""Fixtures: ads running in this event loop (Faust memory tables, real Kafka, SQLite)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from ads_steps import AdsWorld
+from confluent_kafka import Consumer, TopicPartition
+
+from shopstream.ads.v1 import ads_service_pb2_grpc
+from shopstream_ads.api.policy import POLICY
+from shopstream_ads.settings import AdsSettings, PrivacySettings
+from shopstream_ads.store.tables import MIGRATIONS
+from shopstream_ads.stream.agents import TOPICS
+from shopstream_ads.wiring import wire
+from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import fast_test_settings, hosted_service
+
+
+def start_group_at_end(kafka: KafkaSettings, group_id: str, topics: list[str]) -> None:
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group_id})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        offsets = []
+        for topic in topics:
+            if topic not in metadata.topics:
+                continue  # created by the service: nothing to skip
+            for partition in metadata.topics[topic].partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                offsets.append(TopicPartition(topic, partition, high))
+        if offsets:
+            consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def ads_settings(kafka: KafkaSettings, tmp_path: Path, **overrides: Any) -> AdsSettings:
+    return AdsSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/ads.db",
+        store="memory",
+        data_dir=tmp_path / "faust",
+        # A fresh Faust app (and consumer groups) per test: each test reads only its own events.
+        faust_app_id=f"ads-test-{uuid.uuid4().hex[:8]}",
+        **{**fast_test_settings(kafka), **overrides},
+    )
+
+
+@pytest.fixture
+def privacy() -> PrivacySettings:
+    return PrivacySettings(k_threshold=3, epsilon_per_query=0.5, epsilon_budget=1.0)
+
+
+@pytest.fixture
+async def ads(
+    kafka_settings: KafkaSettings, tmp_path: Path, privacy: PrivacySettings
+) -> AsyncIterator[AdsWorld]:
+    settings = ads_settings(kafka_settings, tmp_path, privacy=privacy)
+    # Topics outlive tests: the new worker group starts at their current end, not their history.
+    start_group_at_end(kafka_settings, settings.faust_app_id, TOPICS)
+    producer = EventProducer(kafka_settings, "shopstream/test-edge")
+    async with (
+        hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted,
+        grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel,
+    ):
+        yield AdsWorld(
+            hosted,
+            ads_service_pb2_grpc.AdsServiceStub(channel),
+            producer,
+            TokenCodec(settings.auth),
+            kafka_settings,
+        )
+    producer.close()
+
+
+@pytest.fixture
+def ids() -> Callable[[str], str]:
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,109 @@
+"""Click spam and budgets, from outside: edge topics in, flags and campaign events out, gRPC."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from ads_steps import NOW, AdsWorld, eventually
+
+from shopstream.ads.v1 import ads_events_pb2 as ev
+from shopstream.ads.v1 import ads_pb2
+from shopstream.ads.v1 import ads_service_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_hundred_clicks_from_one_device_in_a_minute_are_flagged_unbilled_unattributed(
+    ads: AdsWorld,
+) -> None:
+    campaign = await ads.campaign("seller-spam", bid=50)
+    t = NOW - timedelta(hours=3)
+    clicks = []
+    for i in range(100):
+        buyer = f"bot-buyer-{i % 7}"
+        clicks.append(
+            await ads.click(
+                buyer, campaign, t + timedelta(seconds=i * 0.5), install="bot-install-1"
+            )
+        )
+    # A bot buyer then "buys" with one of the clicks on the line: nothing to attribute to.
+    order = await ads.paid_order("bot-buyer-0", 9_900, t + timedelta(minutes=5), click_id=clicks[0])
+    # Later the same buyer clicks from their own phone and buys: that order is credited, and
+    # being behind the first order in the buyer's partition, it shows the first was handled.
+    later = t + timedelta(minutes=30)
+    genuine = await ads.click("bot-buyer-0", campaign, later, install="phone-of-buyer-0")
+    sentinel = await ads.paid_order("bot-buyer-0", 1_200, later + timedelta(minutes=5))
+
+    flagged = await ads.flagged(set(clicks), expect=100)
+    assert {f.click_id for f in flagged} == set(clicks)
+    assert {f.reason for f in flagged} == {ev.INVALID_TRAFFIC_REASON_DEVICE_BURST}
+    # The clicks that passed before the burst showed had their charge reversed.
+    assert sum(f.charge_reversed for f in flagged) == 20
+
+    credited = await ads.attributions({order, sentinel}, expect=1)
+    assert [(a.order_id, a.touch_id) for a in credited] == [(sentinel, genuine)]
+
+    async def settled() -> pb.GetCampaignReportResponse | None:
+        report = await ads.report(campaign)
+        return (
+            report if report.total.clicks == 1 and report.total.spend.amount_minor == 50 else None
+        )
+
+    report = await eventually(settled)
+    # Only the genuine click is counted and billed; the 100 spam clicks cost nothing.
+    assert report.total.clicks == 1
+    assert report.total.spend.amount_minor == 50
+    assert (
+        ads.service.metric("shopstream_ads_flagged_clicks_total", {"reason": "device_burst"}) >= 100
+    )
+
+
+async def test_budget_stops_selection_after_ten_billed_clicks(ads: AdsWorld) -> None:
+    campaign = await ads.campaign(
+        "seller-budget", bid=100, daily=1_000, total=1_000, placements=("budget-test",)
+    )
+    select = pb.SelectAdsRequest(placement="budget-test", slots=3)
+
+    async def selected() -> bool:
+        answer = await ads.stub.SelectAds(select, metadata=ads.auth("service", "edge"), timeout=5)
+        return campaign.campaign_id in {a.campaign_id for a in answer.ads}
+
+    assert await selected()
+    t = NOW - timedelta(minutes=30)
+    for i in range(9):
+        await ads.click(f"shopper-{i}", campaign, t + timedelta(minutes=i))
+
+    async def spent(minor: int) -> bool:
+        got = await ads.stub.GetCampaign(
+            pb.GetCampaignRequest(campaign_id=campaign.campaign_id), metadata=ads.auth(), timeout=5
+        )
+        return got.campaign.spent_total.amount_minor == minor
+
+    await eventually(lambda: spent(900))
+    assert await selected()  # 9 billed clicks: 100 left, still serving
+    await ads.click("shopper-9", campaign, t + timedelta(minutes=9))
+    await eventually(lambda: spent(1_000))
+    assert not await selected()
+    got = await ads.stub.GetCampaign(
+        pb.GetCampaignRequest(campaign_id=campaign.campaign_id), metadata=ads.auth(), timeout=5
+    )
+    assert got.campaign.status == ads_pb2.CAMPAIGN_STATUS_BUDGET_EXHAUSTED
+    # Clicks arriving after the budget ran out are counted but not charged.
+    await ads.click("shopper-10", campaign, t + timedelta(minutes=10))
+    report = await eventually(lambda: _report_with_clicks(ads, campaign, 11))
+    assert report.total.spend.amount_minor == 1_000
+    exhausted = await ads.records(
+        "ads.campaigns.v1",
+        ev.CampaignBudgetExhausted,
+        expect=2,
+        keep=lambda e: e.campaign_id == campaign.campaign_id,
+    )
+    assert {e.budget for e in exhausted} == {ev.BUDGET_KIND_TOTAL, ev.BUDGET_KIND_DAILY}
+
+
+async def _report_with_clicks(
+    ads: AdsWorld, campaign: ads_pb2.Campaign, clicks: int
+) -> pb.GetCampaignReportResponse | None:
+    report = await ads.report(campaign)
+    return report if report.total.clicks == clicks else None
