@@ -1,0 +1,169 @@
+"""The ads rules on their own: auction pricing, screening, attribution choice, ledger, privacy."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from shopstream_ads.domain import attribution as at
+from shopstream_ads.domain import ledger as lg
+from shopstream_ads.domain import traffic as tr
+from shopstream_ads.domain.auction import Candidate, run_auction
+from shopstream_ads.domain.campaigns import (
+    BidType,
+    Campaign,
+    Spend,
+    Status,
+    status_of,
+    validate_new,
+)
+from shopstream_ads.domain.privacy import Cell, laplace, noised, shown
+from shopstream_ads.settings import AttributionSettings, TrafficSettings
+from shopstream_platform.errors import InvalidArgumentError
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+DAY = 86_400.0
+
+
+def campaign(
+    cid: str = "c1",
+    *,
+    bid: int = 100,
+    bid_type: BidType = BidType.CPC,
+    daily: int = 1_000,
+    total: int = 5_000,
+) -> Campaign:
+    return Campaign(
+        cid,
+        "seller-1",
+        "sale",
+        ("p1",),
+        (),
+        bid_type,
+        bid,
+        "USD",
+        daily,
+        total,
+        T0,
+        None,
+        (),
+        False,
+        T0,
+        T0,
+    )
+
+
+def test_second_price_is_what_keeps_the_rank_and_never_above_the_bid() -> None:
+    a = Candidate(campaign("a", bid=200), predicted_ctr=0.05, relevance=1.0)  # eCPM 10,000
+    b = Candidate(campaign("b", bid=100), predicted_ctr=0.04, relevance=1.0)  # eCPM 4,000
+    c = Candidate(campaign("c", bid=3_000, bid_type=BidType.CPM), predicted_ctr=0.0, relevance=1.0)
+    wins = run_auction([b, c, a], slots=2, reserve_minor=1)
+    assert [w.candidate.campaign.campaign_id for w in wins] == ["a", "b"]
+    # a pays b's eCPM / (its CTR x 1000) + 1 = 4000 / 50 + 1; b pays c's 3000 / 40 + 1.
+    assert [w.clearing_price_minor for w in wins] == [81, 76]
+    alone = run_auction([b], slots=1, reserve_minor=5)
+    assert alone[0].clearing_price_minor == 5  # no competitor: the reserve price
+
+
+def test_status_follows_pause_budgets_and_schedule() -> None:
+    c = campaign()
+    assert status_of(c, Spend(), T0) is Status.ACTIVE
+    assert status_of(c, Spend(5_000_000, 0), T0) is Status.BUDGET_EXHAUSTED
+    assert status_of(c, Spend(1_000_000, 1_000_000), T0) is Status.DAILY_BUDGET_EXHAUSTED
+    assert status_of(c.with_paused(True, T0), Spend(), T0) is Status.PAUSED
+
+
+def test_validation_names_the_wrong_field() -> None:
+    with pytest.raises(InvalidArgumentError, match="bid"):
+        validate_new(campaign(bid=0), "USD")
+    with pytest.raises(InvalidArgumentError, match="total_budget"):
+        validate_new(campaign(daily=10, total=5), "USD")
+    with pytest.raises(InvalidArgumentError, match="currency"):
+        validate_new(campaign(), "EUR")
+
+
+def test_a_device_burst_flags_the_whole_burst_once() -> None:
+    rules = TrafficSettings(burst_window_s=60, device_burst_limit=3)
+    state = tr.new_device_state()
+    verdicts = []
+    for i in range(5):
+        click = tr.ClickFacts(f"k{i}", f"b{i}", "c1", 1_000.0 + i)
+        verdicts.append(tr.screen_device(state, "i1", click, f"e{i}", rules))
+    assert [v[0].reason for v in verdicts] == [0, 0, 0, tr.DEVICE_BURST, tr.DEVICE_BURST]
+    # The 4th click shows the burst: the three before it are flagged retroactively, once.
+    assert [(v.click_id, v.retroactive) for v in verdicts[3][1:]] == [
+        ("k0", True),
+        ("k1", True),
+        ("k2", True),
+    ]
+    assert len(verdicts[4]) == 1
+    again = tr.screen_device(state, "i1", tr.ClickFacts("k1", "b1", "c1", 1_010.0), "e9", rules)
+    assert again[0].reason == tr.DUPLICATE_CLICK_ID
+    assert tr.seen_event(state, "e2")
+
+
+def test_clicks_beat_views_last_touch_and_windows() -> None:
+    rules = AttributionSettings()
+    state = at.new_buyer_state()
+    order_at = 100 * DAY
+    at.remember_touch(state, at.CLICK, "old-click", "c1", order_at - 8 * DAY, rules)
+    at.remember_touch(state, at.VIEW, "view", "c2", order_at - 3_600, rules)
+    consent = at.OrderFacts("o1", order_at, True, frozenset())
+    assert at.decide(state, consent, rules).credit == at.Credit(
+        at.VIEW, "view", "c2", order_at - 3_600
+    )
+    at.remember_touch(state, at.CLICK, "click-a", "c1", order_at - 3 * DAY, rules)
+    at.remember_touch(state, at.CLICK, "click-b", "c3", order_at - 2 * DAY, rules)
+    decision = at.decide(state, consent, rules)
+    assert decision.credit is not None and decision.credit.touch_id == "click-b"
+    # Without consent: only a click id the order carries.
+    no_consent = at.OrderFacts("o2", order_at, False, frozenset({"click-a"}))
+    credit = at.decide(state, no_consent, rules).credit
+    assert credit is not None and credit.touch_id == "click-a"
+    assert at.decide(state, at.OrderFacts("o3", order_at, False, frozenset()), rules).credit is None
+
+
+def test_an_order_seconds_after_the_click_is_not_a_person() -> None:
+    rules = AttributionSettings(min_click_to_order_s=3)
+    state = at.new_buyer_state()
+    at.remember_touch(state, at.CLICK, "slow", "c1", 1_000.0, rules)
+    at.remember_touch(state, at.CLICK, "bot", "c1", 1_999.0, rules)
+    decision = at.decide(state, at.OrderFacts("o", 2_000.0, True, frozenset()), rules)
+    assert [c.touch_id for c in decision.too_fast] == ["bot"]
+    assert decision.credit is not None and decision.credit.touch_id == "slow"
+
+
+def test_forgetting_a_click_forgets_its_impression() -> None:
+    rules = AttributionSettings()
+    state = at.new_buyer_state()
+    at.remember_touch(state, at.VIEW, "imp", "c1", 10.0, rules)
+    at.remember_touch(state, at.CLICK, "clk", "c1", 11.0, rules, via="imp")
+    assert at.forget_touch(state, at.CLICK, "clk")
+    assert state["touches"] == []
+
+
+def test_the_ledger_never_charges_past_a_budget() -> None:
+    c = campaign(bid=400, daily=1_000, total=1_000)
+    state = lg.new_ledger_state()
+    charges = [lg.apply_served(state, c, lg.CLICK, 10.0, 0) for _ in range(4)]
+    assert [a.charge_micros for a in charges] == [400_000, 400_000, 200_000, 0]
+    assert charges[2].exhausted == ["total", "daily"]
+    assert state["days"][lg.day_of(10.0)][lg.CLICKS] == 4
+    lg.apply_void(state, lg.day_of(10.0), 400_000)
+    assert state["spent"] == 600_000
+    cpm = campaign(bid=2_000, bid_type=BidType.CPM)
+    s2 = lg.new_ledger_state()
+    assert lg.apply_served(s2, cpm, lg.IMPRESSION, 10.0, 1_500).charge_micros == 1_500
+    assert lg.apply_served(s2, cpm, lg.CLICK, 10.0, 0).charge_micros == 0
+
+
+def test_k_suppression_and_noise() -> None:
+    assert not shown(2, k=3) and shown(3, k=3)
+    rng = random.Random(7)
+    draws = [laplace(2.0, rng) for _ in range(20_000)]
+    assert abs(sum(draws) / len(draws)) < 0.1
+    assert sum(abs(d) for d in draws) / len(draws) == pytest.approx(2.0, rel=0.05)
+    cell = noised(Cell(10, 50_000), epsilon=1.0, gmv_clip_minor=10_000, rng=rng)
+    assert cell.conversions >= 0 and cell.gmv_minor >= 0
