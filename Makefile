@@ -70,10 +70,18 @@ proto-check: $(BUF) ## Lint protos and check for breaking changes against the re
 proto-release: $(BUF) proto-check ## Record the current protos as the released contract (after review)
 	@cd protos && $(BUF) build -o released.binpb && echo "protos/released.binpb updated"
 
-lint: python-deps proto ## ruff (lint + format check) and mypy --strict
+lint: python-deps proto ## ruff (lint + format check), mypy --strict, the topic catalog is current
 	@$(UV) run --frozen ruff check $(PY_SRC)
 	@$(UV) run --frozen ruff format --check $(PY_SRC)
 	@$(UV) run --frozen mypy $(MYPY_SRC)
+	@$(MAKE) --no-print-directory asyncapi-check
+
+.PHONY: asyncapi asyncapi-check
+asyncapi: python-deps proto ## Regenerate docs/asyncapi.yaml from the topic registry and protos
+	@$(UV) run --frozen shopstream topics asyncapi
+
+asyncapi-check: python-deps proto ## Fail if docs/asyncapi.yaml is stale
+	@$(UV) run --frozen shopstream topics asyncapi --check
 
 format: python-deps ## Format and auto-fix the Python code
 	@$(UV) run --frozen ruff format $(PY_SRC)
@@ -120,7 +128,14 @@ bench: setup kafka-up ## Measure the design targets (producer path, GetProduct, 
 run: setup kafka-up ## Set up, start Kafka and every service that exists so far
 	@$(UV) run --frozen shopstream up
 
-stop: kafka-down postgres-down ## Stop everything `make run` or the tests started
+.PHONY: prometheus-up prometheus-down
+prometheus-up: ## Start the local Prometheus on 127.0.0.1:9090 (Debian package binary)
+	@bash deploy/prometheus/prometheus.sh start
+
+prometheus-down: ## Stop the local Prometheus
+	@bash deploy/prometheus/prometheus.sh stop
+
+stop: kafka-down postgres-down prometheus-down ## Stop everything `make run` or the tests started
 
 clean: stop ## Remove local state (.run, the PostgreSQL data) and generated code
 	bash deploy/postgres/postgres.sh wipe

@@ -8,10 +8,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shopstream_cli import dlq, stack, topics
+from shopstream_cli import asyncapi, campaigns, creators, dlq, orders, products, stack, topics
 from shopstream_cli.output import fail
+from shopstream_cli.rpc import (
+    DEFAULT_PRINCIPAL,
+    DEFAULT_TIMEOUT_S,
+    RpcFailure,
+    Target,
+    local_address,
+    parse_principal,
+)
 from shopstream_platform.grpc.auth import ROLES, TokenCodec
 from shopstream_platform.settings import ServiceSettings, load_settings
 
@@ -21,6 +30,15 @@ class CliSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_CLI_", env_nested_delimiter="__")
     service_name: str = "cli"
+    # Where the query commands find each service (SHOPSTREAM_CLI_CATALOG_ADDR=host:port, ...).
+    catalog_addr: str = local_address("catalog")
+    commerce_addr: str = local_address("commerce")
+    ads_addr: str = local_address("ads")
+    creator_score_addr: str = local_address("creator-score")
+    rpc_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+
+    def address_of(self, service: str) -> str:
+        return str(getattr(self, service.replace("-", "_") + "_addr"))
 
 
 class _Subparsers:
@@ -30,11 +48,82 @@ class _Subparsers:
         self._action = action
         self._common = common
 
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    def add_parser(
+        self, name: str, *, parents: Sequence[argparse.ArgumentParser] = (), **kwargs: Any
+    ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = self._action.add_parser(
-            name, parents=[self._common], **kwargs
+            name, parents=[self._common, *parents], **kwargs
         )
         return parser
+
+
+def _rpc_options() -> argparse.ArgumentParser:
+    """Options of every command that calls a service over gRPC."""
+    rpc = argparse.ArgumentParser(add_help=False)
+    rpc.add_argument(
+        "--as",
+        dest="principal",
+        type=parse_principal,
+        default=DEFAULT_PRINCIPAL,
+        metavar="ROLE:ID",
+        help="call as this principal (a dev JWT is minted; default admin:cli)",
+    )
+    rpc.add_argument("--addr", default=None, metavar="HOST:PORT", help="the service's address")
+    rpc.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="deadline of the call"
+    )
+    return rpc
+
+
+def _add_query_commands(sub: _Subparsers, common: argparse.ArgumentParser) -> None:
+    rpc = _rpc_options()
+
+    c = sub.add_parser("creators", help="the creator marketplace (creator-score)")
+    csub = _Subparsers(c.add_subparsers(dest="creators_command", required=True), common)
+    cs = csub.add_parser("search", parents=[rpc], help="search creators by filters")
+    cs.add_argument("text", nargs="?", default="", help="words of the name or id")
+    cs.add_argument("--category", default="")
+    cs.add_argument("--min-followers", type=int, default=0)
+    cs.add_argument("--max-followers", type=int, default=0)
+    cs.add_argument("--mcn", default="", help="MCN agency")
+    cs.add_argument("--min-score", type=float, default=0.0)
+    cs.add_argument("--sort", choices=sorted(creators.SORTS), default="score")
+    cs.add_argument("--limit", type=int, default=20)
+    cs.add_argument("--page-token", default="")
+    ct = csub.add_parser("top", parents=[rpc], help="best creators of a category")
+    ct.add_argument("category", help="category id, e.g. beauty (overall: search --sort score)")
+    ct.add_argument("--limit", type=int, default=10)
+    cg = csub.add_parser("get", parents=[rpc], help="one creator with score components")
+    cg.add_argument("creator_id")
+
+    a = sub.add_parser("campaigns", help="ad campaigns and reports (ads)")
+    asub = _Subparsers(a.add_subparsers(dest="campaigns_command", required=True), common)
+    al = asub.add_parser("list", parents=[rpc], help="campaigns of an advertiser (or all)")
+    al.add_argument("--advertiser", default="", help="advertiser (seller) id; empty = all")
+    al.add_argument("--limit", type=int, default=50)
+    al.add_argument("--page-token", default="")
+    ar = asub.add_parser("report", parents=[rpc], help="a campaign's daily report")
+    ar.add_argument("campaign_id")
+    ar.add_argument("--from", dest="from_day", default="", metavar="YYYY-MM-DD")
+    ar.add_argument("--to", dest="to_day", default="", metavar="YYYY-MM-DD")
+    ar.add_argument(
+        "--noise", action="store_true", help="noised conversions (spends privacy budget)"
+    )
+
+    o = sub.add_parser("orders", help="orders (commerce)")
+    osub = _Subparsers(o.add_subparsers(dest="orders_command", required=True), common)
+    og = osub.add_parser("get", parents=[rpc], help="one order with its lines")
+    og.add_argument("order_id")
+
+    p = sub.add_parser("products", help="product listings (catalog)")
+    psub = _Subparsers(p.add_subparsers(dest="products_command", required=True), common)
+    ps = psub.add_parser("search", parents=[rpc], help="search listings by text and filters")
+    ps.add_argument("text", help="words that must all appear (quote several)")
+    ps.add_argument("--category", default="")
+    ps.add_argument("--seller", default="")
+    ps.add_argument("--in-stock", action="store_true")
+    ps.add_argument("--limit", type=int, default=20)
+    ps.add_argument("--page-token", default="")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--idle-exit", type=float, default=None, help="stop after this many idle seconds"
     )
+    doc = tsub.add_parser("asyncapi", help="generate the AsyncAPI document of the registry")
+    doc.add_argument(
+        "--output", default=None, metavar="PATH", help="default docs/asyncapi.yaml; - for stdout"
+    )
+    doc.add_argument(
+        "--check", action="store_true", help="fail if the file differs from a fresh generation"
+    )
 
     d = sub.add_parser("dlq", help="dead-lettered records")
     dsub = _Subparsers(d.add_subparsers(dest="dlq_command", required=True), common)
@@ -76,13 +172,32 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("role", choices=sorted(ROLES))
     tok.add_argument("id")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds")
+
+    _add_query_commands(sub, common)
     return p
+
+
+def _target(settings: CliSettings, service: str, args: argparse.Namespace) -> Target:
+    return Target(
+        service=service,
+        address=args.addr or settings.address_of(service),
+        principal=args.principal,
+        timeout_s=args.timeout or settings.rpc_timeout_s,
+    )
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = load_settings(CliSettings)
+    try:
+        return _dispatch(args, settings)
+    except RpcFailure as exc:
+        return fail(str(exc))
+
+
+def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
     kafka = settings.kafka
+    auth = settings.auth
     match args.command:
         case "up":
             return stack.up(kafka)
@@ -92,6 +207,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return stack.status(kafka, as_json=args.json)
         case "topics" if args.topics_command == "list":
             return topics.list_topics(as_json=args.json)
+        case "topics" if args.topics_command == "asyncapi":
+            return asyncapi.asyncapi_command(args.output, check=args.check)
         case "topics":
             return topics.tail(
                 kafka,
@@ -109,6 +226,55 @@ def run(argv: Sequence[str] | None = None) -> int:
             # Plain print: the token is meant for `$(shopstream token ...)`, not for eyes.
             print(TokenCodec(settings.auth).mint(args.role, args.id, ttl_s=args.ttl))
             return 0
+        case "creators":
+            target = _target(settings, "creator-score", args)
+            if args.creators_command == "get":
+                return creators.get(target, auth, args.creator_id, as_json=args.json)
+            if args.creators_command == "top":
+                return creators.top(target, auth, args.category, args.limit, as_json=args.json)
+            query = creators.CreatorQuery(
+                text=args.text,
+                category=args.category,
+                min_followers=args.min_followers,
+                max_followers=args.max_followers,
+                mcn=args.mcn,
+                min_score=args.min_score,
+                sort=args.sort,
+                limit=args.limit,
+                page_token=args.page_token,
+            )
+            return creators.search(target, auth, query, as_json=args.json)
+        case "campaigns":
+            target = _target(settings, "ads", args)
+            if args.campaigns_command == "list":
+                return campaigns.list_campaigns(
+                    target, auth, args.advertiser, args.limit, args.page_token, as_json=args.json
+                )
+            return campaigns.report(
+                target,
+                auth,
+                args.campaign_id,
+                args.from_day,
+                args.to_day,
+                args.noise,
+                as_json=args.json,
+            )
+        case "orders":
+            return orders.get(
+                _target(settings, "commerce", args), auth, args.order_id, as_json=args.json
+            )
+        case "products":
+            request = products.search_request(
+                args.text,
+                category=args.category,
+                seller=args.seller,
+                in_stock=args.in_stock,
+                limit=args.limit,
+                page_token=args.page_token,
+            )
+            return products.search(
+                _target(settings, "catalog", args), auth, request, as_json=args.json
+            )
     return fail(f"unknown command {args.command}")
 
 
