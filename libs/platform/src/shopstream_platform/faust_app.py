@@ -4,20 +4,82 @@ Settings Faust would otherwise default are stated: replication factor (Faust's d
 acks=all, at-least-once processing (exactly_once has open duplicate/fencing reports under kill -9,
 so effects are made idempotent instead), RocksDB tables with changelog topics for recovery, or
 memory tables in unit tests.
+
+The app's producer makes `flush()` a real barrier (see `ChangelogBarrierProducer`): Faust flushes
+the producer right before it commits source offsets, and its own flush can return while table
+changelog records are still unsent, so a kill -9 just after a commit lost table updates whose
+input offsets were committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
 import faust
+from faust.exceptions import ProducerSendError
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
+from faust.types import ProducerT
+from faust.types.tuples import FutureMessage
 
 from shopstream_platform.kafka.dispatch import Dispatcher, RawRecord
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import KafkaSettings
 
 StoreKind = Literal["rocksdb", "memory"]
+
+
+class ChangelogBarrierProducer(AIOKafkaProducer):
+    """Faust's aiokafka producer whose `flush()` returns only once every message handed to
+    `send_soon` before the call (table changelog records) is acknowledged by the broker.
+
+    Faust (faust-streaming 0.15) commits source offsets right after `producer.flush()`, but that
+    flush is not a barrier: `ProducerBuffer.flush` stops waiting after 0.1 s without progress, and
+    it cannot see a record its sender task has already taken off the buffer but not yet handed to
+    aiokafka (then the buffer looks empty and aiokafka's own flush does not know the record). The
+    source offset of an event was then committed while the changelog record of its table write was
+    still in the process; a kill -9 at that moment lost the update for good. A failed changelog
+    write is also only logged by Faust, and the offset committed past it; here it fails the flush,
+    so the commit does not happen and the worker crashes (its supervisor restarts it and the inputs
+    are processed again).
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsettled: set[FutureMessage] = set()
+        self._send_failure: BaseException | None = None
+
+    def send_soon(self, fut: FutureMessage) -> None:
+        self._unsettled.add(fut)
+        fut.add_done_callback(self._settled)
+        super().send_soon(fut)
+
+    def _settled(self, fut: asyncio.Future[Any]) -> None:
+        self._unsettled.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None and self._send_failure is None:
+            self._send_failure = fut.exception()
+
+    async def flush(self) -> None:
+        # Everything written so far: the caller (a commit) has chosen its offsets already, so the
+        # table writes of every event it commits are in this snapshot.
+        waiting = list(self._unsettled)
+        await super().flush()
+        if waiting:
+            # No timeout of our own: aiokafka fails a record it cannot deliver, and until then
+            # not committing is the safe side.
+            await asyncio.wait(waiting)
+        if self._send_failure is not None:
+            raise ProducerSendError(
+                f"a record sent with send_soon (table changelog) failed: {self._send_failure!r}"
+            ) from self._send_failure
+
+
+class PlatformFaustApp(faust.App):
+    """faust.App with the `ChangelogBarrierProducer`; otherwise Faust's App unchanged."""
+
+    def _new_producer(self) -> ProducerT:
+        return ChangelogBarrierProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 def make_faust_app(
@@ -32,7 +94,7 @@ def make_faust_app(
     brokers = [f"kafka://{b.strip()}" for b in kafka.bootstrap_servers.split(",") if b.strip()]
     # Faust creates only the last level of its data directory.
     data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return PlatformFaustApp(
         app_id,
         broker=brokers,
         store="rocksdb://" if store == "rocksdb" else "memory://",

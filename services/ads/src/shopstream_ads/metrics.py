@@ -43,6 +43,16 @@ class AdsMetrics:
             "Refunded value of attributed orders, minor units",
             ["currency"],
         )
+        self.withdrawn = counter(
+            "ads_attributions_withdrawn_total",
+            "Credits moved to a touch that arrived after the order, by the withdrawn touch",
+            ["touch"],
+        )
+        self.withdrawn_gmv = counter(
+            "ads_attributions_withdrawn_gmv_minor_total",
+            "Order value of withdrawn credits, minor units (net credited = credited - withdrawn)",
+            ["currency"],
+        )
         self.unattributed = counter(
             "ads_unattributed_orders_total", "Paid orders with no qualifying touch", []
         )

@@ -20,10 +20,10 @@ class AttributionSettings(BaseModel):
     view_window_s: int = Field(default=86_400, gt=0)
     # A paid order this soon after the click is not a person buying: the click is invalid.
     min_click_to_order_s: float = Field(default=3.0, ge=0)
-    # A paid order is attributed this long after the worker read it: clicks take one more hop
-    # (screening by install) than orders, so a click just before an order may still be on its
-    # way. Latency of attribution against a touch joined in arrival order.
-    order_grace_s: float = Field(default=2.0, ge=0)
+    # Inputs of one buyer arrive on different topics, so their arrival order is not their event
+    # order: a paid order waits this long after the worker read it (clicks take one more hop
+    # than orders), and a click whose impression has not arrived waits up to this long for it.
+    join_grace_s: float = Field(default=2.0, ge=0)
     # Touchpoints remembered per buyer (newest kept); older ones age out of the windows anyway.
     max_touches_per_buyer: int = Field(default=200, ge=1)
 

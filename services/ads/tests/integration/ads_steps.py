@@ -237,6 +237,33 @@ class AdsWorld:
             "ads.attributions.v1", ev.Attribution, expect, lambda a: a.order_id in order_ids
         )
 
+    async def credits(self, order_ids: set[str]) -> dict[str, ev.Attribution]:
+        """Each order's current credit: credits folded with later withdrawals (a touch that
+        arrived after its order takes the credit over); refunds are left out."""
+        records = await self.records(
+            "ads.attributions.v1", ev.Attribution, 1_000_000, lambda a: a.order_id in order_ids, 3
+        )
+        current: dict[str, ev.Attribution] = {}
+        for a in records:
+            if a.withdrawn:
+                if a.order_id in current and current[a.order_id].touch_id == a.touch_id:
+                    del current[a.order_id]
+            elif not a.refund:
+                current[a.order_id] = a
+        return current
+
+    async def credited_to(
+        self, expected: dict[str, str], uncredited: frozenset[str] = frozenset()
+    ) -> dict[str, ev.Attribution]:
+        """Wait until exactly these orders are credited, each to the expected touch id, and the
+        `uncredited` ones are not."""
+
+        async def check() -> dict[str, ev.Attribution] | None:
+            found = await self.credits(set(expected) | uncredited)
+            return found if {o: a.touch_id for o, a in found.items()} == expected else None
+
+        return await eventually(check)
+
     async def flagged(self, click_ids: set[str], expect: int) -> list[ev.InvalidTrafficFlagged]:
         return await self.records(
             "ads.invalid-traffic.v1",

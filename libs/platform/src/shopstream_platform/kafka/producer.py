@@ -177,6 +177,13 @@ class EventProducer:
     async def produce_raw_and_wait(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
     ) -> None:
+        await self.produce_raw_acked(topic, key, value, headers)
+
+    def produce_raw_acked(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> asyncio.Future[None]:
+        """Produce now (so records keep their call order) and return a future settled by the
+        broker's acknowledgement: a caller can send several records and await them together."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
 
@@ -184,7 +191,15 @@ class EventProducer:
             loop.call_soon_threadsafe(_settle, future, err)
 
         self.produce_raw(topic, key, value, headers, resolve)
-        await future
+        return future
+
+    def publish_acked(
+        self, topic: str, key: str, message: ProtoMessage, meta: CloudEventMeta
+    ) -> asyncio.Future[None]:
+        """`publish` whose acknowledgement can be awaited later (see produce_raw_acked)."""
+        return self.produce_raw_acked(
+            topic, key.encode(), message.SerializeToString(), meta.to_headers()
+        )
 
     def flush(self, timeout_s: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still undelivered."""

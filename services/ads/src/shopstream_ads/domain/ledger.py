@@ -16,7 +16,7 @@ from shopstream_ads.domain.campaigns import BidType, Campaign
 State = dict[str, Any]
 
 # Kinds, as shopstream.ads.v1.LedgerKind values.
-IMPRESSION, CLICK, CLICK_VOIDED, CONVERSION, REFUND = 1, 2, 3, 4, 5
+IMPRESSION, CLICK, CLICK_VOIDED, CONVERSION, REFUND, CONVERSION_WITHDRAWN = 1, 2, 3, 4, 5, 6
 # A day cell: [impressions, clicks, spend_micros, conversions, gmv_minor]
 IMPS, CLICKS, SPEND, CONVS, GMV = range(5)
 
@@ -86,10 +86,14 @@ def apply_void(state: State, day: str, charge_micros: int) -> None:
     state["spent"] -= charge_micros
 
 
-def apply_conversion(state: State, at: float, amount_minor: int, *, refund: bool) -> None:
-    """A credited order on the day it was paid; a refund reduces that same day's GMV."""
+def apply_conversion(state: State, kind: int, at: float, amount_minor: int) -> None:
+    """A credited order on the day it was paid; a refund reduces that same day's GMV; a
+    withdrawn credit takes the order out of the day again."""
     cell = _cell(state, day_of(at))
-    if refund:
+    if kind == REFUND:
+        cell[GMV] -= amount_minor
+    elif kind == CONVERSION_WITHDRAWN:
+        cell[CONVS] -= 1
         cell[GMV] -= amount_minor
     else:
         cell[CONVS] += 1

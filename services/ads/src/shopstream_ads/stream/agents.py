@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +78,34 @@ LOCK_STRIPES = 1_024
 SEEN_PER_BUYER = 1_000
 ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
+
+Handler = Callable[[Any, Event[Message]], Awaitable[Outcome]]
+# The outputs the current handler produced and has not yet seen acknowledged (one list per
+# handler call; each agent runs in its own task, so concurrent agents never share one).
+_pending: ContextVar[list[asyncio.Future[None]]] = ContextVar("ads_pending_outputs")
+
+
+async def _outputs_acked() -> None:
+    """Wait for the broker to acknowledge every output produced so far: called before a state
+    write, so a state never remembers an input whose outputs could still be lost."""
+    pending = _pending.get()
+    if pending:
+        await asyncio.gather(*pending)
+        pending.clear()
+
+
+def _collects_outputs(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def wrapper(self: Any, event: Event[Message]) -> Outcome:
+        token = _pending.set([])
+        try:
+            outcome = await handler(self, event)
+            await _outputs_acked()
+            return outcome
+        finally:
+            _pending.reset(token)
+
+    return wrapper
 
 
 def _entry_id(kind: str, ident: str) -> str:
@@ -166,18 +196,20 @@ class AttributionStreams:
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
 
-    async def _emit(
+    def _emit(
         self, topic: str, key: str, message: Message, derived_from: str, at: float | None = None
     ) -> None:
+        """Produce now; the handler's outputs are awaited together (`_outputs_acked`) before the
+        state that remembers the input is written."""
         meta = self._producer.meta_for(
             message,
             subject=key,
             derived_from=derived_from,
             time=datetime.fromtimestamp(at, UTC) if at else None,
         )
-        await self._producer.publish_and_wait(topic, key, message, meta=meta)
+        _pending.get().append(self._producer.publish_acked(topic, key, message, meta))
 
-    async def _ledger(
+    def _ledger(
         self,
         campaign_id: str,
         kind: int,
@@ -195,9 +227,9 @@ class AttributionStreams:
         entry.at.FromDatetime(datetime.fromtimestamp(when, UTC))
         if amount is not None:
             entry.amount.CopyFrom(amount)
-        await self._emit(LEDGER_TOPIC, campaign_id, entry, f"ledger:{entry_id}", when)
+        self._emit(LEDGER_TOPIC, campaign_id, entry, f"ledger:{entry_id}", when)
 
-    async def _flag(
+    def _flag(
         self,
         click: ads_pb2.Click,
         reason: int,
@@ -217,7 +249,7 @@ class AttributionStreams:
         )
         flagged.clicked_at.CopyFrom(click.at)
         flagged.flagged_at.GetCurrentTime()
-        await self._emit(INVALID_TOPIC, click.buyer_id, flagged, f"flag:{derived_from}")
+        self._emit(INVALID_TOPIC, click.buyer_id, flagged, f"flag:{derived_from}")
         self.metrics.flagged.labels(tr.REASON_NAMES[reason]).inc()
 
     async def _buyer_update(
@@ -240,6 +272,7 @@ class AttributionStreams:
             if event.meta.id in seen:
                 return Outcome.DUPLICATE
             outcome = await apply(state)
+            await _outputs_acked()
             seen.append(event.meta.id)
             del seen[:-SEEN_PER_BUYER]
             self.buyers[buyer_id] = state
@@ -247,6 +280,7 @@ class AttributionStreams:
 
     # --- re-keying ------------------------------------------------------------------------
 
+    @_collects_outputs
     async def on_order(self, event: Event[Message]) -> Outcome:
         """Paid and refunded orders, re-keyed by buyer with what attribution needs."""
         message = event.message
@@ -274,7 +308,7 @@ class AttributionStreams:
             out.amount.CopyFrom(order.total)
             paid_at = message.paid_at  # type: ignore[attr-defined]
             out.at.CopyFrom(paid_at if paid_at.seconds else order.updated_at)
-        await self._emit(
+        self._emit(
             BUYER_ORDERS_TOPIC,
             order.buyer_id,
             out,
@@ -285,6 +319,7 @@ class AttributionStreams:
 
     # --- per install ----------------------------------------------------------------------
 
+    @_collects_outputs
     async def on_click(self, event: Event[Message]) -> Outcome:
         """Screening per install: the edge keys clicks by install (device hint), so one
         device's clicks meet here whichever buyer ids they carry."""
@@ -311,6 +346,7 @@ class AttributionStreams:
                     detail=v.detail,
                     retroactive=v.retroactive,
                 )
+                screened.observed_at.GetCurrentTime()
                 if v.retroactive:
                     screened.click.click_id = v.click_id
                     screened.click.buyer_id = v.buyer_id
@@ -319,18 +355,20 @@ class AttributionStreams:
                     screened.click.at.CopyFrom(click.at)
                 else:
                     screened.click.CopyFrom(click)
-                await self._emit(
+                self._emit(
                     SCREENED_TOPIC,
                     v.buyer_id,
                     screened,
                     f"{event.meta.id}:screen:{v.click_id}",
                     facts.at,
                 )
+            await _outputs_acked()
             self.devices[install] = state
         return Outcome.PROCESSED
 
     # --- per buyer ------------------------------------------------------------------------
 
+    @_collects_outputs
     async def on_impression(self, event: Event[Message]) -> Outcome:
         imp = event.message
         assert isinstance(imp, ads_pb2.Impression)
@@ -344,33 +382,37 @@ class AttributionStreams:
             if at.has_touch(state, at.VIEW, imp.impression_id):
                 return Outcome.DUPLICATE  # the same impression re-sent under a new event id
             amount = imp.clearing_price if imp.HasField("clearing_price") else None
-            await self._ledger(
+            self._ledger(
                 imp.campaign_id, lg.IMPRESSION, _entry_id("imp", imp.impression_id), when, amount
             )
             at.remember_touch(
                 state, at.VIEW, imp.impression_id, imp.campaign_id, when, self.settings.attribution
             )
+            self._reconsider(state, when, event.meta.id)
             self.metrics.impressions.labels(imp.placement or "unknown").inc()
             return Outcome.PROCESSED
 
         return await self._buyer_update(event, imp.buyer_id, apply)
 
+    @_collects_outputs
     async def on_screened_click(self, event: Event[Message]) -> Outcome:
         screened = event.message
         assert isinstance(screened, ev.ScreenedClick)
         click = screened.click
         when = convert.seconds(click.at)
         rules = self.settings.traffic
+        if not screened.retroactive and not screened.flagged and click.impression_id:
+            await self._await_impression(click, screened)
 
         async def apply(state: dict[str, Any]) -> Outcome:
             if screened.retroactive:
                 if at.forget_touch(state, at.CLICK, click.click_id):
-                    await self._void(click, screened.flagged, screened.detail, event.meta.id)
+                    self._void(click, screened.flagged, screened.detail, event.meta.id)
                 return Outcome.PROCESSED
             state["click_times"], burst = tr.buyer_burst(state["click_times"], when, rules)
             if screened.flagged:
                 at.forget_touch(state, at.VIEW, click.impression_id)
-                await self._flag(click, screened.flagged, screened.detail, event.meta.id)
+                self._flag(click, screened.flagged, screened.detail, event.meta.id)
                 return Outcome.PROCESSED
             reason, detail = 0, ""
             if at.has_touch(state, at.CLICK, click.click_id):
@@ -385,7 +427,7 @@ class AttributionStreams:
                 detail = f"no impression {click.impression_id or '(none given)'} before this click"
             if reason:
                 at.forget_touch(state, at.VIEW, click.impression_id)
-                await self._flag(click, reason, detail, event.meta.id)
+                self._flag(click, reason, detail, event.meta.id)
                 if reason == tr.BUYER_BURST:
                     # The burst shows only now: the buyer's earlier clicks in it are invalid too.
                     horizon = when - rules.burst_window_s
@@ -399,10 +441,10 @@ class AttributionStreams:
                             campaign_id=t[at.CAMPAIGN],
                         )
                         earlier.at.FromDatetime(datetime.fromtimestamp(t[at.AT], UTC))
-                        await self._void(earlier, reason, detail, event.meta.id)
+                        self._void(earlier, reason, detail, event.meta.id)
                 return Outcome.PROCESSED
             amount = click.clearing_price if click.HasField("clearing_price") else None
-            await self._ledger(
+            self._ledger(
                 click.campaign_id, lg.CLICK, _entry_id("click", click.click_id), when, amount
             )
             at.remember_touch(
@@ -414,115 +456,187 @@ class AttributionStreams:
                 self.settings.attribution,
                 via=click.impression_id,
             )
+            self._reconsider(state, when, event.meta.id)
             self.metrics.clicks.labels(click.placement or "unknown").inc()
             return Outcome.PROCESSED
 
         return await self._buyer_update(event, click.buyer_id, apply)
 
-    async def _void(self, click: ads_pb2.Click, reason: int, detail: str, cause: str) -> None:
+    async def _await_impression(self, click: ads_pb2.Click, screened: ev.ScreenedClick) -> None:
+        """Give the click's impression (another topic, another agent) the join grace to arrive."""
+        if not screened.HasField("observed_at"):
+            return
+        deadline = convert.seconds(screened.observed_at) + self.settings.attribution.join_grace_s
+        while time.time() < deadline:
+            state = self.buyers.get(click.buyer_id)
+            if state is not None and at.has_touch(state, at.VIEW, click.impression_id):
+                return
+            await asyncio.sleep(0.05)
+
+    def _void(self, click: ads_pb2.Click, reason: int, detail: str, cause: str) -> None:
         """A click billed before it was found invalid: reverse its charge, report it."""
-        await self._ledger(
+        self._ledger(
             click.campaign_id,
             lg.CLICK_VOIDED,
             _entry_id("void", click.click_id),
             convert.seconds(click.at),
             reverses=_entry_id("click", click.click_id),
         )
-        await self._flag(click, reason, detail, f"{cause}:{click.click_id}", reversed_charge=True)
+        self._flag(click, reason, detail, f"{cause}:{click.click_id}", reversed_charge=True)
 
+    @_collects_outputs
     async def on_buyer_order(self, event: Event[Message]) -> Outcome:
         order = event.message
         assert isinstance(order, ev.BuyerOrder)
         when = convert.seconds(order.at)
         if order.HasField("observed_at"):
-            wait = convert.seconds(order.observed_at) + self.settings.attribution.order_grace_s
+            wait = convert.seconds(order.observed_at) + self.settings.attribution.join_grace_s
             if wait > time.time():
                 await asyncio.sleep(wait - time.time())
 
         async def apply(state: dict[str, Any]) -> Outcome:
             orders: dict[str, Any] = state["orders"]
             if order.refund:
-                credit = orders.get(order.order_id)
-                if not credit:
+                facts = orders.get(order.order_id)
+                if not facts or not facts["credit"]:
                     return Outcome.IGNORED
-                await self._attribute(order, credit, event.meta.id, refund=True)
+                self._publish_credit(
+                    order.order_id,
+                    facts,
+                    facts["credit"],
+                    event.meta.id,
+                    kind=lg.REFUND,
+                    amount=order.amount.amount_minor,
+                )
                 return Outcome.PROCESSED
             if order.order_id in orders:
                 return Outcome.DUPLICATE
-            decision = at.decide(
-                state,
-                at.OrderFacts(
-                    order.order_id, when, order.tracking_consent, frozenset(order.ad_click_ids)
-                ),
-                self.settings.attribution,
-            )
-            for fast in decision.too_fast:
-                at.forget_touch(state, at.CLICK, fast.touch_id)
-                click = ads_pb2.Click(
-                    click_id=fast.touch_id, buyer_id=order.buyer_id, campaign_id=fast.campaign_id
-                )
-                click.at.FromDatetime(datetime.fromtimestamp(fast.touched_at, UTC))
-                await self._void(
-                    click,
-                    tr.IMPOSSIBLE_TIMING,
-                    f"paid order {order.order_id} {when - fast.touched_at:.1f} s after the click",
-                    event.meta.id,
-                )
-            if decision.credit is None:
-                orders[order.order_id] = None
-                self.metrics.unattributed.inc()
-            else:
-                c = decision.credit
-                orders[order.order_id] = [c.campaign_id, c.kind, c.touch_id, c.touched_at, when]
-                await self._attribute(order, orders[order.order_id], event.meta.id, refund=False)
+            orders[order.order_id] = {
+                "buyer": order.buyer_id,
+                "at": when,
+                "consent": order.tracking_consent,
+                "clicks": list(order.ad_click_ids),
+                "amount": order.amount.amount_minor,
+                "currency": order.amount.currency,
+                "creators": list(order.creator_ids),
+                "credit": None,
+            }
+            self._decide(state, order.order_id, event.meta.id, arrival=True)
             for stale in list(orders)[:-ORDERS_PER_BUYER]:
                 del orders[stale]
             return Outcome.PROCESSED
 
         return await self._buyer_update(event, order.buyer_id, apply)
 
-    async def _attribute(
-        self, order: ev.BuyerOrder, credit: list[Any], cause: str, *, refund: bool
+    def _decide(
+        self, state: dict[str, Any], order_id: str, cause: str, *, arrival: bool = False
     ) -> None:
-        campaign_id, kind, touch_id, touched_at, ordered_at = credit
-        campaign = await self._campaigns.find(campaign_id)
+        """(Re)decide an order's credit from the touches known now; publish a change of credit.
+
+        Run when the order arrives and again when a touch arrives that could take its credit
+        (touches and orders come on different topics, so a touch can arrive after the order it
+        precedes): the earlier credit is then withdrawn and the new one given.
+        """
+        facts = state["orders"][order_id]
+        decision = at.decide(
+            state,
+            at.OrderFacts(order_id, facts["at"], facts["consent"], frozenset(facts["clicks"])),
+            self.settings.attribution,
+        )
+        for fast in decision.too_fast:
+            at.forget_touch(state, at.CLICK, fast.touch_id)
+            click = ads_pb2.Click(
+                click_id=fast.touch_id, buyer_id=facts["buyer"], campaign_id=fast.campaign_id
+            )
+            click.at.FromDatetime(datetime.fromtimestamp(fast.touched_at, UTC))
+            self._void(
+                click,
+                tr.IMPOSSIBLE_TIMING,
+                f"paid order {order_id} {facts['at'] - fast.touched_at:.1f} s after the click",
+                f"{cause}:{order_id}",
+            )
+        c = decision.credit
+        new = [c.campaign_id, c.kind, c.touch_id, c.touched_at] if c is not None else None
+        old = facts["credit"]
+        if new == old:
+            if new is None and arrival:
+                self.metrics.unattributed.inc()
+            return
+        if old is not None:
+            self._publish_credit(
+                order_id, facts, old, cause, kind=lg.CONVERSION_WITHDRAWN, amount=facts["amount"]
+            )
+        facts["credit"] = new
+        if new is not None:
+            self._publish_credit(
+                order_id, facts, new, cause, kind=lg.CONVERSION, amount=facts["amount"]
+            )
+
+    def _reconsider(self, state: dict[str, Any], touch_at: float, cause: str) -> None:
+        """A touch arrived: orders it precedes within the click window may owe it their credit."""
+        window = self.settings.attribution.click_window_s
+        for order_id, facts in list(state["orders"].items()):
+            if facts is not None and 0 <= facts["at"] - touch_at <= window:
+                self._decide(state, order_id, cause)
+
+    def _publish_credit(
+        self,
+        order_id: str,
+        facts: dict[str, Any],
+        credit: list[Any],
+        cause: str,
+        *,
+        kind: int,
+        amount: int,
+    ) -> None:
+        campaign_id, touch, touch_id, touched_at = credit
+        campaign = self._book.campaign(campaign_id)
+        negative = kind in (lg.REFUND, lg.CONVERSION_WITHDRAWN)
+        suffix = {
+            lg.CONVERSION: "",
+            lg.REFUND: f":refund:{cause}",
+            lg.CONVERSION_WITHDRAWN: ":withdrawn",
+        }[kind]
         out = ev.Attribution(
-            attribution_id=f"{order.order_id}:{'refund:' + cause if refund else 'paid'}",
-            order_id=order.order_id,
-            buyer_id=order.buyer_id,
+            attribution_id=f"{order_id}:{touch_id}{suffix}",
+            order_id=order_id,
+            buyer_id=facts["buyer"],
             campaign_id=campaign_id,
             advertiser_id=campaign.advertiser_id if campaign else "",
-            touch=ev.TOUCH_TYPE_CLICK if kind == at.CLICK else ev.TOUCH_TYPE_VIEW,
+            touch=ev.TOUCH_TYPE_CLICK if touch == at.CLICK else ev.TOUCH_TYPE_VIEW,
             touch_id=touch_id,
-            refund=refund,
+            refund=kind == lg.REFUND,
+            withdrawn=kind == lg.CONVERSION_WITHDRAWN,
             model_version=self.settings.attribution.version,
-            creator_ids=order.creator_ids,
+            creator_ids=facts["creators"],
         )
         out.touched_at.FromDatetime(datetime.fromtimestamp(touched_at, UTC))
-        out.ordered_at.FromDatetime(datetime.fromtimestamp(ordered_at, UTC))
-        out.amount.currency = order.amount.currency
-        out.amount.amount_minor = (
-            -order.amount.amount_minor if refund else order.amount.amount_minor
-        )
-        await self._emit(ATTRIBUTIONS_TOPIC, campaign_id, out, f"attribution:{out.attribution_id}")
-        # The ledger books a refund on the order's own day, so a day's GMV nets its refunds.
-        await self._ledger(
+        out.ordered_at.FromDatetime(datetime.fromtimestamp(facts["at"], UTC))
+        currency = facts["currency"]
+        out.amount.currency = currency
+        out.amount.amount_minor = -amount if negative else amount
+        self._emit(ATTRIBUTIONS_TOPIC, campaign_id, out, f"attribution:{out.attribution_id}")
+        # The ledger books every change on the order's own day, so a day's GMV nets them.
+        self._ledger(
             campaign_id,
-            lg.REFUND if refund else lg.CONVERSION,
-            _entry_id("refund", cause) if refund else _entry_id("conv", order.order_id),
-            ordered_at,
-            order.amount,
+            kind,
+            f"conv:{out.attribution_id}",
+            facts["at"],
+            convert.money(amount, currency),
         )
-        currency = order.amount.currency
-        if refund:
-            self.metrics.attributed_refunds.labels(currency).inc(order.amount.amount_minor)
+        if kind == lg.REFUND:
+            self.metrics.attributed_refunds.labels(currency).inc(amount)
+        elif kind == lg.CONVERSION_WITHDRAWN:
+            self.metrics.withdrawn.labels(TOUCH_NAMES[touch]).inc()
+            self.metrics.withdrawn_gmv.labels(currency).inc(amount)
         else:
-            self.metrics.attributions.labels(TOUCH_NAMES[kind]).inc()
-            self.metrics.attributed_gmv.labels(currency).inc(order.amount.amount_minor)
-            self.metrics.lag.observe(max(0.0, time.time() - ordered_at))
+            self.metrics.attributions.labels(TOUCH_NAMES[touch]).inc()
+            self.metrics.attributed_gmv.labels(currency).inc(amount)
+            self.metrics.lag.observe(max(0.0, time.time() - facts["at"]))
 
     # --- per campaign ---------------------------------------------------------------------
 
+    @_collects_outputs
     async def on_ledger(self, event: Event[Message]) -> Outcome:
         entry = event.message
         assert isinstance(entry, ev.LedgerEntry)
@@ -542,7 +656,7 @@ class AttributionStreams:
                 )
                 record[0] = applied.charge_micros
                 for budget in applied.exhausted:
-                    await self._exhausted(campaign, state, budget, lg.day_of(when))
+                    self._exhausted(campaign, state, budget, lg.day_of(when))
                 if applied.charge_micros:
                     self.metrics.spend.labels(campaign.currency).inc(applied.charge_micros / 1_000)
             elif entry.kind == lg.CLICK_VOIDED:
@@ -550,18 +664,17 @@ class AttributionStreams:
                 if original is not None and not original[2]:
                     lg.apply_void(state, original[1], original[0])
                     self.entries[entry.reverses] = [original[0], original[1], True]
-            elif entry.kind in (lg.CONVERSION, lg.REFUND):
-                lg.apply_conversion(
-                    state, when, entry.amount.amount_minor, refund=entry.kind == lg.REFUND
-                )
+            elif entry.kind in (lg.CONVERSION, lg.REFUND, lg.CONVERSION_WITHDRAWN):
+                lg.apply_conversion(state, entry.kind, when, entry.amount.amount_minor)
             else:
                 raise InvalidEventError(f"unknown ledger kind {entry.kind}")
+            await _outputs_acked()
             self.entries[entry.entry_id] = record
             self.ledgers[campaign.campaign_id] = state
             self._book.put_ledger(campaign.campaign_id, state)
         return Outcome.PROCESSED
 
-    async def _exhausted(self, campaign: Any, state: dict[str, Any], budget: str, day: str) -> None:
+    def _exhausted(self, campaign: Any, state: dict[str, Any], budget: str, day: str) -> None:
         total = budget == "total"
         out = ev.CampaignBudgetExhausted(
             campaign_id=campaign.campaign_id,
@@ -574,7 +687,7 @@ class AttributionStreams:
         limit = campaign.total_budget_minor if total else campaign.daily_budget_minor
         out.limit.CopyFrom(convert.money(limit, campaign.currency))
         out.at.GetCurrentTime()
-        await self._emit(
+        self._emit(
             CAMPAIGNS_TOPIC,
             campaign.campaign_id,
             out,
