@@ -151,3 +151,19 @@ def protobuf_agent(
 
     process.__name__ = name or f"agent_{topic.replace('.', '_').replace('-', '_')}"
     return app.agent(channel, name=process.__name__)(process)
+
+
+async def run_faust_app(app: faust.App) -> None:
+    """A service's Faust worker as a runtime task (`Runtime.add_task`).
+
+    Returns only by raising: if Faust stops or crashes by itself (e.g. a table changelog write
+    failed, so its offsets must not be committed), the task ends, and the service exits non-zero
+    for its supervisor to restart it rather than stay SERVING while consuming nothing. On a
+    graceful shutdown the runtime cancels the task and the app is stopped here.
+    """
+    await app.start()
+    try:
+        await app.wait_until_stopped()
+        raise RuntimeError(f"the Faust app stopped: {app.crash_reason!r}")
+    finally:
+        await app.stop()

@@ -44,7 +44,7 @@ from shopstream_ads.domain import ledger as lg
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
-from shopstream_platform.faust_app import make_faust_app, protobuf_agent
+from shopstream_platform.faust_app import make_faust_app, protobuf_agent, run_faust_app
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Event, InvalidEventError, Outcome
@@ -174,11 +174,7 @@ class AttributionStreams:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.app.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.app.stop()
+        await run_faust_app(self.app)
 
     async def recovered(self) -> None:
         """Tables restored from their changelogs and the ledgers mirrored into the book."""

@@ -28,7 +28,7 @@ from shopstream_creator_score.domain import state as st
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
-from shopstream_platform.faust_app import make_faust_app, protobuf_agent
+from shopstream_platform.faust_app import make_faust_app, protobuf_agent, run_faust_app
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
@@ -119,11 +119,7 @@ class ScoreStreams:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.app.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.app.stop()
+        await run_faust_app(self.app)
 
     async def recovered(self) -> None:
         """Tables restored from their changelogs and the index rebuilt from them."""
