@@ -29,14 +29,17 @@ help: ## List the targets
 .PHONY: setup system-deps python-deps
 setup: system-deps python-deps proto kafka-jars ## Install everything (system packages, Python deps, Kafka jars, generated code)
 
-system-deps: ## Debian packages the tests need (PostgreSQL server), Java and Maven checks
+system-deps: ## Debian packages the tests need (PostgreSQL server, Prometheus), Java and Maven checks
 	@command -v java >/dev/null || { echo "Java 17+ is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
-	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
-	  echo "installing PostgreSQL server (Debian package)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	  else echo "PostgreSQL server missing: run 'sudo apt-get install postgresql'"; exit 1; fi; \
-	fi
+	@missing=""; \
+	  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  [ -x /usr/bin/prometheus ] || missing="$$missing prometheus"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "missing Debian packages: run 'sudo apt-get install$$missing'"; exit 1; fi; \
+	  fi
 
 $(TOOLS_BIN)/uv:
 	@mkdir -p $(TOOLS_BIN)
@@ -92,17 +95,24 @@ format: python-deps ## Format and auto-fix the Python code
 PYTEST := $(UV) run --frozen pytest
 TEST_PG_URL := postgresql+asyncpg://postgres@127.0.0.1:5433/postgres
 
-.PHONY: test test-unit test-integration test-cluster postgres-up postgres-down
-test: setup lint proto-check test-unit test-integration test-cluster ## Everything CI runs: set-up, checks, unit, integration, cluster tests
+.PHONY: test test-unit test-integration test-e2e test-cluster postgres-up postgres-down
+test: setup lint proto-check test-unit test-integration test-e2e test-cluster ## Everything CI runs: set-up, checks, unit, integration, end-to-end, cluster tests
 	@echo "make test: all passed"
 
 test-unit: setup ## Unit tests (no I/O)
-	@$(PYTEST) -m "not integration and not cluster" $(PY_SRC)
+	@$(PYTEST) -m "not integration and not cluster and not e2e" $(PY_SRC)
 
 test-integration: setup ## Integration tests against a real Kafka node and PostgreSQL (started and stopped here)
 	@status=0; $(MAKE) --no-print-directory kafka-up postgres-up || status=$$?; \
 	  if [ $$status = 0 ]; then SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" $(PY_SRC) || status=$$?; fi; \
 	  $(MAKE) --no-print-directory kafka-down postgres-down; exit $$status
+
+# A fresh broker (the local one's data is wiped): every service of the day reads its topics from
+# the start, and the day is judged against exactly what the simulator sent.
+test-e2e: setup ## The simulated day end to end: fresh Kafka, four service processes, a real Prometheus
+	@status=0; $(MAKE) --no-print-directory kafka-wipe kafka-up || status=$$?; \
+	  if [ $$status = 0 ]; then $(PYTEST) -m "e2e" $(PY_SRC) || status=$$?; fi; \
+	  $(MAKE) --no-print-directory kafka-down; exit $$status
 
 test-cluster: setup ## Tests that need the 3-node Kafka cluster (started and stopped here)
 	@status=0; $(MAKE) --no-print-directory kafka-cluster-up || status=$$?; \
@@ -125,8 +135,10 @@ bench: setup kafka-up ## Measure the design targets (producer path, GetProduct, 
 # --- running ----------------------------------------------------------------------------------
 
 .PHONY: run stop clean
-run: setup kafka-up ## Set up, start Kafka and every service that exists so far
-	@$(UV) run --frozen shopstream up
+# make run DURATION=60 RATE=3 SEED=7 KEEP=1 (all optional); SIM_ARGS passes any other option.
+SIM_OPTS = $(if $(DURATION),--duration $(DURATION)) $(if $(RATE),--rate $(RATE)) $(if $(SEED),--seed $(SEED)) $(SIM_ARGS)
+run: setup kafka-up ## Set up, start Kafka, the four services (and Prometheus if installed), play a simulated day with a live view
+	@UV=$(UV) KEEP=$(KEEP) bash deploy/run.sh $(SIM_OPTS)
 
 .PHONY: prometheus-up prometheus-down
 prometheus-up: ## Start the local Prometheus on 127.0.0.1:9090 (Debian package binary)

@@ -14,18 +14,24 @@ input offsets were committed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import faust
-from faust.exceptions import ProducerSendError
+from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.types import ProducerT
 from faust.types.tuples import FutureMessage
+from google.protobuf.message import Message
 
+from shopstream_platform.kafka.admin import ensure_topics
 from shopstream_platform.kafka.dispatch import Dispatcher, RawRecord
+from shopstream_platform.kafka.dlq import DeadLetterPublisher
+from shopstream_platform.kafka.events import Handler
+from shopstream_platform.kafka.topics import TopicSpec
 from shopstream_platform.metrics import PlatformMetrics
-from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.settings import ConsumerSettings, KafkaSettings
 
 StoreKind = Literal["rocksdb", "memory"]
 
@@ -116,6 +122,36 @@ def make_faust_app(
     )
 
 
+# A table write right after a worker created its changelog topics can find Faust's metadata of
+# them still empty (PartitionsMismatch "... has 0 partitions"); it passes once the metadata is
+# refreshed, so it is retried rather than dead-lettered (which would lose the event).
+FAUST_TRANSIENT: tuple[type[BaseException], ...] = (PartitionsMismatch,)
+# Attempts for those retries: with the consumer backoff (0.1 s doubling to 5 s) about 30 s.
+FAUST_MAX_ATTEMPTS = 12
+
+
+def agent_dispatcher(
+    app_id: str,
+    name: str,
+    routes: Mapping[type[Message], Handler],
+    dead_letters: DeadLetterPublisher,
+    metrics: PlatformMetrics,
+    settings: ConsumerSettings,
+) -> Dispatcher:
+    """The Dispatcher of one Faust agent: the platform's decoding, retries and DLQ, with Faust's
+    own transient errors retried long enough to outlast a metadata refresh."""
+    return Dispatcher(
+        group_id=f"{app_id}.{name}",
+        routes=routes,
+        dead_letters=dead_letters,
+        metrics=metrics,
+        settings=settings.model_copy(
+            update={"max_attempts": max(settings.max_attempts, FAUST_MAX_ATTEMPTS)}
+        ),
+        transient=FAUST_TRANSIENT,
+    )
+
+
 def protobuf_agent(
     app: faust.App,
     topic: str,
@@ -153,14 +189,39 @@ def protobuf_agent(
     return app.agent(channel, name=process.__name__)(process)
 
 
-async def run_faust_app(app: faust.App) -> None:
+def changelog_specs(app: faust.App) -> list[TopicSpec]:
+    """The changelog topics of the app's tables, as Faust would create them (compacted, one
+    partition per table partition)."""
+    specs = []
+    for table in app.tables.values():
+        specs.append(
+            TopicSpec(
+                name=table.changelog_topic.get_topic_name(),
+                key="table key",
+                values=(),
+                partitions=table.partitions or app.conf.topic_partitions,
+                retention_ms=-1,
+                cleanup_policy="compact",
+                owner=app.conf.id,
+                description=f"Faust changelog of table {table.name}",
+            )
+        )
+    return specs
+
+
+async def run_faust_app(app: faust.App, kafka: KafkaSettings) -> None:
     """A service's Faust worker as a runtime task (`Runtime.add_task`).
+
+    The tables' changelog topics are created first: when Faust creates them itself at start,
+    its consumer's metadata can keep them at 0 partitions for minutes, and every table write
+    fails with PartitionsMismatch until it refreshes.
 
     Returns only by raising: if Faust stops or crashes by itself (e.g. a table changelog write
     failed, so its offsets must not be committed), the task ends, and the service exits non-zero
     for its supervisor to restart it rather than stay SERVING while consuming nothing. On a
     graceful shutdown the runtime cancels the task and the app is stopped here.
     """
+    await asyncio.to_thread(ensure_topics, kafka, changelog_specs(app))
     await app.start()
     try:
         await app.wait_until_stopped()

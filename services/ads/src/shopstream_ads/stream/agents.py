@@ -44,8 +44,12 @@ from shopstream_ads.domain import ledger as lg
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
-from shopstream_platform.faust_app import make_faust_app, protobuf_agent, run_faust_app
-from shopstream_platform.kafka.dispatch import Dispatcher
+from shopstream_platform.faust_app import (
+    agent_dispatcher,
+    make_faust_app,
+    protobuf_agent,
+    run_faust_app,
+)
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Event, InvalidEventError, Outcome
 from shopstream_platform.kafka.producer import EventProducer
@@ -144,18 +148,15 @@ class AttributionStreams:
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
         def agent(name: str, topic: str, routes: dict[type[Message], Any]) -> None:
-            protobuf_agent(
-                self.app,
-                topic,
-                Dispatcher(
-                    group_id=f"{settings.faust_app_id}.{name}",
-                    routes=routes,
-                    dead_letters=dead_letters,
-                    metrics=platform_metrics,
-                    settings=settings.consumer,
-                ),
+            dispatcher = agent_dispatcher(
+                settings.faust_app_id,
+                name,
+                routes,
+                dead_letters,
                 platform_metrics,
+                settings.consumer,
             )
+            protobuf_agent(self.app, topic, dispatcher, platform_metrics)
 
         agent(
             "orders",
@@ -174,7 +175,7 @@ class AttributionStreams:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await run_faust_app(self.app)
+        await run_faust_app(self.app, self.settings.kafka)
 
     async def recovered(self) -> None:
         """Tables restored from their changelogs and the ledgers mirrored into the book."""

@@ -28,7 +28,12 @@ from shopstream_creator_score.domain import state as st
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
-from shopstream_platform.faust_app import make_faust_app, protobuf_agent, run_faust_app
+from shopstream_platform.faust_app import (
+    agent_dispatcher,
+    make_faust_app,
+    protobuf_agent,
+    run_faust_app,
+)
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
@@ -77,12 +82,13 @@ class ScoreStreams:
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
         def dispatcher(name: str, routes: dict[type[Message], Any]) -> Dispatcher:
-            return Dispatcher(
-                group_id=f"{settings.faust_app_id}.{name}",
-                routes=routes,
-                dead_letters=dead_letters,
-                metrics=platform_metrics,
-                settings=settings.consumer,
+            return agent_dispatcher(
+                settings.faust_app_id,
+                name,
+                routes,
+                dead_letters,
+                platform_metrics,
+                settings.consumer,
             )
 
         protobuf_agent(
@@ -119,7 +125,7 @@ class ScoreStreams:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await run_faust_app(self.app)
+        await run_faust_app(self.app, self.settings.kafka)
 
     async def recovered(self) -> None:
         """Tables restored from their changelogs and the index rebuilt from them."""

@@ -1,0 +1,239 @@
+"""`shopstream-sim`: run a simulated social-commerce day against the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grpc import aio
+from rich.console import Console
+
+from shopstream_platform.settings import load_settings
+from shopstream_simulator.config import SimConfig, SimulatorSettings, Targets, kafka_override
+from shopstream_simulator.dashboard import line_view, live_view, money
+from shopstream_simulator.engine import ServicesUnreachable, simulate
+from shopstream_simulator.ledger import Summary
+from shopstream_simulator.world import WorldSize
+
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="shopstream-sim",
+        description="Play a seeded, reproducible social-commerce day against the shopstream "
+        "services: sellers, creators, buyers, ads, orders, refunds and a few fraudsters.",
+    )
+    defaults = SimConfig()
+    size = WorldSize()
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=defaults.rate,
+        help="orders per second (or events per second with --unit events); default %(default)s",
+    )
+    p.add_argument(
+        "--unit",
+        choices=("orders", "events"),
+        default=defaults.unit,
+        help="what --rate counts: orders, or Kafka records + orders (default %(default)s)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=defaults.duration_s,
+        help="seconds of traffic after the world is set up (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="the world and its story (default %(default)s)",
+    )
+    p.add_argument(
+        "--run-id",
+        default=None,
+        help="prefix of every id created (default: s<seed>, or s<seed>-N if taken)",
+    )
+    p.add_argument("--summary", type=Path, default=None, help="write the run's ledger as JSON here")
+    p.add_argument(
+        "--no-view",
+        action="store_true",
+        help="print a one-line progress every few seconds instead of the live view",
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="where a service is: catalog, commerce, ads, creator-score (gRPC), "
+        "<service>-metrics, kafka; repeatable",
+    )
+    p.add_argument("--sellers", type=int, default=size.sellers)
+    p.add_argument("--creators", type=int, default=size.creators)
+    p.add_argument(
+        "--buyers",
+        type=int,
+        default=None,
+        help="default: max(600, 300 x orders/s) so no buyer clicks like a bot",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=defaults.concurrency,
+        help="gRPC calls in flight at most (default %(default)s)",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=defaults.drain_s,
+        help="seconds open orders may take to finish after the traffic (default %(default)s)",
+    )
+    p.add_argument(
+        "--verify",
+        type=float,
+        default=defaults.verify_s,
+        help="seconds to wait for the services to catch the fraud (default %(default)s)",
+    )
+    return p
+
+
+def config_from(args: argparse.Namespace, settings: SimulatorSettings) -> SimConfig:
+    targets = Targets()
+    for spec in args.target:
+        targets = targets.with_override(spec)
+    kafka = settings.kafka
+    if (bootstrap := kafka_override(args.target)) is not None:
+        kafka = kafka.model_copy(update={"bootstrap_servers": bootstrap})
+    orders_per_s = args.rate if args.unit == "orders" else args.rate / 10
+    buyers = args.buyers if args.buyers is not None else max(600, int(300 * orders_per_s))
+    world = dataclasses.replace(
+        WorldSize(), sellers=args.sellers, creators=args.creators, buyers=buyers
+    )
+    return SimConfig(
+        seed=args.seed,
+        rate=args.rate,
+        unit=args.unit,
+        duration_s=args.duration,
+        run_id=args.run_id,
+        world=world,
+        targets=targets,
+        kafka=kafka,
+        auth=settings.auth,
+        concurrency=args.concurrency,
+        drain_s=max(0.0, args.drain),
+        verify_s=max(0.0, args.verify),
+    )
+
+
+def report(summary: Summary, console: Console) -> None:
+    console.print(
+        f"\n[bold]run {summary.run_id}[/] (seed {summary.seed}) "
+        f"{'[yellow]interrupted[/]' if summary.interrupted else 'finished'} after "
+        f"{summary.elapsed_s:,.0f}s (traffic and drain)"
+    )
+    o = summary.orders
+    console.print(
+        f"orders placed {o.get('placed', 0)}, paid {o.get('paid', 0)}, refunds approved "
+        f"{o.get('refunds_approved', 0)}, rejected {sum(summary.rejections.values())}"
+    )
+    for currency, m in summary.money.items():
+        console.print(
+            f"{currency}: paid {money(m['paid_minor'], currency)} - refunded "
+            f"{money(m['refunded_minor'], currency)} = {money(m['net_minor'], currency)}"
+        )
+    t = summary.traffic
+    console.print(
+        f"sent impressions {t.get('impressions', 0)}, clicks {t.get('clicks', 0)}, "
+        f"bot clicks {t.get('bot_clicks', 0)}, profiles {t.get('profiles', 0)}, "
+        f"content stats {t.get('content_stats', 0)}, live stats {t.get('live_stats', 0)}"
+    )
+    for fraud, verdict in summary.caught.items():
+        caught = verdict.get("caught")
+        mark = (
+            "[green]caught[/]"
+            if caught
+            else "[red]NOT caught[/]"
+            if caught is False
+            else "[dim]n/a[/]"
+        )
+        detail = verdict.get("why", "")
+        if "bot_clicks" in verdict:
+            flagged = verdict.get("flagged_by_reason", {}).get("device_burst", 0)
+            detail = f"{flagged:,.0f} device-burst flags for {verdict['bot_clicks']} bot clicks"
+        console.print(f"  {fraud}: {mark} {detail}")
+    for warning in summary.warnings[:10]:
+        console.print(f"[yellow]! {warning}[/]")
+
+
+async def _run(config: SimConfig, args: argparse.Namespace) -> Summary:
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        # First Ctrl-C: stop cleanly (finish steps, flush, summarise). Second: stop now.
+        if stop.is_set() and main_task is not None:
+            main_task.cancel()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, interrupt)
+    view = line_view() if args.no_view or not sys.stdout.isatty() else live_view
+    return await simulate(config, view=view, stop=stop)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = load_settings(SimulatorSettings)
+    console = Console(stderr=False)
+    try:
+        config = config_from(args, settings)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_UNREACHABLE
+    try:
+        summary = asyncio.run(_run(config, args))
+    except ServicesUnreachable as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_UNREACHABLE
+    except asyncio.CancelledError:
+        console.print("[yellow]stopped[/]")
+        return EXIT_INTERRUPTED
+    except aio.AioRpcError as exc:
+        console.print(f"[red]error:[/] a service answered {exc.code().name}: {exc.details()}")
+        return EXIT_FAILED
+    if args.summary is not None:
+        summary.write(args.summary)
+        console.print(f"summary written to {args.summary}")
+    report(summary, console)
+    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+
+
+def main() -> None:
+    try:
+        code = run()
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

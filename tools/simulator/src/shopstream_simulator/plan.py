@@ -1,0 +1,532 @@
+"""The script of a run: what happens when, decided from the seed before anything is sent.
+
+Buyer sessions arrive in bursts; creators post videos and go live; the fraudsters act at fixed
+points of the run. Every decision a buyer makes (click, buy, pay, refund) is drawn here from the
+session's own random stream, so the same seed plays the same story whatever the services answer.
+Times are seconds from the start of traffic; negative times are before the run (history).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from shopstream_simulator.distributions import Weighted, bursty_arrivals, clamp
+from shopstream_simulator.ids import sub_rng
+from shopstream_simulator.world import Creator, ProductSpec, World
+
+SessionKind = Literal["ad", "video", "live", "search"]
+RefundWhen = Literal["none", "before_ship", "after_delivery"]
+
+KIND_SHARES: dict[SessionKind, float] = {"ad": 0.40, "video": 0.30, "live": 0.18, "search": 0.12}
+P_CLICK = 0.15
+P_BUY_AFTER_CLICK = 0.40
+P_BUY: dict[SessionKind, float] = {
+    "ad": P_CLICK * P_BUY_AFTER_CLICK,
+    "video": 0.10,
+    "live": 0.16,
+    "search": 0.30,
+}
+# Orders per session on average: the factor from an orders/s rate to a sessions/s rate.
+CONVERSION = sum(KIND_SHARES[k] * P_BUY[k] for k in KIND_SHARES)
+AD_SLOTS = 2
+# Kafka records (impressions, clicks) and orders per session on average, for an events/s rate.
+EVENTS_PER_SESSION = KIND_SHARES["ad"] * (AD_SLOTS + P_CLICK) + CONVERSION
+PLACEMENT_SHARES = {"feed": 0.6, "search": 0.25, "live": 0.15}
+HOT_VIDEO_S = 300.0
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Video:
+    content_id: str
+    creator_index: int
+    published_at: float
+    product_key: str
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    # Views approach their total like 1 - e^(-t / rise_s).
+    rise_s: float
+
+    def counters(self, t: float) -> tuple[int, int, int, int]:
+        """Cumulative (views, likes, comments, shares) at plan time t; never decreasing."""
+        if t < self.published_at:
+            return 0, 0, 0, 0
+        progress = 1.0 - math.exp(-(t - self.published_at) / self.rise_s)
+        return (
+            round(self.views * progress),
+            round(self.likes * progress),
+            round(self.comments * progress),
+            round(self.shares * progress),
+        )
+
+
+@dataclass(frozen=True)
+class LiveShow:
+    key: str
+    creator_index: int
+    title: str
+    start: float
+    end: float
+    product_keys: tuple[str, ...]
+    peak_viewers: int
+    engagement_rate: float
+
+    def stats(self, t: float) -> tuple[int, int, int, int, int]:
+        """(current viewers, total views, likes, comments, shares) at plan time t."""
+        length = max(1.0, self.end - self.start)
+        x = clamp((t - self.start) / length, 0.0, 1.0)
+        current = round(self.peak_viewers * math.pow(math.sin(math.pi * x), 0.6)) if x < 1 else 0
+        total = round(self.peak_viewers * 4.0 * math.pow(x, 0.9))
+        engaged = total * self.engagement_rate
+        return current, total, round(engaged * 3.0), round(engaged), round(engaged * 0.2)
+
+    def live_at(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """What a buying buyer will do, decided up front."""
+
+    product_key: str
+    quantity: int
+    # A second product of the same seller in the cart.
+    extra_product_key: str | None
+    # Seconds between seeing (or clicking) and ordering.
+    think_s: float
+    # Places the order and never pays: cancels it.
+    abandon: bool
+    # After a declined card: pay with another card (else cancel).
+    retry_with_backup: bool
+    ship_after_s: float
+    deliver_after_s: float
+    refund: RefundWhen
+    partial_refund: bool
+    refund_after_s: float
+
+
+@dataclass(frozen=True)
+class BuyerSession:
+    at: float
+    seq: int
+    index: int
+    buyer_index: int
+    kind: SessionKind
+    intent: OrderIntent | None
+    creator_index: int | None = None
+    video_id: str | None = None
+    live_key: str | None = None
+    placement: str = ""
+    will_click: bool = False
+    # A planted order of the refund-heavy seller's listing.
+    planted: bool = False
+
+
+@dataclass(frozen=True)
+class ContentReport:
+    at: float
+    seq: int
+    content_id: str
+
+
+@dataclass(frozen=True)
+class LiveStart:
+    at: float
+    seq: int
+    key: str
+
+
+@dataclass(frozen=True)
+class LiveTick:
+    at: float
+    seq: int
+    key: str
+
+
+@dataclass(frozen=True)
+class LiveEnd:
+    at: float
+    seq: int
+    key: str
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    at: float
+    seq: int
+    creator_index: int
+    followers: int
+    # "growth" or "bought" (a fake-follower spike).
+    reason: str
+
+
+@dataclass(frozen=True)
+class CounterfeitListing:
+    at: float
+    seq: int
+    product_key: str
+
+
+@dataclass(frozen=True)
+class BotBurst:
+    at: float
+    seq: int
+    bot_index: int
+    span_s: float
+
+
+Scheduled = (
+    ContentReport | LiveStart | LiveTick | LiveEnd | ProfileUpdate | CounterfeitListing | BotBurst
+)
+Action = BuyerSession | Scheduled
+
+VIDEO_REPORT_OFFSETS = (
+    0.0,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    240.0,
+    360.0,
+    480.0,
+    600.0,
+)
+LIVE_TICK_S = 3.0
+# The refund-heavy listing needs 10 orders and 30% refunds to be suppressed; plant a margin.
+MIN_PLANTED_ORDERS = 14
+
+
+class Plan:
+    def __init__(self, world: World, duration_s: float, session_rate: float) -> None:
+        self.world = world
+        self.seed = world.seed
+        self.duration_s = duration_s
+        self.session_rate = session_rate
+        self._products = [p for p in world.regular_products]
+        self._by_category: dict[str, Weighted[ProductSpec]] = {}
+        for c in world.categories:
+            listed = [p for p in self._products if p.category == c.category_id]
+            if listed:
+                self._by_category[c.category_id] = Weighted(listed, [p.popularity for p in listed])
+        self._category_pick = Weighted(
+            [c.category_id for c in world.categories if c.category_id in self._by_category],
+            [c.popularity for c in world.categories if c.category_id in self._by_category],
+        )
+        promoted = sorted({k for c in world.campaigns for k in c.product_keys})
+        self._promoted = (
+            Weighted([world.product(k) for k in promoted], [1.0] * len(promoted))
+            if promoted
+            else None
+        )
+        self._buyer_pick = Weighted(
+            list(range(len(world.buyers))), [b.activity for b in world.buyers]
+        )
+        self.baseline_videos = self._baseline_videos()
+        self.videos = self._videos()
+        self.lives = self._lives()
+        self._published = [v.published_at for v in self.videos]
+        self._baseline_pick = Weighted(
+            list(self.baseline_videos), [max(1.0, float(v.views)) for v in self.baseline_videos]
+        )
+        self.videos_by_id = {v.content_id: v for v in (*self.baseline_videos, *self.videos)}
+        self.lives_by_key = {live.key: live for live in self.lives}
+        self.scheduled = self._scheduled()
+        self.planted_orders = max(
+            MIN_PLANTED_ORDERS, math.ceil(0.05 * session_rate * duration_s * CONVERSION)
+        )
+
+    @classmethod
+    def for_rate(
+        cls, world: World, duration_s: float, rate: float, unit: Literal["orders", "events"]
+    ) -> Plan:
+        """A plan whose sessions make `rate` orders/s, or `rate` Kafka records + orders per s."""
+        if unit == "orders":
+            return cls(world, duration_s, rate / CONVERSION)
+        background = cls(world, duration_s, 0.0).background_rate()
+        return cls(world, duration_s, max(0.05, (rate - background) / EVENTS_PER_SESSION))
+
+    def background_rate(self) -> float:
+        """Social records per second that do not depend on buyers (stats, profiles)."""
+        records = sum(
+            1 + (1 if isinstance(a, LiveTick) else 0)
+            for a in self.scheduled
+            if isinstance(a, ContentReport | LiveTick | ProfileUpdate)
+        )
+        return records / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def expected_orders(self) -> float:
+        return self.session_rate * self.duration_s * CONVERSION + self.planted_orders
+
+    def actions(self) -> Iterator[Action]:
+        """Every action in time order, generated lazily."""
+        return heapq.merge(self._sessions(), iter(self.scheduled), key=lambda a: (a.at, a.seq))
+
+    # --- content ------------------------------------------------------------------------------
+
+    def _featured(self, rng_label: object, creator: Creator) -> str:
+        rng = sub_rng(self.seed, "featured", rng_label)
+        listed = [p for p in self._products if p.category in creator.categories] or self._products
+        # Affiliates favour listings that pay commission.
+        pick = Weighted(listed, [p.popularity * (1.0 + p.commission_bps / 500) for p in listed])
+        return pick.draw(rng).key
+
+    def _video(
+        self, content_id: str, index: int, creator: Creator, at: float, settled: bool
+    ) -> Video:
+        rng = sub_rng(self.seed, "video", content_id)
+        views = max(10, round(creator.followers * creator.view_rate * rng.uniform(0.5, 1.5)))
+        engaged = views * creator.engagement_rate * rng.uniform(0.7, 1.3)
+        return Video(
+            content_id=content_id,
+            creator_index=index,
+            published_at=at,
+            product_key=self._featured(content_id, creator),
+            views=views,
+            likes=round(engaged * 0.8),
+            comments=round(engaged * 0.12),
+            shares=round(engaged * 0.08),
+            rise_s=1.0 if settled else rng.uniform(60.0, 240.0),
+        )
+
+    def _baseline_videos(self) -> tuple[Video, ...]:
+        """Each creator's last few videos before the run: the history their score starts from."""
+        rng = sub_rng(self.seed, "baseline-videos")
+        videos: list[Video] = []
+        for i, creator in enumerate(self.world.creators):
+            for j in range(3):
+                at = -DAY_S * rng.uniform(0.3, 3.0)
+                videos.append(self._video(f"{creator.creator_id}-v{j + 1}", i, creator, at, True))
+        return tuple(videos)
+
+    def _videos(self) -> tuple[Video, ...]:
+        rng = sub_rng(self.seed, "videos")
+        creators = self.world.creators
+        # Every creator posts every few minutes of the compressed day; bigger ones a bit more.
+        rate = len(creators) / 240.0
+        pick = Weighted(
+            list(range(len(creators))), [1.0 + math.log10(c.followers) for c in creators]
+        )
+        videos: list[Video] = []
+        t = rng.expovariate(rate) if rate > 0 else self.duration_s
+        while t < self.duration_s:
+            i = pick.draw(rng)
+            videos.append(
+                self._video(
+                    f"{self.world.run_id}-vid-{len(videos) + 1:05d}", i, creators[i], t, False
+                )
+            )
+            t += rng.expovariate(rate)
+        return tuple(videos)
+
+    def _lives(self) -> tuple[LiveShow, ...]:
+        rng = sub_rng(self.seed, "lives")
+        d = self.duration_s
+        hosts = [i for i, c in enumerate(self.world.creators) if c.goes_live]
+        count = min(len(hosts), int(clamp(round(d / 60.0 * 1.2), 1, 12)))
+        chosen: list[int] = []
+        weights = {i: float(self.world.creators[i].followers) for i in hosts}
+        while len(chosen) < count:
+            remaining = [i for i in hosts if i not in chosen]
+            chosen.append(Weighted(remaining, [weights[i] for i in remaining]).draw(rng))
+        lives = []
+        for n, i in enumerate(chosen):
+            creator = self.world.creators[i]
+            start = rng.uniform(0.02, 0.6) * d
+            length = max(min(30.0, d / 2), rng.uniform(0.25, 0.5) * d)
+            listed = [
+                p for p in self._products if p.category in creator.categories
+            ] or self._products
+            pins = Weighted(listed, [p.popularity * (1.0 + p.commission_bps / 500) for p in listed])
+            keys: list[str] = []
+            for _ in range(rng.randint(2, 4)):
+                key = pins.draw(rng).key
+                if key not in keys:
+                    keys.append(key)
+            lives.append(
+                LiveShow(
+                    key=f"L{n + 1:03d}",
+                    creator_index=i,
+                    title=f"{creator.display_name} live: {creator.categories[0]} deals",
+                    start=start,
+                    end=min(start + length, 0.98 * d),
+                    product_keys=tuple(keys),
+                    peak_viewers=max(20, round(creator.followers * rng.uniform(0.003, 0.02))),
+                    engagement_rate=creator.engagement_rate,
+                )
+            )
+        return tuple(sorted(lives, key=lambda live: live.start))
+
+    # --- the fixed schedule ---------------------------------------------------------------------
+
+    def _scheduled(self) -> list[Scheduled]:
+        d = self.duration_s
+        rng = sub_rng(self.seed, "schedule")
+        items: list[Scheduled] = []
+        seq = iter(range(1_000_000_000, 2_000_000_000))
+        for video in self.videos:
+            for offset in VIDEO_REPORT_OFFSETS:
+                if video.published_at + offset < d:
+                    items.append(
+                        ContentReport(video.published_at + offset, next(seq), video.content_id)
+                    )
+        for live in self.lives:
+            items.append(LiveStart(live.start, next(seq), live.key))
+            t = live.start + LIVE_TICK_S
+            while t < live.end:
+                items.append(LiveTick(t, next(seq), live.key))
+                t += LIVE_TICK_S
+            items.append(LiveEnd(live.end, next(seq), live.key))
+        fakes = 0
+        for i, creator in enumerate(self.world.creators):
+            if creator.fake:
+                # Bought followers land in one go, then a second top-up later.
+                spike = round(creator.followers * creator.spike_factor)
+                items.append(ProfileUpdate(0.25 * d + fakes, next(seq), i, spike, "bought"))
+                items.append(
+                    ProfileUpdate(0.6 * d + fakes, next(seq), i, round(spike * 1.15), "bought")
+                )
+                fakes += 1
+            else:
+                grown = round(creator.followers * (1.0 + rng.uniform(0.0005, 0.01)))
+                items.append(
+                    ProfileUpdate(rng.uniform(0.3, 0.9) * d, next(seq), i, grown, "growth")
+                )
+        for n, product in enumerate(self.world.counterfeit_products):
+            items.append(CounterfeitListing(0.08 * d + 1.5 * n, next(seq), product.key))
+        for b in range(len(self.world.bots)):
+            items.append(BotBurst(0.35 * d + 3.0 * b, next(seq), b, clamp(0.3 * d, 8.0, 40.0)))
+        items.sort(key=lambda a: (a.at, a.seq))
+        return items
+
+    # --- buyers -----------------------------------------------------------------------------------
+
+    def _planted_times(self) -> list[float]:
+        """Orders of the refund-heavy listing, spread over the first half of the run."""
+        rng = sub_rng(self.seed, "planted")
+        n = self.planted_orders
+        d = self.duration_s
+        return sorted(d * (0.05 + 0.5 * (k + rng.random()) / n) for k in range(n))
+
+    def _sessions(self) -> Iterator[BuyerSession]:
+        organic = (
+            (t, False)
+            for t in bursty_arrivals(self.seed, "sessions", self.session_rate, self.duration_s)
+        )
+        planted = ((t, True) for t in self._planted_times())
+        for index, (at, is_planted) in enumerate(heapq.merge(organic, planted)):
+            yield self._session(index, at, is_planted)
+
+    def _session(self, index: int, at: float, planted: bool) -> BuyerSession:
+        rng = sub_rng(self.seed, "session", index)
+        buyer = self._buyer_pick.draw(rng)
+        if planted:
+            hero = max(
+                (
+                    p
+                    for p in self._products
+                    if p.seller_id == self.world.refund_heavy_seller.seller_id
+                ),
+                key=lambda p: (p.popularity, p.key),
+            )
+            return BuyerSession(
+                at, index, index, buyer, "search", self._intent(rng, hero, "search"), planted=True
+            )
+        kind = Weighted(list(KIND_SHARES), list(KIND_SHARES.values())).draw(rng)
+        live = None
+        if kind == "live":
+            on_air = [s for s in self.lives if s.live_at(at)]
+            if on_air:
+                live = Weighted(on_air, [max(1, s.stats(at)[0]) for s in on_air]).draw(rng)
+            else:
+                kind = "video"
+        if kind == "live" and live is not None:
+            product = self.world.product(rng.choice(live.product_keys))
+            intent = self._intent(rng, product, kind) if rng.random() < P_BUY["live"] else None
+            return BuyerSession(
+                at, index, index, buyer, kind, intent, live.creator_index, live_key=live.key
+            )
+        if kind == "video":
+            video = self._pick_video(rng, at)
+            product = self.world.product(video.product_key)
+            intent = self._intent(rng, product, kind) if rng.random() < P_BUY["video"] else None
+            return BuyerSession(
+                at,
+                index,
+                index,
+                buyer,
+                kind,
+                intent,
+                video.creator_index,
+                video_id=video.content_id,
+            )
+        product = self._by_category[self._category_pick.draw(rng)].draw(rng)
+        if kind == "ad" and self._promoted is not None and rng.random() < 0.5:
+            # Half the ad slots load next to an advertised product (relevance decides auctions).
+            product = self._promoted.draw(rng)
+        if kind == "ad":
+            placement = Weighted(list(PLACEMENT_SHARES), list(PLACEMENT_SHARES.values())).draw(rng)
+            will_click = rng.random() < P_CLICK
+            buys = will_click and rng.random() < P_BUY_AFTER_CLICK
+            # The product is a stand-in: the ad clicked decides what is bought (ads may be down).
+            intent = self._intent(rng, product, kind) if buys else None
+            return BuyerSession(
+                at, index, index, buyer, kind, intent, placement=placement, will_click=will_click
+            )
+        intent = self._intent(rng, product, kind) if rng.random() < P_BUY["search"] else None
+        return BuyerSession(at, index, index, buyer, "search", intent)
+
+    def _pick_video(self, rng: random.Random, at: float) -> Video:
+        # Videos are in publishing order: the hot ones are a slice.
+        hot = self.videos[
+            bisect.bisect_right(self._published, at - HOT_VIDEO_S) : bisect.bisect_right(
+                self._published, at
+            )
+        ]
+        if not hot:
+            return self._baseline_pick.draw(rng)
+        return Weighted(hot, [max(1.0, float(v.views)) for v in hot]).draw(rng)
+
+    def _intent(self, rng: random.Random, product: ProductSpec, kind: SessionKind) -> OrderIntent:
+        seller = self.world.seller(product.seller_id)
+        quantity = 1 if (r := rng.random()) < 0.8 else 2 if r < 0.95 else 3
+        extra = None
+        if rng.random() < 0.12:
+            others = [
+                p
+                for p in self._products
+                if p.seller_id == seller.seller_id and p.key != product.key
+            ]
+            if others:
+                extra = rng.choice(others).key
+        refund: RefundWhen = "none"
+        if rng.random() < seller.refund_rate:
+            refund = "before_ship" if rng.random() < 0.25 else "after_delivery"
+        return OrderIntent(
+            product_key=product.key,
+            quantity=quantity,
+            extra_product_key=extra,
+            # After an ad click a person reads the page first (ads flags impossibly fast orders).
+            think_s=rng.uniform(5.0, 12.0) if kind == "ad" else rng.uniform(1.0, 6.0),
+            abandon=rng.random() < 0.03,
+            retry_with_backup=rng.random() < 0.6,
+            ship_after_s=rng.uniform(1.0, 5.0),
+            deliver_after_s=rng.uniform(2.0, 8.0),
+            refund=refund,
+            partial_refund=quantity > 1 and rng.random() < 0.5,
+            refund_after_s=rng.uniform(1.0, 6.0),
+        )

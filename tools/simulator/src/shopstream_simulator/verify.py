@@ -1,0 +1,145 @@
+"""After the run: did the services catch each fraudster? Read back through their APIs and metrics.
+
+| fraud | caught when |
+|---|---|
+| counterfeit listing | catalog GetProduct: not ACTIVE, with PRICE_FAR_BELOW_MEDIAN among the reasons |
+| fake followers | creator-score GetCreator: FOLLOWER_SPIKE_WITHOUT_ENGAGEMENT flag |
+| refund-heavy seller | catalog GetSellerQuality: a listing SUPPRESSED (HIGH_REFUND_RATE) or tier POOR |
+| click-spam bots | ads /metrics: shopstream_ads_flagged_clicks_total{reason="device_burst"} grew by at least the bot clicks over the burst limit |
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from grpc import aio
+
+from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2
+from shopstream.creators.v1 import creator_score_service_pb2 as cs
+from shopstream_simulator.clients import ADMIN
+from shopstream_simulator.context import Context
+from shopstream_simulator.monitor import Snapshot
+
+SPIKE_FLAG = "FOLLOWER_SPIKE_WITHOUT_ENGAGEMENT"
+FLAGGED_METRIC = "shopstream_ads_flagged_clicks_total"
+# Catalog judges a listing's refund rate from 10 orders on.
+MIN_ORDERS_TO_JUDGE = 10
+
+
+async def check(ctx: Context, snapshot: Snapshot) -> dict[str, Any]:
+    results = await asyncio.gather(
+        _counterfeits(ctx), _fakes(ctx), _refund_seller(ctx), _bots(ctx, snapshot)
+    )
+    return dict(
+        zip(
+            ("counterfeit_listings", "fake_followers", "refund_heavy_seller", "click_bots"),
+            results,
+            strict=True,
+        )
+    )
+
+
+def all_caught(verdicts: dict[str, Any]) -> bool:
+    return all(v.get("caught") is not False for v in verdicts.values())
+
+
+async def _counterfeits(ctx: Context) -> dict[str, Any]:
+    products = ctx.ledger.fraud.counterfeit_products
+    if not products:
+        return {"caught": None, "why": "no counterfeit listing was created"}
+    found: dict[str, Any] = {}
+    for key, product_id in sorted(products.items()):
+        try:
+            answer = await ctx.rpc(
+                ctx.services.catalog.GetProduct,
+                catalog_service_pb2.GetProductRequest(product_id=product_id),
+            )
+        except aio.AioRpcError as exc:
+            found[key] = {"product_id": product_id, "error": exc.code().name}
+            continue
+        status = catalog_pb2.ListingStatus.Name(answer.product.status)
+        reasons = [r.code for r in answer.product.status_reasons]
+        found[key] = {
+            "product_id": product_id,
+            "status": status,
+            "reasons": reasons,
+            "caught": status != "LISTING_STATUS_ACTIVE" and "PRICE_FAR_BELOW_MEDIAN" in reasons,
+        }
+    return {"caught": all(v.get("caught", False) for v in found.values()), "listings": found}
+
+
+async def _fakes(ctx: Context) -> dict[str, Any]:
+    ids = ctx.ledger.fraud.fake_follower_creator_ids
+    if not ids:
+        return {"caught": None, "why": "no fake-follower creator in this world"}
+    if not ctx.services.serving("creator-score"):
+        return {"caught": None, "why": "creator-score is not serving"}
+    if not ctx.ledger.traffic["fake_follower_spikes"]:
+        return {"caught": None, "why": "the run ended before the followers were bought"}
+    found: dict[str, Any] = {}
+    for creator_id in ids:
+        try:
+            answer = await ctx.rpc(
+                ctx.services.creators.GetCreator,
+                cs.GetCreatorRequest(creator_id=creator_id),
+                as_=ADMIN,
+                attempts=2,
+            )
+        except aio.AioRpcError as exc:
+            found[creator_id] = {"error": exc.code().name, "caught": False}
+            continue
+        c = answer.creator
+        found[creator_id] = {
+            "followers": c.followers,
+            "score": c.score,
+            "authenticity": c.components.authenticity,
+            "flags": list(c.flags),
+            "caught": SPIKE_FLAG in c.flags,
+        }
+    return {"caught": all(v["caught"] for v in found.values()), "creators": found}
+
+
+async def _refund_seller(ctx: Context) -> dict[str, Any]:
+    seller_id = ctx.ledger.fraud.refund_heavy_seller_id
+    if not seller_id:
+        return {"caught": None, "why": "no refund-heavy seller"}
+    if ctx.ledger.orders["placed_refund_heavy_seller"] < MIN_ORDERS_TO_JUDGE:
+        return {"caught": None, "why": "the run ended before the seller had enough orders"}
+    try:
+        answer = await ctx.rpc(
+            ctx.services.catalog.GetSellerQuality,
+            catalog_service_pb2.GetSellerQualityRequest(seller_id=seller_id),
+            as_=ADMIN,
+        )
+    except aio.AioRpcError as exc:
+        return {"caught": False, "error": exc.code().name}
+    q = answer.quality
+    tier = catalog_pb2.QualityTier.Name(q.tier)
+    return {
+        "seller_id": seller_id,
+        "tier": tier,
+        "orders": q.orders,
+        "refund_rate": round(q.refund_rate, 3),
+        "suppressed_listings": q.suppressed_listings,
+        "caught": q.suppressed_listings > 0 or tier == "QUALITY_TIER_POOR",
+    }
+
+
+async def _bots(ctx: Context, snapshot: Snapshot) -> dict[str, Any]:
+    produced = ctx.ledger.traffic["bot_clicks"]
+    if not produced:
+        return {"caught": None, "why": "no bot clicks were produced (ads unavailable?)"}
+    flagged = snapshot.delta_by("ads", FLAGGED_METRIC, "reason")
+    if snapshot.metrics.get("ads") is None:
+        return {"caught": None, "why": "ads /metrics not reachable", "bot_clicks": produced}
+    # Each install's first `burst_limit` clicks in the window look human; the rest are a burst.
+    expected = produced - ctx.ad_rules.burst_limit * len(ctx.world.bots)
+    device = flagged.get("device_burst", 0.0)
+    return {
+        "bot_clicks": produced,
+        "install_ids": ctx.ledger.fraud.bot_install_ids,
+        "flagged_by_reason": flagged,
+        "expected_at_least": expected,
+        "caught": device >= expected,
+    }
