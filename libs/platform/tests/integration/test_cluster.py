@@ -5,6 +5,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from shopstream_platform.kafka.admin import admin_client, ensure_topics, wait_for_kafka
@@ -39,7 +40,15 @@ async def test_registry_topic_created_with_rf3_and_min_isr2(
             assert len(partition.replicas) == 3
             assert len(partition.isrs) == 3
         resource = ConfigResource(ResourceType.TOPIC, name)
-        configs = admin.describe_configs([resource])[resource].result(timeout=10)
+        # Whichever broker answers may not know the topic yet (metadata propagates): retry.
+        for attempt in range(50):
+            try:
+                configs = admin.describe_configs([resource])[resource].result(timeout=10)
+                break
+            except KafkaException as exc:
+                if attempt == 49 or exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                time.sleep(0.2)
         assert configs["min.insync.replicas"].value == "2"
         assert configs["retention.ms"].value == str(
             spec.retention_ms if name == spec.name else spec.dlq.retention_ms
