@@ -33,7 +33,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import default_bootstrap, require_loopback  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from shopstream.ads.v1 import ads_pb2  # noqa: E402
 from shopstream.ads.v1 import ads_service_pb2 as pb  # noqa: E402
@@ -48,22 +47,7 @@ from shopstream_ads.wiring import wire  # noqa: E402
 from shopstream_platform.grpc.auth import TokenCodec  # noqa: E402
 from shopstream_platform.kafka.producer import EventProducer  # noqa: E402
 from shopstream_platform.settings import GrpcSettings, KafkaSettings  # noqa: E402
-from shopstream_platform.testing import hosted_service  # noqa: E402
-
-
-def start_at_end(kafka: KafkaSettings, group: str) -> None:
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group})
-    try:
-        meta = consumer.list_topics(timeout=10)
-        offsets = []
-        for topic in TOPICS:
-            for p in meta.topics.get(topic).partitions if topic in meta.topics else []:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                offsets.append(TopicPartition(topic, p, high))
-        if offsets:
-            consumer.commit(offsets=offsets, asynchronous=False)
-    finally:
-        consumer.close()
+from shopstream_platform.testing import hosted_service, start_group_at_end  # noqa: E402
 
 
 def histogram_quantile(registry: Any, name: str, q: float) -> float | None:
@@ -96,7 +80,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log_level="WARNING",
         attribution=AttributionSettings(join_grace_s=args.grace),
     )
-    start_at_end(kafka, settings.faust_app_id)
+    start_group_at_end(kafka, settings.faust_app_id, TOPICS)
     producer = EventProducer(kafka, "shopstream/bench-edge")
     codec = TokenCodec(settings.auth)
     run_id = uuid.uuid4().hex[:6]
@@ -132,7 +116,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             buyer = f"b{run_id}-{i % args.buyers}"
             at = now + timedelta(milliseconds=i)
             imp = ads_pb2.Impression(
-                impression_id=f"i{run_id}-{i}", campaign_id=campaign, buyer_id=buyer, placement="feed"
+                impression_id=f"i{run_id}-{i}",
+                campaign_id=campaign,
+                buyer_id=buyer,
+                placement="feed",
             )
             imp.at.FromDatetime(at)
             producer.publish("ads.impressions.v1", buyer, imp)
@@ -176,22 +163,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for k in range(n):
             buyer = f"f{run_id}-{k}"
             at = datetime.now(UTC)
-            imp = ads_pb2.Impression(impression_id=f"fi{run_id}-{k}", campaign_id=campaign, buyer_id=buyer)
+            imp = ads_pb2.Impression(
+                impression_id=f"fi{run_id}-{k}", campaign_id=campaign, buyer_id=buyer
+            )
             imp.at.FromDatetime(at - timedelta(minutes=2))
             producer.publish("ads.impressions.v1", buyer, imp)
             click = ads_pb2.Click(
-                click_id=f"fc{run_id}-{k}", impression_id=imp.impression_id, campaign_id=campaign, buyer_id=buyer
+                click_id=f"fc{run_id}-{k}",
+                impression_id=imp.impression_id,
+                campaign_id=campaign,
+                buyer_id=buyer,
             )
             click.at.FromDatetime(at - timedelta(minutes=1))
             producer.publish("ads.clicks.v1", buyer, click)
-            order = order_pb2.Order(order_id=f"fo{run_id}-{k}", buyer_id=buyer, total=usd(1_000), tracking_consent=True)
+            order = order_pb2.Order(
+                order_id=f"fo{run_id}-{k}", buyer_id=buyer, total=usd(1_000), tracking_consent=True
+            )
             paid = order_events_pb2.OrderPaid(order=order)
             paid.paid_at.FromDatetime(at)
             producer.publish("commerce.orders.v1", order.order_id, paid)
             await asyncio.sleep(max(0.0, t0 + (k + 1) * interval - time.perf_counter()))
         await asyncio.sleep(args.grace + 5)
         registry = hosted.runtime.metrics.registry
-        attributed = registry.get_sample_value("shopstream_ads_attributions_total", {"touch": "click"}) or 0
+        attributed = (
+            registry.get_sample_value("shopstream_ads_attributions_total", {"touch": "click"}) or 0
+        )
         result.update(
             freshness_orders=n,
             freshness_rate_per_s=args.rate,

@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 import pytest
 from ads_steps import AdsWorld
-from confluent_kafka import Consumer, TopicPartition
 
 from shopstream.ads.v1 import ads_service_pb2_grpc
 from shopstream_ads.api.policy import POLICY
@@ -21,26 +20,7 @@ from shopstream_ads.wiring import wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service
-
-
-def start_group_at_end(kafka: KafkaSettings, group_id: str, topics: list[str]) -> None:
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group_id})
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        offsets = []
-        for topic in topics:
-            if topic not in metadata.topics:
-                continue  # created by the service: nothing to skip
-            for partition in metadata.topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-                offsets.append(TopicPartition(topic, partition, high))
-        if offsets:
-            consumer.commit(offsets=offsets, asynchronous=False)
-    finally:
-        consumer.close()
+from shopstream_platform.testing import fast_test_settings, hosted_service, start_group_at_end
 
 
 def ads_settings(kafka: KafkaSettings, tmp_path: Path, **overrides: Any) -> AdsSettings:

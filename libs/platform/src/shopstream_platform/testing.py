@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.migrations import migrate
@@ -166,6 +166,27 @@ class _fresh_pg_database:
 @pytest.fixture
 def unique_id() -> Iterator[Callable[[str], str]]:
     yield lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def start_group_at_end(kafka: KafkaSettings, group_id: str, topics: Iterable[str]) -> None:
+    """Commit a new consumer group's offsets at the current end of each existing topic, so a
+    worker started under that group reads only what comes after (topics outlive test runs)."""
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group_id})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        offsets = []
+        for topic in topics:
+            if topic not in metadata.topics:
+                continue  # created later by the service: nothing to skip
+            for partition in metadata.topics[topic].partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                offsets.append(TopicPartition(topic, partition, high))
+        if offsets:
+            consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
 
 
 async def read_all_async(

@@ -8,7 +8,6 @@ serving path makes no per-request database or network round trip.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -32,7 +31,9 @@ class CampaignBook:
         return iter(list(self._campaigns.values()))
 
     def put_ledger(self, campaign_id: str, state: dict[str, Any]) -> None:
-        self._ledgers[campaign_id] = copy.deepcopy(state)
+        # Shared with the worker's table, not copied: the ledger agent replaces a campaign's
+        # state with a modified deep copy and never changes a stored one in place.
+        self._ledgers[campaign_id] = state
 
     def spend(self, campaign_id: str, now: datetime) -> Spend:
         state = self._ledgers.get(campaign_id)

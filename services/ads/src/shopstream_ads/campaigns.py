@@ -17,9 +17,8 @@ from shopstream_platform.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
-    PermissionDeniedError,
 )
-from shopstream_platform.grpc.auth import Principal
+from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
 from shopstream_platform.paging import decode_cursor, encode_cursor
 
@@ -29,12 +28,7 @@ ADVERTISER_ROLES = ("seller", "advertiser")
 
 def ensure_advertiser(principal: Principal, advertiser_id: str) -> None:
     """Advertisers are sellers: the caller is that seller (as seller or advertiser), or an admin."""
-    if principal.is_admin:
-        return
-    if principal.role not in ADVERTISER_ROLES or principal.id != advertiser_id:
-        raise PermissionDeniedError(
-            f"{principal.role} {principal.id!r} may not act for advertiser {advertiser_id!r}"
-        )
+    ensure_acts_for(principal, ADVERTISER_ROLES, advertiser_id)
 
 
 class Campaigns:

@@ -46,14 +46,16 @@ def require_role(*roles: str) -> Principal:
     return principal
 
 
-def ensure_acts_for(principal: Principal, role: str, subject_id: str) -> None:
+def ensure_acts_for(principal: Principal, role: str | tuple[str, ...], subject_id: str) -> None:
     """The caller is `role` `subject_id` itself, or an admin/service acting for them: the
-    ownership rule every service applies (a seller edits only their own products, ...)."""
+    ownership rule every service applies (a seller edits only their own products, ...). `role`
+    may name several roles one party acts in (an advertiser is a seller)."""
     if principal.is_admin:
         return
-    if principal.role != role or principal.id != subject_id:
+    roles = (role,) if isinstance(role, str) else role
+    if principal.role not in roles or principal.id != subject_id:
         raise PermissionDeniedError(
-            f"{principal.role} {principal.id!r} may not act for {role} {subject_id!r}"
+            f"{principal.role} {principal.id!r} may not act for {' or '.join(roles)} {subject_id!r}"
         )
 
 
