@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -171,7 +173,25 @@ async def test_a_simulated_day_reconciles_and_its_fraud_is_caught(
         drain_s=60.0,
         verify_s=60.0,
     )
-    summary = await simulate(config)
+    # `shopstream topics tail` on the orders topic while the day runs: the CLI a person would use.
+    command = ["topics", "tail", "commerce.orders.v1", "--max", "5", "--json"]
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "shopstream_cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SHOPSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers},
+    )
+    try:
+        summary = await simulate(config)
+        tailed, errors = tail.communicate(timeout=60)
+    finally:
+        tail.kill()
+    records = [json.loads(line) for line in tailed.splitlines() if line.strip()]
+    assert len(records) == 5, errors
+    for record in records:
+        assert record["ce_type"].startswith("shopstream.commerce.v1.Order"), record
+        assert isinstance(record["value"], dict) and record["value"]["order"]["order_id"], record
 
     assert not summary.interrupted and summary.run_id.startswith("s7")
     assert summary.services == {s: "SERVING" for s in MODULES}
