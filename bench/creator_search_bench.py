@@ -323,6 +323,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n = pop.py.choice((10, 20, 50, 100))
         ms, _ = timed(partial(index.top, category, n))
         top_ms.append(ms)
+    # GetCreator's category ranks: one rank() per category of the creator.
+    rank_ms: list[float] = []
+    for _ in range(args.tops):
+        someone = pop.py.choice(creators)
+        for category in someone.categories:
+            ms, _ = timed(partial(index.rank, category, someone.creator_id))
+            rank_ms.append(ms)
 
     chosen = [pop.py.choice(creators) for _ in range(args.upserts)]
     kinds = [pop.py.random() for _ in range(args.upserts)]
@@ -354,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in SORTS:
         print(fmt(f"  sort={name}", stats_ms(by_sort.get(name, []))))
     print(fmt("top()", top_stats))
+    print(fmt("rank()", stats_ms(rank_ms)))
     print("  slowest searches:")
     for ms, q, total in worst[:5]:
         print(f"    {ms:7.2f} ms  {total:>9,} matches  {q}")
@@ -386,6 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "search_ms_by_class": {k: stats_ms(v) for k, v in by_class.items()},
         "search_ms_by_sort": {k: stats_ms(v) for k, v in by_sort.items()},
         "top_ms": top_stats,
+        "rank_ms": stats_ms(rank_ms),
         "upserts": args.upserts,
         "upserts_per_s": round(args.upserts / upsert_s),
         "upsert_us_by_kind": {k: round(per_kind[k] / counts[k] * 1e6, 2) for k in counts},

@@ -13,11 +13,12 @@ from creator_steps import Market
 from shopstream.creators.v1 import creator_score_service_pb2_grpc
 from shopstream_creator_score.api.policy import POLICY
 from shopstream_creator_score.settings import CreatorScoreSettings
+from shopstream_creator_score.stream.agents import INPUT_TOPICS
 from shopstream_creator_score.wiring import wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service
+from shopstream_platform.testing import fast_test_settings, hosted_service, start_group_at_end
 
 
 @pytest.fixture
@@ -31,6 +32,8 @@ async def market(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator
         publish_step=0.0,
         **fast_test_settings(kafka_settings),
     )
+    # Topics outlive test runs: start past what earlier runs left there.
+    start_group_at_end(kafka_settings, settings.faust_app_id, INPUT_TOPICS)
     producer = EventProducer(kafka_settings, "shopstream/test-social")
     async with (
         hosted_service(settings, wire, policy=POLICY) as hosted,

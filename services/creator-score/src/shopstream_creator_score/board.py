@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass, field
 
 from shopstream.creators.v1 import creators_pb2
@@ -16,14 +15,11 @@ from shopstream_creator_score.domain.formula import FORMULA_VERSION, Score
 from shopstream_creator_score.domain.state import State
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.search.index import ScoreIndex
-from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.producer import EventProducer
 
 log = logging.getLogger(__name__)
 
 SCORES_TOPIC = "creators.scores.v1"
-# Event ids of score changes derive from the input event: a replay republishes the same id.
-_NAMESPACE = uuid.UUID("5d3c7c1e-8b1f-4a53-9d0e-2f6a1c0b7e11")
 
 
 @dataclass(eq=False)
@@ -65,14 +61,9 @@ class ScoreBoard:
             previous_score=previous or 0.0,
             formula_version=FORMULA_VERSION,
         )
-        meta = self._producer.meta_for(change, subject=state["id"])
-        meta = CloudEventMeta(
-            id=str(uuid.uuid5(_NAMESPACE, f"{state['id']}:{source_event_id}")),
-            type=meta.type,
-            source=meta.source,
-            time=meta.time,
-            traceparent=meta.traceparent,
-            subject=meta.subject,
+        # The id derives from the input event: a replay republishes the same id.
+        meta = self._producer.meta_for(
+            change, subject=state["id"], derived_from=f"score:{state['id']}:{source_event_id}"
         )
         await self._producer.publish_and_wait(SCORES_TOPIC, state["id"], change, meta=meta)
         self._metrics.score_updates.inc()
@@ -80,14 +71,8 @@ class ScoreBoard:
         return True
 
     def rank(self, category: str, creator_id: str) -> int:
-        """1-based position of the creator in the category's ranking (0 when not in it).
-
-        Walks the category's ranking: fine for one GetCreator, not meant for bulk use.
-        """
-        for position, summary in enumerate(self.index.top(category, len(self.index)), start=1):
-            if summary.creator_id == creator_id:
-                return position
-        return 0
+        """1-based position of the creator in the category's ranking (0 when not in it)."""
+        return self.index.rank(category, creator_id)
 
     def watch(self, category: str, creator_id: str) -> Watcher:
         watcher = Watcher(category, creator_id, asyncio.Queue(self._queue_size))

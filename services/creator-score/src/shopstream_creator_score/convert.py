@@ -56,6 +56,15 @@ def creator_pb(state: State, s: Score, ranks: dict[str, int] | None = None) -> c
         )
     if state["updated_at"]:
         message.updated_at.FromDatetime(datetime.fromtimestamp(state["updated_at"], UTC))
+    sessions, peak, last_started = state.get("live", (0, 0, 0.0))
+    message.live.sessions = int(sessions)
+    message.live.peak_viewers = int(peak)
+    if last_started:
+        message.live.last_started_at.FromDatetime(datetime.fromtimestamp(last_started, UTC))
+    message.ad_sales.gmv.amount_minor = s.ad_gmv_minor
+    message.ad_sales.gmv.currency = currency
+    message.ad_sales.orders = int(state.get("ad_orders", 0))
+    message.ad_sales.organic_share = s.organic_share
     return message
 
 

@@ -9,13 +9,7 @@ from shopstream_creator_score.api.servicer import CreatorScoreServicer
 from shopstream_creator_score.board import SCORES_TOPIC, ScoreBoard
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
-from shopstream_creator_score.stream.agents import (
-    CONTENT_TOPIC,
-    ORDERS_TOPIC,
-    PROFILES_TOPIC,
-    SALES_TOPIC,
-    ScoreStreams,
-)
+from shopstream_creator_score.stream.agents import INPUT_TOPICS, ScoreStreams
 from shopstream_platform.runtime import Runtime
 
 
@@ -34,7 +28,7 @@ def wire(runtime: Runtime) -> CreatorScore:
     streams = ScoreStreams(
         settings, runtime.producer, runtime.dead_letters, board, metrics, runtime.metrics
     )
-    runtime.declare_topics([PROFILES_TOPIC, CONTENT_TOPIC, ORDERS_TOPIC, SALES_TOPIC, SCORES_TOPIC])
+    runtime.declare_topics([*INPUT_TOPICS, SCORES_TOPIC])
     runtime.add_grpc_service(
         creator_score_service_pb2.DESCRIPTOR.services_by_name["CreatorScoreService"].full_name,
         creator_score_service_pb2_grpc.add_CreatorScoreServiceServicer_to_server,

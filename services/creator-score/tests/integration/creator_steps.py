@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from shopstream.commerce.v1 import order_events_pb2, order_pb2
+from shopstream.ads.v1 import ads_events_pb2
+from shopstream.commerce.v1 import live_pb2, order_events_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
 from shopstream.creators.v1 import creator_score_service_pb2_grpc
@@ -113,6 +114,57 @@ class Market:
                 amount=money_pb2.Money(amount_minor=refund, currency="GBP"),
             )
             await self.send("commerce.orders.v1", order_id, message, later)
+
+    async def live(
+        self, creator: str, session_id: str, *, peak_viewers: int, at: datetime = T0
+    ) -> None:
+        """A live session started and ended an hour later (commerce.live.v1, key: session)."""
+        session = live_pb2.LiveSession(
+            live_session_id=session_id, creator_id=creator, state=live_pb2.LIVE_SESSION_STATE_LIVE
+        )
+        session.started_at.FromDatetime(at)
+        await self.send(
+            "commerce.live.v1", session_id, live_pb2.LiveSessionStarted(session=session), at
+        )
+        ended = live_pb2.LiveSession()
+        ended.CopyFrom(session)
+        ended.state = live_pb2.LIVE_SESSION_STATE_ENDED
+        ended.ended_at.FromDatetime(at + timedelta(hours=1))
+        ended.stats.peak_viewers = peak_viewers
+        ended.stats.total_views = peak_viewers * 3
+        await self.send(
+            "commerce.live.v1",
+            session_id,
+            live_pb2.LiveSessionEnded(session=ended),
+            at + timedelta(hours=1),
+        )
+
+    async def attribution(
+        self,
+        creators: list[str],
+        order_id: str,
+        amount: int,
+        *,
+        campaign: str = "camp-1",
+        touch: str = "click-1",
+        withdrawn: bool = False,
+        at: datetime = T0,
+    ) -> None:
+        """An ad credit of an order (ads.attributions.v1, key: campaign)."""
+        message = ads_events_pb2.Attribution(
+            attribution_id=f"{order_id}:{touch}{':withdrawn' if withdrawn else ''}",
+            order_id=order_id,
+            buyer_id="b",
+            campaign_id=campaign,
+            touch=ads_events_pb2.TOUCH_TYPE_CLICK,
+            touch_id=touch,
+            amount=money_pb2.Money(amount_minor=-amount if withdrawn else amount, currency="GBP"),
+            withdrawn=withdrawn,
+            model_version="last-touch-v1",
+            creator_ids=creators,
+        )
+        message.ordered_at.FromDatetime(at)
+        await self.send("ads.attributions.v1", campaign, message, at)
 
     async def creator(self, creator_id: str) -> pb.GetCreatorResponse:
         return await self.stub.GetCreator(

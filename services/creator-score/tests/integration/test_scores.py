@@ -86,15 +86,24 @@ async def test_every_event_twice_changes_no_score(
     for i, creator in enumerate(creators):
         await market.profile(creator, 10_000 * (i + 1))
         await market.content(creator, f"{creator}-v", views=20_000, engagements=500 * (i + 1))
-        await market.sale(creator, ids("ord"), 3_000 * (i + 1), refund=1_000 if i == 1 else 0)
+        order = ids("ord")
+        await market.sale(creator, order, 3_000 * (i + 1), refund=1_000 if i == 1 else 0)
+        await market.live(creator, ids("live"), peak_viewers=100 * (i + 1))
+        await market.attribution([creator], order, 3_000 * (i + 1), campaign=ids("camp"))
     last = creators[-1]
 
     async def settled() -> None:
         got = (await market.creator(last)).creator
         assert got.gmv.amount_minor > 8_000
+        assert got.live.peak_viewers == 300 and got.ad_sales.orders == 1
 
     await market.eventually(settled)
-    before = {c: (await market.creator(c)).creator.score for c in creators}
+
+    async def explained(creator: str) -> tuple[object, ...]:
+        got = (await market.creator(creator)).creator
+        return (got.score, got.live.sessions, got.ad_sales.orders, got.ad_sales.gmv.amount_minor)
+
+    before = {c: await explained(c) for c in creators}
     inputs = market.service.metric("shopstream_creator_score_inputs_total", {"source": "profiles"})
     await market.resend_all()
     sentinel = ids("sentinel")
@@ -104,7 +113,7 @@ async def test_every_event_twice_changes_no_score(
         await market.creator(sentinel)
 
     await market.eventually(sentinel_in)
-    after = {c: (await market.creator(c)).creator.score for c in creators}
+    after = {c: await explained(c) for c in creators}
     assert after == before
     # The duplicates were read and skipped, not lost: only the sentinel profile counted as new.
     assert (
@@ -193,3 +202,48 @@ async def test_watch_scores_streams_changes_of_one_creator(
     assert second.change.creator.creator_id == watched
     assert second.change.creator.score > second.change.previous_score == first.change.creator.score
     stream.cancel()
+
+
+async def test_live_sessions_and_ad_credits_are_counted_once_per_creator(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    live_only, with_stats, plain = ids("live"), ids("live-stats"), ids("plain")
+    sessions = {c: [ids("session"), ids("session")] for c in (live_only, with_stats)}
+    for creator in (live_only, with_stats, plain):
+        await market.profile(creator, 20_000)
+        await market.content(creator, f"{creator}-v", views=30_000, engagements=900)
+    for creator, (first, second) in sessions.items():
+        await market.live(creator, first, peak_viewers=300, at=T0)
+        await market.live(creator, second, peak_viewers=900, at=T0 + timedelta(hours=2))
+    # The same two sessions reported by the social platform as content: still two activities.
+    for session, started in zip(sessions[with_stats], (T0, T0 + timedelta(hours=2)), strict=True):
+        await market.content(with_stats, session, views=1_000, engagements=30, at=started)
+    first_order, second_order = ids("ord"), ids("ord")
+    await market.sale(live_only, first_order, 10_000)
+    await market.sale(live_only, second_order, 10_000)
+    # Order 1 is shared with another creator (half each); order 2's credit moves to a later
+    # touch (withdrawn, then given again): net 5,000 + 10,000 of 20,000 came through ads.
+    await market.attribution([live_only, plain], first_order, 10_000, touch="c1")
+    await market.attribution([live_only], second_order, 10_000, touch="c2")
+    await market.attribution([live_only], second_order, 10_000, touch="c2", withdrawn=True)
+    await market.attribution([live_only], second_order, 10_000, touch="c3")
+
+    async def counted() -> None:
+        got = (await market.creator(live_only)).creator
+        assert got.live.sessions == 2 and got.live.peak_viewers == 900
+        assert got.ad_sales.orders == 2 and got.ad_sales.organic_share == pytest.approx(0.25)
+        stats = (await market.creator(with_stats)).creator
+        assert stats.live.sessions == 2
+        assert (await market.creator(plain)).creator.ad_sales.orders == 1
+
+    await market.eventually(counted)
+    got = (await market.creator(live_only)).creator
+    # Decayed from the orders' time to the last event's, two hours later.
+    assert 14_900 < got.ad_sales.gmv.amount_minor <= 15_000
+    assert got.live.last_started_at.ToDatetime(tzinfo=T0.tzinfo) == T0 + timedelta(hours=2)
+    # Sessions are activity: more than the creator with one video, and a session reported
+    # twice (commerce and the social platform) is still one piece of activity.
+    plain_got = (await market.creator(plain)).creator
+    stats_got = (await market.creator(with_stats)).creator
+    assert got.components.activity > plain_got.components.activity
+    assert got.components.activity == pytest.approx(stats_got.components.activity, abs=0.01)

@@ -115,11 +115,18 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
         for n in range(8):
             for i, creator in enumerate(creators):
                 at = T0 + timedelta(hours=n + 1)
+                order = ids("ord")
                 steps.append(
-                    market.sale(
-                        creator, ids("ord"), 1_000 * (i + 1), refund=500 if n == 3 else 0, at=at
-                    )
+                    market.sale(creator, order, 1_000 * (i + 1), refund=500 if n == 3 else 0, at=at)
                 )
+                if n % 2 == 0:  # every other order came through an ad
+                    steps.append(
+                        market.attribution(
+                            [creator], order, 1_000 * (i + 1), campaign=ids("camp"), at=at
+                        )
+                    )
+                if n == 5:
+                    steps.append(market.live(creator, ids("live"), peak_viewers=100 * i, at=at))
                 steps.append(
                     market.content(
                         creator,
@@ -154,6 +161,11 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
         assert worker.stop() == 0
     producer.close()
     assert all(c is not None and c.score > 30 for c in uninterrupted.values()), uninterrupted
+    # All inputs arrived, the re-keyed ones too: four ad-credited orders and one live session.
+    assert all(
+        c is not None and c.ad_sales.orders == 4 and c.live.sessions == 1
+        for c in uninterrupted.values()
+    ), uninterrupted
     # Every input counted once: a profile, sale or content update lost in the crash would show
     # (scores alone miss a lost profile, which does not move the score).
     assert {c: str(m) for c, m in recovered.items()} == {

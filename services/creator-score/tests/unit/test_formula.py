@@ -84,3 +84,60 @@ def test_decayed_sums_do_not_depend_on_arrival_order() -> None:
     for at, amount in reversed(events):
         backward = st.add(backward, amount, at, HALF_LIFE)
     assert forward[1] == backward[1] and abs(forward[0] - backward[0]) < 1e-9
+
+
+def live(s: st.State, session: str, *, ended: bool = False, peak: int = 0) -> None:
+    st.apply_live(
+        s,
+        session_id=session,
+        started_at=DAY,
+        ended=ended,
+        peak_viewers=peak,
+        at=DAY,
+        half_life_s=HALF_LIFE,
+    )
+
+
+def test_a_live_session_is_one_session_and_one_activity_however_it_is_reported() -> None:
+    s = creator()
+    live(s, "ls-1")
+    live(s, "ls-1", ended=True, peak=500)
+    # The social platform reports the same session as content: no second activity.
+    st.apply_content(s, st.ContentCounters("ls-1", DAY, 800, 40, 0, 0), DAY, HALF_LIFE)
+    assert s["live"][:2] == [1, 500]
+    reported_once = creator()
+    st.apply_content(reported_once, st.ContentCounters("ls-1", DAY, 800, 40, 0, 0), DAY, HALF_LIFE)
+    assert s["activity"] == reported_once["activity"]
+    assert s["views"] == reported_once["views"]
+
+
+def test_old_states_without_live_or_ad_fields_still_score() -> None:
+    s = creator()
+    for key in ("lives", "live", "ad_gmv", "ad_orders"):
+        del s[key]  # a table value written before these inputs existed
+    live(s, "ls-1")
+    st.apply_ad_credit(
+        s, amount_minor=100, withdrawn=False, refund=False, at=0.0, half_life_s=HALF_LIFE
+    )
+    assert s["live"][0] == 1 and s["ad_orders"] == 1
+
+
+def test_organic_share_is_the_gmv_no_ad_was_credited_for() -> None:
+    s = creator()
+    st.apply_sale(
+        s, amount_minor=10_000, by_category={}, currency="EUR", at=0.0, half_life_s=HALF_LIFE
+    )
+    assert score(s, 0.0, HALF_LIFE).organic_share == 1.0
+    credit = {"at": 0.0, "half_life_s": HALF_LIFE, "refund": False}
+    st.apply_ad_credit(s, amount_minor=6_000, withdrawn=False, **credit)
+    st.apply_ad_credit(s, amount_minor=-6_000, withdrawn=True, **credit)
+    st.apply_ad_credit(s, amount_minor=2_500, withdrawn=False, **credit)
+    result = score(s, 0.0, HALF_LIFE)
+    assert (result.ad_gmv_minor, result.organic_share, s["ad_orders"]) == (2_500, 0.75, 1)
+    # The score itself does not weigh ad-driven sales (documented).
+    organic = creator()
+    st.apply_sale(
+        organic, amount_minor=10_000, by_category={}, currency="EUR", at=0.0, half_life_s=HALF_LIFE
+    )
+    assert result.total == score(organic, 0.0, HALF_LIFE).total
+    assert score(st.new_state("none"), 0.0, HALF_LIFE).organic_share == 0.0

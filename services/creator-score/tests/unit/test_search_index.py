@@ -415,6 +415,9 @@ def test_top_orders_by_category_score_then_score_then_id() -> None:
     assert ids(idx.top("food", 2)) == ["b", "c"]
     assert idx.top("food", 0) == []
     assert idx.top("unknown", 3) == []
+    assert [idx.rank("food", c) for c in "bcdag"] == [1, 2, 3, 4, 5]
+    assert idx.rank("food", "e") == idx.rank("food", "f") == 0  # not members
+    assert idx.rank("unknown", "a") == idx.rank("food", "nobody") == 0
 
 
 # ---------------------------------------------------------------------------- randomized
@@ -502,6 +505,11 @@ def test_randomized_against_brute_force(
     for cat in [*cats[:20], "nope"]:
         n = rng.choice([1, 5, 20, 200])
         assert ids(idx.top(cat, n)) == brute_top(creators, cat, n), (cat, n)
+        # rank() is the position in the full top() order (ties included: scores are coarse).
+        ranking = brute_top(creators, cat, len(creators))
+        for cid in rng.sample(sorted(creators), 30):
+            expected = ranking.index(cid) + 1 if cid in ranking else 0
+            assert idx.rank(cat, cid) == expected, (cat, cid)
 
 
 def test_reads_interleaved_with_writes(monkeypatch: pytest.MonkeyPatch) -> None:

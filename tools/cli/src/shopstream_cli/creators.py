@@ -105,9 +105,26 @@ def creator_fields(c: Creator) -> list[tuple[str, object]]:
         ("categories", ", ".join(c.categories) or "-"),
         ("gmv (decayed)", money(c.gmv) or "-"),
         ("gpm", gpm(c) or "-"),
+        ("ad-credited gmv", _ad_sales(c)),
+        ("live sessions", _live(c)),
         ("flags", ", ".join(c.flags) or "none"),
         ("updated", timestamp(c.updated_at) or "-"),
     ]
+
+
+def _ad_sales(c: Creator) -> str:
+    if not c.ad_sales.orders and not c.ad_sales.gmv.amount_minor:
+        return "none"
+    return (
+        f"{money(c.ad_sales.gmv) or '0'} over {c.ad_sales.orders:,} orders "
+        f"({c.ad_sales.organic_share:.0%} of gmv organic)"
+    )
+
+
+def _live(c: Creator) -> str:
+    if not c.live.sessions:
+        return "none"
+    return f"{c.live.sessions:,} (peak {c.live.peak_viewers:,} viewers)"
 
 
 def component_rows(c: Creator) -> list[tuple[object, ...]]:

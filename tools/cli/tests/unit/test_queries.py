@@ -75,6 +75,13 @@ def test_creator_rows() -> None:
     )
     assert ("authenticity", "50.0") in creators.component_rows(creator)
     assert ("flags", "VIEWS_FAR_BELOW_FOLLOWERS") in creators.creator_fields(creator)
+    assert ("live sessions", "none") in creators.creator_fields(creator)
+    creator.live.sessions, creator.live.peak_viewers = 3, 1_200
+    creator.ad_sales.gmv.CopyFrom(Money(amount_minor=50_000, currency="GBP"))
+    creator.ad_sales.orders, creator.ad_sales.organic_share = 7, 0.6667
+    fields = dict(creators.creator_fields(creator))
+    assert fields["live sessions"] == "3 (peak 1,200 viewers)"
+    assert fields["ad-credited gmv"] == "500.00 GBP over 7 orders (67% of gmv organic)"
 
 
 def test_creator_query_maps_sort_and_page() -> None:

@@ -52,6 +52,9 @@ class Score:
     gpm_minor: int
     category_gmv: dict[str, int]
     category_scores: dict[str, float]
+    # Reported alongside, not weighted (docs/creator-score.md says why).
+    ad_gmv_minor: int = 0
+    organic_share: float = 0.0
 
 
 def _saturate(value: float, scale: float) -> float:
@@ -115,6 +118,8 @@ def score(state: State, now: float, half_life_s: float) -> Score:
         c: round(0.6 * _saturate(category_gmv.get(c, 0), SALES_SCALE_MINOR) + 0.4 * total, 2)
         for c in categories
     }
+    ad_gmv = decay(state.get("ad_gmv", [0.0, 0.0]), now, half_life_s)
+    organic_share = 1.0 - min(1.0, max(ad_gmv, 0.0) / net) if net > 0 else 0.0
     return Score(
         total=total,
         components={k: round(v, 2) for k, v in components.items()},
@@ -124,4 +129,6 @@ def score(state: State, now: float, half_life_s: float) -> Score:
         gpm_minor=int(gpm),
         category_gmv=category_gmv,
         category_scores=category_scores,
+        ad_gmv_minor=int(ad_gmv),
+        organic_share=round(organic_share, 4),
     )

@@ -15,6 +15,7 @@ from typing import Any
 RECENT_IDS = 2_000
 FOLLOWER_HISTORY = 60
 CONTENT_KEPT = 300
+LIVES_KEPT = 300
 DAY_S = 86_400.0
 
 State = dict[str, Any]
@@ -36,6 +37,10 @@ def new_state(creator_id: str) -> State:
         "refunds": [0.0, 0.0],
         "by_cat": {},  # category -> [decayed gmv, at]
         "currency": "",
+        "lives": {},  # live session id -> [started_at, peak viewers]
+        "live": [0, 0, 0.0],  # [sessions, best peak viewers, last started at]
+        "ad_gmv": [0.0, 0.0],  # decayed ad-attributed GMV (net of refunds and withdrawals)
+        "ad_orders": 0,
         "recent": [],
         "updated_at": 0.0,
         "published": None,  # the last published score, None before the first
@@ -97,13 +102,33 @@ class ContentCounters:
     shares: int
 
 
+def _keep_newest(entries: dict[str, list[float]], limit: int, current: str) -> None:
+    """Forget the oldest entries (by their first number, a time) past the limit, never the one
+    just written."""
+    if len(entries) > limit:
+        by_age = sorted((k for k in entries if k != current), key=lambda k: entries[k][0])
+        for oldest in by_age[: len(entries) - limit]:
+            del entries[oldest]
+
+
+def _first_sighting(
+    state: State, content_id: str, published_at: float, at: float, half_life_s: float
+) -> list[float]:
+    """The content's counters; the first time a video or live session is seen (by its stats or,
+    for a live session, by commerce.live.v1) it counts once as activity."""
+    content: dict[str, list[float]] = state["content"]
+    before = content.get(content_id)
+    if before is None:
+        before = content[content_id] = [published_at, 0, 0, 0, 0]
+        state["activity"] = add(state["activity"], 1.0, max(published_at, 0.0) or at, half_life_s)
+        _keep_newest(content, CONTENT_KEPT, content_id)
+    return before
+
+
 def apply_content(state: State, c: ContentCounters, at: float, half_life_s: float) -> None:
     """Counters are cumulative per content: add only the growth since the last report."""
     content: dict[str, list[float]] = state["content"]
-    before = content.get(c.content_id)
-    if before is None:
-        before = [c.published_at, 0, 0, 0, 0]
-        state["activity"] = add(state["activity"], 1.0, max(c.published_at, 0.0) or at, half_life_s)
+    before = _first_sighting(state, c.content_id, c.published_at, at, half_life_s)
     views = max(0, c.views - int(before[1]))
     engagements = max(0, (c.likes + c.comments + c.shares) - int(before[2] + before[3] + before[4]))
     content[c.content_id] = [
@@ -113,9 +138,6 @@ def apply_content(state: State, c: ContentCounters, at: float, half_life_s: floa
         max(before[3], c.comments),
         max(before[4], c.shares),
     ]
-    if len(content) > CONTENT_KEPT:
-        for oldest in sorted(content, key=lambda k: content[k][0])[: len(content) - CONTENT_KEPT]:
-            del content[oldest]
     state["views"] = add(state["views"], float(views), at, half_life_s)
     state["engagements"] = add(state["engagements"], float(engagements), at, half_life_s)
     state["updated_at"] = max(state["updated_at"], at)
@@ -140,4 +162,49 @@ def apply_sale(
         cell = by_cat.get(category, [0.0, 0.0])
         by_cat[category] = add(cell, float(amount), at, half_life_s)
     state["currency"] = currency or state["currency"]
+    state["updated_at"] = max(state["updated_at"], at)
+
+
+def apply_live(
+    state: State,
+    *,
+    session_id: str,
+    started_at: float,
+    ended: bool,
+    peak_viewers: int,
+    at: float,
+    half_life_s: float,
+) -> None:
+    """A live session started or ended. Views and engagement come from the session's content
+    stats; here the session counts as activity (once, shared with its content stats) and as
+    a session, and its peak audience is kept."""
+    lives: dict[str, list[float]] = state.setdefault("lives", {})
+    live: list[float] = state.setdefault("live", [0, 0, 0.0])
+    if session_id not in lives:
+        lives[session_id] = [started_at, 0]
+        live[0] += 1
+        live[2] = max(live[2], started_at)
+        _first_sighting(state, session_id, started_at, at, half_life_s)
+        _keep_newest(lives, LIVES_KEPT, session_id)
+    if ended:
+        lives[session_id][1] = max(lives[session_id][1], peak_viewers)
+        live[1] = max(live[1], peak_viewers)
+    state["updated_at"] = max(state["updated_at"], at)
+
+
+def apply_ad_credit(
+    state: State,
+    *,
+    amount_minor: int,
+    withdrawn: bool,
+    refund: bool,
+    at: float,
+    half_life_s: float,
+) -> None:
+    """The creator's share of an ad attribution: credits add, refunds and withdrawals subtract."""
+    state["ad_gmv"] = add(state.get("ad_gmv", [0.0, 0.0]), float(amount_minor), at, half_life_s)
+    if withdrawn:
+        state["ad_orders"] = state.get("ad_orders", 0) - 1
+    elif not refund:
+        state["ad_orders"] = state.get("ad_orders", 0) + 1
     state["updated_at"] = max(state["updated_at"], at)

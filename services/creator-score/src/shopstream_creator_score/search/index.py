@@ -521,6 +521,46 @@ class ScoreIndex:
         summaries = self._summaries
         return [summaries[row] for row in rows[positions].tolist()]
 
+    def rank(self, category: str, creator_id: str) -> int:
+        """1-based position of the creator in top(category, ...) order; 0 when not a member.
+
+        Counts the members ranked before it in one vectorised pass instead of sorting the
+        category: O(members) with a small constant, a few ms at a million."""
+        code = self._cat_codes.get(category)
+        row = self._rows.get(creator_id)
+        if code is None or row is None:
+            return 0
+        summary = self._summaries[row]
+        mine = next(
+            (
+                e
+                for e, c in zip(
+                    self._row_entries[row], dict.fromkeys(summary.categories), strict=True
+                )
+                if c == category
+            ),
+            None,
+        )
+        if mine is None:
+            return 0
+        members = np.flatnonzero(self._ent_cat[: self._ent_n] == code)
+        cat_scores = self._ent_score[members]
+        my_cat, my_score = self._ent_score[mine], self._score[row]
+        # Only members with my category score need the overall score looked up.
+        level = np.flatnonzero(cat_scores == my_cat)
+        level_rows = self._ent_row[members[level]]
+        overall = self._score[level_rows]
+        ahead = int(np.count_nonzero(cat_scores > my_cat))
+        ahead += int(np.count_nonzero(overall > my_score))
+        me = creator_id.encode("utf-8", "surrogatepass")
+        summaries = self._summaries
+        before = sum(
+            1
+            for r in level_rows[overall == my_score].tolist()
+            if summaries[r].creator_id.encode("utf-8", "surrogatepass") < me
+        )
+        return ahead + before + 1
+
     # ----------------------------------------------------------------------------- helpers
 
     def _row_key(

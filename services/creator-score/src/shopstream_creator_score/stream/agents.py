@@ -1,8 +1,9 @@
-"""Faust agents: social profiles, content stats and sales update each creator's state table.
+"""Faust agents: social profiles, content stats and re-keyed inputs update each creator's state.
 
-Orders arrive keyed by order id; the orders agent re-keys each creator's share onto
-creators.sales.v1 so that all of a creator's inputs meet in one partition, where the table
-lives. Every update is deduplicated by event id inside the creator's own state (state.py).
+Orders (key: order id), live sessions (key: session id) and ad attributions (key: campaign id)
+are re-keyed per creator onto creators.inputs.v1 (rekey.py), so that all of a creator's inputs
+meet in one partition, where the table lives. Every update is deduplicated by event id inside
+the creator's own state (state.py).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import copy
 import gc
 import logging
 import time
-import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
 
-from shopstream.commerce.v1 import order_events_pb2
+from shopstream.ads.v1 import ads_events_pb2
+from shopstream.commerce.v1 import live_pb2, order_events_pb2
 from shopstream.creators.v1 import creators_pb2
 from shopstream.social.v1 import creators_pb2 as social
 from shopstream_creator_score.board import ScoreBoard
@@ -28,13 +29,13 @@ from shopstream_creator_score.domain import state as st
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
+from shopstream_creator_score.stream import rekey
 from shopstream_platform.faust_app import (
     agent_dispatcher,
     make_faust_app,
     protobuf_agent,
     run_faust_app,
 )
-from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Event, InvalidEventError, Outcome
@@ -46,10 +47,19 @@ log = logging.getLogger(__name__)
 PROFILES_TOPIC = "social.creator-profiles.v1"
 CONTENT_TOPIC = "social.content-stats.v1"
 ORDERS_TOPIC = "commerce.orders.v1"
-SALES_TOPIC = "creators.sales.v1"
+LIVE_TOPIC = "commerce.live.v1"
+ATTRIBUTIONS_TOPIC = "ads.attributions.v1"
+INPUTS_TOPIC = "creators.inputs.v1"
+INPUT_TOPICS = (
+    PROFILES_TOPIC,
+    CONTENT_TOPIC,
+    ORDERS_TOPIC,
+    LIVE_TOPIC,
+    ATTRIBUTIONS_TOPIC,
+    INPUTS_TOPIC,
+)
 TABLE_PARTITIONS = 6
 LOCK_STRIPES = 1_024
-_SALE_NAMESPACE = uuid.UUID("0b6f0d53-3a51-47a5-9a6e-3f7f3c9c1d22")
 
 
 def _seconds(ts: Any) -> float:
@@ -105,20 +115,46 @@ class ScoreStreams:
         )
         protobuf_agent(
             self.app,
-            SALES_TOPIC,
-            dispatcher("sales", {creators_pb2.CreatorSale: self.on_sale}),
+            INPUTS_TOPIC,
+            dispatcher(
+                "inputs",
+                {
+                    creators_pb2.CreatorSale: self.on_sale,
+                    creators_pb2.CreatorLiveSession: self.on_live_session,
+                    creators_pb2.CreatorAdCredit: self.on_ad_credit,
+                },
+            ),
             platform_metrics,
         )
+        # The re-keyers: inputs keyed by something else, split per creator onto INPUTS_TOPIC.
         protobuf_agent(
             self.app,
             ORDERS_TOPIC,
             dispatcher(
                 "orders",
                 {
-                    order_events_pb2.OrderPaid: self.on_order,
-                    order_events_pb2.OrderRefunded: self.on_order,
+                    order_events_pb2.OrderPaid: self.rekey_order,
+                    order_events_pb2.OrderRefunded: self.rekey_order,
                 },
             ),
+            platform_metrics,
+        )
+        protobuf_agent(
+            self.app,
+            LIVE_TOPIC,
+            dispatcher(
+                "live",
+                {
+                    live_pb2.LiveSessionStarted: self.rekey_live,
+                    live_pb2.LiveSessionEnded: self.rekey_live,
+                },
+            ),
+            platform_metrics,
+        )
+        protobuf_agent(
+            self.app,
+            ATTRIBUTIONS_TOPIC,
+            dispatcher("attributions", {ads_events_pb2.Attribution: self.rekey_attribution}),
             platform_metrics,
         )
 
@@ -235,52 +271,76 @@ class ScoreStreams:
             ),
         )
 
-    async def on_order(self, event: Event[Message]) -> Outcome:
-        """Re-key each attributed creator's share of a paid or refunded order by creator."""
-        message = event.message
-        refund = isinstance(message, order_events_pb2.OrderRefunded)
-        order = message.order  # type: ignore[attr-defined]
-        shares: dict[str, dict[str, int]] = {}
-        currency = order.total.currency
-        if refund:
-            refunded = {line.line_id: line.amount.amount_minor for line in message.lines}  # type: ignore[attr-defined]
-            for line in order.lines:
-                if line.attribution.creator_id and line.line_id in refunded:
-                    by_cat = shares.setdefault(line.attribution.creator_id, {})
-                    by_cat[line.category_id] = (
-                        by_cat.get(line.category_id, 0) - refunded[line.line_id]
-                    )
-        else:
-            for line in order.lines:
-                if line.attribution.creator_id:
-                    by_cat = shares.setdefault(line.attribution.creator_id, {})
-                    by_cat[line.category_id] = (
-                        by_cat.get(line.category_id, 0) + line.line_total.amount_minor
-                    )
-        at = order.updated_at if order.HasField("updated_at") else None
+    async def on_live_session(self, event: Event[Message]) -> Outcome:
+        live = event.message
+        assert isinstance(live, creators_pb2.CreatorLiveSession)
+        if not live.live_session_id:
+            raise InvalidEventError("live_session_id is empty")
+        at = _seconds(live.at) if live.HasField("at") else event.meta.time.timestamp()
+        started = _seconds(live.started_at) if live.HasField("started_at") else at
+        return await self._update(
+            event,
+            live.creator_id,
+            "live",
+            lambda s: st.apply_live(
+                s,
+                session_id=live.live_session_id,
+                started_at=started,
+                ended=live.ended,
+                peak_viewers=max(0, live.peak_viewers),
+                at=at,
+                half_life_s=self._half_life_s,
+            ),
+        )
+
+    async def on_ad_credit(self, event: Event[Message]) -> Outcome:
+        credit = event.message
+        assert isinstance(credit, creators_pb2.CreatorAdCredit)
+        at = _seconds(credit.at) if credit.HasField("at") else event.meta.time.timestamp()
+        return await self._update(
+            event,
+            credit.creator_id,
+            "ads",
+            lambda s: st.apply_ad_credit(
+                s,
+                amount_minor=credit.amount.amount_minor,
+                withdrawn=credit.withdrawn,
+                refund=credit.refund,
+                at=at,
+                half_life_s=self._half_life_s,
+            ),
+        )
+
+    # --- re-keying ------------------------------------------------------------------------
+
+    async def rekey_order(self, event: Event[Message]) -> Outcome:
+        return await self._rekey(event, rekey.sales(event.message, event.meta.id))
+
+    async def rekey_live(self, event: Event[Message]) -> Outcome:
+        return await self._rekey(event, rekey.live_session(event.message))
+
+    async def rekey_attribution(self, event: Event[Message]) -> Outcome:
+        return await self._rekey(event, rekey.ad_credits(event.message))
+
+    async def _rekey(self, event: Event[Message], records: Sequence[rekey.Rekeyed]) -> Outcome:
+        """Publish the per-creator records of one input and wait for their acks (the input's
+        offset is committed only after). Their ids derive from the input's id, so a redelivered
+        input republishes the same ids and the creator's state counts it once."""
         sends = []
-        for creator_id, by_cat in sorted(shares.items()):
-            sale = creators_pb2.CreatorSale(
-                sale_id=f"{event.meta.id}:{creator_id}",
-                creator_id=creator_id,
-                order_id=order.order_id,
-                by_category={c: a for c, a in by_cat.items() if c},
-                refund=refund,
+        for record in records:
+            at = (
+                datetime.fromtimestamp(_seconds(record.at), UTC)
+                if record.HasField("at")
+                else event.meta.time
             )
-            sale.amount.amount_minor = sum(by_cat.values())
-            sale.amount.currency = currency
-            if at is not None:
-                sale.at.CopyFrom(at)
-            base = self._producer.meta_for(sale, subject=creator_id)
-            # Same id on redelivery of the order event, so the sales agent counts it once.
-            meta = CloudEventMeta(
-                id=str(uuid.uuid5(_SALE_NAMESPACE, sale.sale_id)),
-                type=base.type,
-                source=base.source,
-                time=datetime.fromtimestamp(_seconds(at), UTC) if at is not None else base.time,
-                traceparent=base.traceparent,
-                subject=creator_id,
+            meta = self._producer.meta_for(
+                record,
+                subject=record.creator_id,
+                derived_from=f"{event.meta.id}:{record.creator_id}",
+                time=at,
             )
-            sends.append(self._producer.publish_and_wait(SALES_TOPIC, creator_id, sale, meta=meta))
+            sends.append(
+                self._producer.publish_and_wait(INPUTS_TOPIC, record.creator_id, record, meta=meta)
+            )
         await asyncio.gather(*sends)
         return Outcome.PROCESSED if sends else Outcome.IGNORED
