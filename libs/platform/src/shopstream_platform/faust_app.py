@@ -14,7 +14,9 @@ input offsets were committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +36,8 @@ from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import ConsumerSettings, KafkaSettings
 
 StoreKind = Literal["rocksdb", "memory"]
+
+log = logging.getLogger(__name__)
 
 
 class ChangelogBarrierProducer(AIOKafkaProducer):
@@ -82,10 +86,31 @@ class ChangelogBarrierProducer(AIOKafkaProducer):
 
 
 class PlatformFaustApp(faust.App):
-    """faust.App with the `ChangelogBarrierProducer`; otherwise Faust's App unchanged."""
+    """faust.App with the `ChangelogBarrierProducer`, and a way for an agent to end the worker."""
+
+    fatal_reason: BaseException | None = None
+    _fatal_event: asyncio.Event | None = None
 
     def _new_producer(self) -> ProducerT:
         return ChangelogBarrierProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    @property
+    def fatal_event(self) -> asyncio.Event:
+        if self._fatal_event is None:
+            self._fatal_event = asyncio.Event()
+        return self._fatal_event
+
+    def fail(self, reason: BaseException) -> None:
+        """An agent cannot go on (retries ran out, an output failed): no more offset commits,
+        and `run_faust_app` ends the service. Faust's own supervisor would restart the agent
+        and carry on past the failed input."""
+        if self.fatal_reason is None:
+            self.fatal_reason = reason
+        # Faust acknowledges a failed batch's inputs when it closes the agent's stream, and
+        # commits acknowledged offsets on the way out: from now on nothing is committable.
+        consumer: Any = self.consumer
+        consumer._filter_committable_offsets = lambda tps: {}
+        self.fatal_event.set()
 
 
 def make_faust_app(
@@ -152,6 +177,16 @@ def agent_dispatcher(
     )
 
 
+@dataclass(frozen=True)
+class Batching:
+    """Handle inputs in batches of up to `max_events` (or what arrived within `within_s`), then
+    `flush` (see faust_batch.py) before Faust acknowledges them."""
+
+    flush: Callable[[], Awaitable[None]]
+    max_events: int = 500
+    within_s: float = 0.02
+
+
 def protobuf_agent(
     app: faust.App,
     topic: str,
@@ -159,31 +194,53 @@ def protobuf_agent(
     metrics: PlatformMetrics,
     *,
     name: str | None = None,
+    batch: Batching | None = None,
 ) -> Any:
     """A Faust agent over a registry topic, with the platform's decoding, retries and DLQ.
 
     Values are read as raw bytes (Faust's own codecs would swallow decode errors): the
     dispatcher decodes protobuf by ce_type and dead-letters what it cannot process, waiting for
     the DLQ's ack, before the agent moves on and Faust acknowledges the offset.
+
+    An error out of the dispatcher (transient retries ran out) or the batch flush ends the
+    worker (`PlatformFaustApp.fail`) instead of letting Faust restart the agent past the input.
     """
     channel = app.topic(topic, key_serializer="raw", value_serializer="raw")
+    counter = metrics.events_consumed
+
+    async def handle(message: Any) -> None:
+        outcome = await dispatcher.dispatch(
+            RawRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                headers=message.headers,
+            )
+        )
+        counter.labels(metrics.service, topic, dispatcher.group_id, outcome.value).inc()
 
     async def process(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            outcome = await dispatcher.dispatch(
-                RawRecord(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    headers=message.headers,
-                )
+        try:
+            if batch is None:
+                async for event in stream.events():
+                    await handle(event.message)
+            else:
+                async for events in stream.take_events(batch.max_events, batch.within_s):
+                    for event in events:
+                        await handle(event.message)
+                    await batch.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical(
+                "stream agent failed; ending the worker",
+                extra={"topic": topic, "group_id": dispatcher.group_id, "error": repr(exc)},
             )
-            metrics.events_consumed.labels(
-                metrics.service, topic, dispatcher.group_id, outcome.value
-            ).inc()
+            if isinstance(app, PlatformFaustApp):
+                app.fail(exc)
+            raise
 
     process.__name__ = name or f"agent_{topic.replace('.', '_').replace('-', '_')}"
     return app.agent(channel, name=process.__name__)(process)
@@ -223,8 +280,14 @@ async def run_faust_app(app: faust.App, kafka: KafkaSettings) -> None:
     """
     await asyncio.to_thread(ensure_topics, kafka, changelog_specs(app))
     await app.start()
+    waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(app.wait_until_stopped())}
+    if isinstance(app, PlatformFaustApp):
+        waits.add(asyncio.ensure_future(app.fatal_event.wait()))
     try:
-        await app.wait_until_stopped()
-        raise RuntimeError(f"the Faust app stopped: {app.crash_reason!r}")
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        reason = getattr(app, "fatal_reason", None) or app.crash_reason
+        raise RuntimeError(f"the Faust app stopped: {reason!r}")
     finally:
+        for wait in waits:
+            wait.cancel()
         await app.stop()

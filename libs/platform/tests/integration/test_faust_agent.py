@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from google.protobuf.message import Message
 
 from shopstream.platform.v1 import heartbeat_pb2
-from shopstream_platform.faust_app import make_faust_app, protobuf_agent
+from shopstream_platform.faust_app import Batching, make_faust_app, protobuf_agent, run_faust_app
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
@@ -81,3 +82,53 @@ async def test_agent_counts_with_dedup_and_dead_letters_garbage(
     assert headers["dlq_error_type"] == "MissingHeaderError"
     assert app.conf.topic_replication_factor == kafka_settings.replication_factor
     assert app.conf.processing_guarantee.value == "at_least_once"
+
+
+class StillDown(ConnectionError):
+    """A dependency that does not come back within the retries."""
+
+
+async def test_an_agent_whose_retries_run_out_ends_the_worker_without_committing_past_it(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic("faust-stall", partitions=1)
+    app_id = f"test-stall-{uuid.uuid4().hex[:8]}"
+    app = make_faust_app(app_id, kafka_settings, store="memory", data_dir=tmp_path, partitions=1)
+    metrics = PlatformMetrics("test")
+    producer = EventProducer(kafka_settings, "shopstream/test", metrics)
+    handled: list[int] = []
+
+    async def on_beat(event: Event[Message]) -> Outcome:
+        assert isinstance(event.message, heartbeat_pb2.Heartbeat)
+        if event.message.sequence == 2:
+            raise StillDown("the dependency is down")
+        handled.append(event.message.sequence)
+        return Outcome.PROCESSED
+
+    async def flush() -> None:
+        pass
+
+    dispatcher = Dispatcher(
+        group_id=app_id,
+        routes={heartbeat_pb2.Heartbeat: on_beat},  # type: ignore[dict-item]
+        dead_letters=DeadLetterPublisher(producer, metrics),
+        metrics=metrics,
+        settings=ConsumerSettings(max_attempts=2, backoff_initial_s=0.05),
+        transient=(StillDown,),
+    )
+    protobuf_agent(app, topic, dispatcher, metrics, batch=Batching(flush=flush))
+    for sequence in (1, 2, 3):
+        await producer.publish_and_wait(topic, "a", heartbeat_pb2.Heartbeat(sequence=sequence))
+
+    # Faust's own supervisor would restart the agent and go on with record 3; the worker ends.
+    with pytest.raises(RuntimeError, match="the dependency is down"):
+        await asyncio.wait_for(run_faust_app(app, kafka_settings), timeout=120)
+    producer.close()
+    assert 3 not in handled
+    # Nothing was committed past the record that could not be handled.
+    consumer = Consumer({"bootstrap.servers": kafka_settings.bootstrap_servers, "group.id": app_id})
+    try:
+        [committed] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+    finally:
+        consumer.close()
+    assert committed.offset <= 1

@@ -15,7 +15,7 @@ from shopstream_creator_score.domain.formula import FORMULA_VERSION, Score
 from shopstream_creator_score.domain.state import State
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.search.index import ScoreIndex
-from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.faust_batch import StreamOutputs
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,13 @@ class Watcher:
 class ScoreBoard:
     def __init__(
         self,
-        producer: EventProducer,
+        outputs: StreamOutputs,
         metrics: CreatorScoreMetrics,
         publish_step: float,
         queue_size: int,
     ) -> None:
         self.index = ScoreIndex()
-        self._producer = producer
+        self._outputs = outputs
         self._metrics = metrics
         self._step = publish_step
         self._queue_size = queue_size
@@ -49,9 +49,10 @@ class ScoreBoard:
         """Index a creator recovered from the table (no publishing)."""
         self.index.upsert(convert.summary(state, s))
 
-    async def update(self, state: State, s: Score, source_event_id: str) -> bool:
+    def update(self, state: State, s: Score, source_event_id: str) -> bool:
         """Index the new score; publish and notify watchers when it moved enough. Returns whether
-        it was published (the caller records it in the state)."""
+        it was published (the caller records it in the state). The change's acknowledgement is
+        awaited with the rest of the batch (faust_batch.py)."""
         self.index.upsert(convert.summary(state, s))
         previous = state.get("published")
         if previous is not None and abs(s.total - previous) < self._step:
@@ -62,10 +63,10 @@ class ScoreBoard:
             formula_version=FORMULA_VERSION,
         )
         # The id derives from the input event: a replay republishes the same id.
-        meta = self._producer.meta_for(
+        meta = self._outputs.producer.meta_for(
             change, subject=state["id"], derived_from=f"score:{state['id']}:{source_event_id}"
         )
-        await self._producer.publish_and_wait(SCORES_TOPIC, state["id"], change, meta=meta)
+        self._outputs.publish(SCORES_TOPIC, state["id"], change, meta)
         self._metrics.score_updates.inc()
         self._notify(change)
         return True

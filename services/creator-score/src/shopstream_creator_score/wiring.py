@@ -10,6 +10,7 @@ from shopstream_creator_score.board import SCORES_TOPIC, ScoreBoard
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.agents import INPUT_TOPICS, ScoreStreams
+from shopstream_platform.faust_batch import StreamOutputs
 from shopstream_platform.runtime import Runtime
 
 
@@ -24,10 +25,11 @@ def wire(runtime: Runtime) -> CreatorScore:
     settings = runtime.settings
     assert isinstance(settings, CreatorScoreSettings)
     metrics = CreatorScoreMetrics(runtime.metrics.registry)
-    board = ScoreBoard(runtime.producer, metrics, settings.publish_step, settings.watch_queue_size)
-    streams = ScoreStreams(
-        settings, runtime.producer, runtime.dead_letters, board, metrics, runtime.metrics
-    )
+    # Everything the stream agents publish (re-keyed inputs, score changes) is acknowledged
+    # once per batch, before the batch's table writes (shopstream_platform.faust_batch).
+    outputs = StreamOutputs(runtime.producer)
+    board = ScoreBoard(outputs, metrics, settings.publish_step, settings.watch_queue_size)
+    streams = ScoreStreams(settings, outputs, runtime.dead_letters, board, metrics, runtime.metrics)
     runtime.declare_topics([*INPUT_TOPICS, SCORES_TOPIC])
     runtime.add_grpc_service(
         creator_score_service_pb2.DESCRIPTOR.services_by_name["CreatorScoreService"].full_name,

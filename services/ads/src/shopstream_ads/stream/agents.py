@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,11 +43,13 @@ from shopstream_ads.domain import traffic as tr
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
 from shopstream_platform.faust_app import (
+    Batching,
     agent_dispatcher,
     make_faust_app,
     protobuf_agent,
     run_faust_app,
 )
+from shopstream_platform.faust_batch import BatchedTable, StreamOutputs
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Event, InvalidEventError, Outcome
 from shopstream_platform.kafka.producer import EventProducer
@@ -83,34 +83,6 @@ SEEN_PER_BUYER = 1_000
 ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
 
-Handler = Callable[[Any, Event[Message]], Awaitable[Outcome]]
-# The outputs the current handler produced and has not yet seen acknowledged (one list per
-# handler call; each agent runs in its own task, so concurrent agents never share one).
-_pending: ContextVar[list[asyncio.Future[None]]] = ContextVar("ads_pending_outputs")
-
-
-async def _outputs_acked() -> None:
-    """Wait for the broker to acknowledge every output produced so far: called before a state
-    write, so a state never remembers an input whose outputs could still be lost."""
-    pending = _pending.get()
-    if pending:
-        await asyncio.gather(*pending)
-        pending.clear()
-
-
-def _collects_outputs(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    async def wrapper(self: Any, event: Event[Message]) -> Outcome:
-        token = _pending.set([])
-        try:
-            outcome = await handler(self, event)
-            await _outputs_acked()
-            return outcome
-        finally:
-            _pending.reset(token)
-
-    return wrapper
-
 
 def _entry_id(kind: str, ident: str) -> str:
     return f"{kind}:{ident}"
@@ -139,12 +111,23 @@ class AttributionStreams:
             data_dir=settings.data_dir,
             partitions=TABLE_PARTITIONS,
         )
-        self.devices = self.app.Table("devices", default=None, partitions=TABLE_PARTITIONS)
-        self.buyers = self.app.Table("buyers", default=None, partitions=TABLE_PARTITIONS)
-        self.ledgers = self.app.Table("ledgers", default=None, partitions=TABLE_PARTITIONS)
+        # Outputs are acknowledged once per batch of inputs, before the batch's table writes
+        # reach the store and the changelogs (shopstream_platform.faust_batch).
+        self.outputs = StreamOutputs(producer)
+
+        def table(name: str) -> BatchedTable:
+            return BatchedTable(
+                self.app.Table(name, default=None, partitions=TABLE_PARTITIONS), self.outputs
+            )
+
+        self.devices = table("devices")
+        self.buyers = table("buyers")
+        self.ledgers = table("ledgers")
         # Ledger entry id -> [charge_micros, day, voided]: the ledger's deduplication and the
         # charge a voided click gives back.
-        self.entries = self.app.Table("entries", default=None, partitions=TABLE_PARTITIONS)
+        self.entries = table("entries")
+        self._tables = (self.devices, self.buyers, self.ledgers, self.entries)
+        batch = Batching(flush=self._flush)
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
         def agent(name: str, topic: str, routes: dict[type[Message], Any]) -> None:
@@ -156,7 +139,7 @@ class AttributionStreams:
                 platform_metrics,
                 settings.consumer,
             )
-            protobuf_agent(self.app, topic, dispatcher, platform_metrics)
+            protobuf_agent(self.app, topic, dispatcher, platform_metrics, batch=batch)
 
         agent(
             "orders",
@@ -190,21 +173,26 @@ class AttributionStreams:
 
     # --- plumbing -------------------------------------------------------------------------
 
+    async def _flush(self) -> None:
+        """End of a batch: outputs acknowledged, then every table's pending writes."""
+        for table in self._tables:
+            await table.flush()
+        await self.outputs.acked()
+
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
 
     def _emit(
         self, topic: str, key: str, message: Message, derived_from: str, at: float | None = None
     ) -> None:
-        """Produce now; the handler's outputs are awaited together (`_outputs_acked`) before the
-        state that remembers the input is written."""
+        """Produce now; the batch waits for the acknowledgements before its table writes."""
         meta = self._producer.meta_for(
             message,
             subject=key,
             derived_from=derived_from,
             time=datetime.fromtimestamp(at, UTC) if at else None,
         )
-        _pending.get().append(self._producer.publish_acked(topic, key, message, meta))
+        self.outputs.publish(topic, key, message, meta)
 
     def _ledger(
         self,
@@ -258,7 +246,8 @@ class AttributionStreams:
         """Read-modify-write of one buyer's state, taking turns with the other buyer agents.
 
         `apply` publishes what it must before returning; the state (with this event's id
-        remembered) is written only after, so a crash in between re-runs `apply` on redelivery.
+        remembered) reaches the table only after those outputs are acknowledged (at the batch's
+        flush), so a crash in between re-runs `apply` on redelivery.
         """
         if not buyer_id:
             raise InvalidEventError("buyer_id is empty")
@@ -269,15 +258,13 @@ class AttributionStreams:
             if event.meta.id in seen:
                 return Outcome.DUPLICATE
             outcome = await apply(state)
-            await _outputs_acked()
             seen.append(event.meta.id)
             del seen[:-SEEN_PER_BUYER]
-            self.buyers[buyer_id] = state
+            self.buyers.set(buyer_id, state, event.partition)
         return outcome
 
     # --- re-keying ------------------------------------------------------------------------
 
-    @_collects_outputs
     async def on_order(self, event: Event[Message]) -> Outcome:
         """Paid and refunded orders, re-keyed by buyer with what attribution needs."""
         message = event.message
@@ -316,7 +303,6 @@ class AttributionStreams:
 
     # --- per install ----------------------------------------------------------------------
 
-    @_collects_outputs
     async def on_click(self, event: Event[Message]) -> Outcome:
         """Screening per install: the edge keys clicks by install (device hint), so one
         device's clicks meet here whichever buyer ids they carry."""
@@ -359,13 +345,11 @@ class AttributionStreams:
                     f"{event.meta.id}:screen:{v.click_id}",
                     facts.at,
                 )
-            await _outputs_acked()
-            self.devices[install] = state
+            self.devices.set(install, state, event.partition)
         return Outcome.PROCESSED
 
     # --- per buyer ------------------------------------------------------------------------
 
-    @_collects_outputs
     async def on_impression(self, event: Event[Message]) -> Outcome:
         imp = event.message
         assert isinstance(imp, ads_pb2.Impression)
@@ -391,7 +375,6 @@ class AttributionStreams:
 
         return await self._buyer_update(event, imp.buyer_id, apply)
 
-    @_collects_outputs
     async def on_screened_click(self, event: Event[Message]) -> Outcome:
         screened = event.message
         assert isinstance(screened, ev.ScreenedClick)
@@ -481,7 +464,6 @@ class AttributionStreams:
         )
         self._flag(click, reason, detail, f"{cause}:{click.click_id}", reversed_charge=True)
 
-    @_collects_outputs
     async def on_buyer_order(self, event: Event[Message]) -> Outcome:
         order = event.message
         assert isinstance(order, ev.BuyerOrder)
@@ -633,7 +615,6 @@ class AttributionStreams:
 
     # --- per campaign ---------------------------------------------------------------------
 
-    @_collects_outputs
     async def on_ledger(self, event: Event[Message]) -> Outcome:
         entry = event.message
         assert isinstance(entry, ev.LedgerEntry)
@@ -660,14 +641,15 @@ class AttributionStreams:
                 original = self.entries.get(entry.reverses)
                 if original is not None and not original[2]:
                     lg.apply_void(state, original[1], original[0])
-                    self.entries[entry.reverses] = [original[0], original[1], True]
+                    self.entries.set(
+                        entry.reverses, [original[0], original[1], True], event.partition
+                    )
             elif entry.kind in (lg.CONVERSION, lg.REFUND, lg.CONVERSION_WITHDRAWN):
                 lg.apply_conversion(state, entry.kind, when, entry.amount.amount_minor)
             else:
                 raise InvalidEventError(f"unknown ledger kind {entry.kind}")
-            await _outputs_acked()
-            self.entries[entry.entry_id] = record
-            self.ledgers[campaign.campaign_id] = state
+            self.entries.set(entry.entry_id, record, event.partition)
+            self.ledgers.set(campaign.campaign_id, state, event.partition)
             self._book.put_ledger(campaign.campaign_id, state)
         return Outcome.PROCESSED
 

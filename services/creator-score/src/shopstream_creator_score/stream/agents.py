@@ -13,7 +13,6 @@ import copy
 import gc
 import logging
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,15 +30,16 @@ from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream import rekey
 from shopstream_platform.faust_app import (
+    Batching,
     agent_dispatcher,
     make_faust_app,
     protobuf_agent,
     run_faust_app,
 )
+from shopstream_platform.faust_batch import BatchedTable, StreamOutputs
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Event, InvalidEventError, Outcome
-from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.metrics import PlatformMetrics
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,6 @@ INPUT_TOPICS = (
     INPUTS_TOPIC,
 )
 TABLE_PARTITIONS = 6
-LOCK_STRIPES = 1_024
 
 
 def _seconds(ts: Any) -> float:
@@ -70,7 +69,7 @@ class ScoreStreams:
     def __init__(
         self,
         settings: CreatorScoreSettings,
-        producer: EventProducer,
+        outputs: StreamOutputs,
         dead_letters: DeadLetterPublisher,
         board: ScoreBoard,
         metrics: CreatorScoreMetrics,
@@ -79,7 +78,8 @@ class ScoreStreams:
         self.settings = settings
         self.board = board
         self.metrics = metrics
-        self._producer = producer
+        self._outputs = outputs
+        self._producer = outputs.producer
         self._half_life_s = settings.half_life_days * 86_400.0
         self.app = make_faust_app(
             settings.faust_app_id,
@@ -88,8 +88,12 @@ class ScoreStreams:
             data_dir=settings.data_dir,
             partitions=TABLE_PARTITIONS,
         )
-        self.creators = self.app.Table("creators", default=None, partitions=TABLE_PARTITIONS)
-        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        self.creators = BatchedTable(
+            self.app.Table("creators", default=None, partitions=TABLE_PARTITIONS), outputs
+        )
+        # Updaters write the creators table at the end of each batch; re-keyers only publish.
+        updates = Batching(flush=self.creators.flush)
+        rekeys = Batching(flush=outputs.acked)
 
         def dispatcher(name: str, routes: dict[type[Message], Any]) -> Dispatcher:
             return agent_dispatcher(
@@ -106,12 +110,14 @@ class ScoreStreams:
             PROFILES_TOPIC,
             dispatcher("profiles", {social.CreatorProfile: self.on_profile}),
             platform_metrics,
+            batch=updates,
         )
         protobuf_agent(
             self.app,
             CONTENT_TOPIC,
             dispatcher("content", {social.ContentStats: self.on_content}),
             platform_metrics,
+            batch=updates,
         )
         protobuf_agent(
             self.app,
@@ -125,6 +131,7 @@ class ScoreStreams:
                 },
             ),
             platform_metrics,
+            batch=updates,
         )
         # The re-keyers: inputs keyed by something else, split per creator onto INPUTS_TOPIC.
         protobuf_agent(
@@ -138,6 +145,7 @@ class ScoreStreams:
                 },
             ),
             platform_metrics,
+            batch=rekeys,
         )
         protobuf_agent(
             self.app,
@@ -150,12 +158,14 @@ class ScoreStreams:
                 },
             ),
             platform_metrics,
+            batch=rekeys,
         )
         protobuf_agent(
             self.app,
             ATTRIBUTIONS_TOPIC,
             dispatcher("attributions", {ads_events_pb2.Attribution: self.rekey_attribution}),
             platform_metrics,
+            batch=rekeys,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -195,18 +205,16 @@ class ScoreStreams:
             raise InvalidEventError(
                 f"record key {event.key!r} is not the creator id {creator_id!r}"
             )
-        # Agents of different topics run concurrently; the read-modify-write of one creator's
-        # state spans an await (publishing), so updates of one creator take turns.
-        async with self._locks[zlib.crc32(creator_id.encode()) % len(self._locks)]:
-            current = self.creators.get(creator_id)
-            state = copy.deepcopy(current) if current is not None else st.new_state(creator_id)
-            if st.seen(state, event.meta.id):
-                return Outcome.DUPLICATE
-            apply(state)
-            result = score(state, state["updated_at"], self._half_life_s)
-            if await self.board.update(state, result, event.meta.id):
-                state["published"] = result.total
-            self.creators[creator_id] = state
+        # No await from read to write: agents of other topics cannot interleave an update.
+        current = self.creators.get(creator_id)
+        state = copy.deepcopy(current) if current is not None else st.new_state(creator_id)
+        if st.seen(state, event.meta.id):
+            return Outcome.DUPLICATE
+        apply(state)
+        result = score(state, state["updated_at"], self._half_life_s)
+        if self.board.update(state, result, event.meta.id):
+            state["published"] = result.total
+        self.creators.set(creator_id, state, event.partition)
         self.metrics.inputs.labels(source).inc()
         self.metrics.creators.set(len(self.board.index))
         self.metrics.freshness.observe(max(0.0, time.time() - event.meta.time.timestamp()))
@@ -323,10 +331,9 @@ class ScoreStreams:
         return await self._rekey(event, rekey.ad_credits(event.message))
 
     async def _rekey(self, event: Event[Message], records: Sequence[rekey.Rekeyed]) -> Outcome:
-        """Publish the per-creator records of one input and wait for their acks (the input's
-        offset is committed only after). Their ids derive from the input's id, so a redelivered
+        """Publish the per-creator records of one input; the batch waits for their acks before
+        Faust acknowledges the input. Their ids derive from the input's id, so a redelivered
         input republishes the same ids and the creator's state counts it once."""
-        sends = []
         for record in records:
             at = (
                 datetime.fromtimestamp(_seconds(record.at), UTC)
@@ -339,8 +346,5 @@ class ScoreStreams:
                 derived_from=f"{event.meta.id}:{record.creator_id}",
                 time=at,
             )
-            sends.append(
-                self._producer.publish_and_wait(INPUTS_TOPIC, record.creator_id, record, meta=meta)
-            )
-        await asyncio.gather(*sends)
-        return Outcome.PROCESSED if sends else Outcome.IGNORED
+            self._outputs.publish(INPUTS_TOPIC, record.creator_id, record, meta)
+        return Outcome.PROCESSED if records else Outcome.IGNORED
