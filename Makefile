@@ -128,9 +128,11 @@ postgres-down: ## Stop the local PostgreSQL
 # --- benchmarks -------------------------------------------------------------------------------
 
 .PHONY: bench
-bench: setup kafka-up ## Measure the design targets (producer path, GetProduct, creator search); results in bench/results
+bench: setup kafka-up ## Measure the design targets (producer, GetProduct, creator search, stream workers); results in bench/results
 	@$(UV) run --frozen python bench/run_all.py
 	@$(UV) run --frozen python bench/creator_search_bench.py
+	@$(UV) run --frozen python bench/creator_scoring_bench.py --json bench/results/creator-scoring-$$(date -u +%Y%m%dT%H%M%SZ).json
+	@$(UV) run --frozen python bench/ads_attribution_bench.py --json bench/results/ads-attribution-$$(date -u +%Y%m%dT%H%M%SZ).json
 
 # --- running ----------------------------------------------------------------------------------
 
