@@ -29,10 +29,13 @@ and a value passed to `set` is not changed in place afterwards (copy, then modif
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from faust import streams as faust_streams
 from google.protobuf.message import Message
 
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
@@ -77,6 +80,36 @@ class _Dirty:
     version: int
 
 
+@dataclass(frozen=True)
+class _PartitionMessage:
+    partition: int
+
+
+@dataclass(frozen=True)
+class _PartitionEvent:
+    """What Faust's stores read from the current event: its source partition."""
+
+    message: _PartitionMessage
+
+
+@contextmanager
+def _current_partition(partition: int | None) -> Iterator[None]:
+    """Run a store access as if processing an event of `partition` (None: no event).
+
+    Faust's RocksDB store keeps one database per partition and picks it from the event being
+    processed (`faust.streams.current_event`): a write outside stream iteration fails, and a read
+    inside it looks only in that event's partition. A batch writes after its events, and a
+    read may be for another agent's key, so the partition is stated rather than inherited."""
+    shim = _PartitionEvent(_PartitionMessage(partition)) if partition is not None else None
+    token = faust_streams._current_event.set(
+        weakref.ref(cast(Any, shim)) if shim is not None else None
+    )
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
 class BatchedTable:
     """A Faust table whose writes reach the store and the changelog at the batch's flush."""
 
@@ -86,9 +119,14 @@ class BatchedTable:
         self._dirty: dict[Any, _Dirty] = {}
         self._version = 0
 
-    def get(self, key: Any) -> Any:
+    def get(self, key: Any, partition: int | None = None) -> Any:
+        """The latest value: pending in this batch, else stored. `partition`: the key's
+        partition when known (the input's); otherwise every partition's store is searched."""
         dirty = self._dirty.get(key)
-        return dirty.value if dirty is not None else self.table.get(key)
+        if dirty is not None:
+            return dirty.value
+        with _current_partition(partition):
+            return self.table.get(key)
 
     def set(self, key: Any, value: Any, partition: int) -> None:
         """`partition`: the source partition of the input being processed. The changelog record
@@ -120,7 +158,8 @@ class BatchedTable:
         await self._outputs.acked()
         data = self.table.data
         for key, dirty in snapshot:
-            data[key] = dirty.value
+            with _current_partition(dirty.partition):
+                data[key] = dirty.value
             self.table.send_changelog(dirty.partition, key, dirty.value)
             current = self._dirty.get(key)
             if current is not None and current.version == dirty.version:

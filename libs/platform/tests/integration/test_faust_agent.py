@@ -1,6 +1,7 @@
 """A Faust app from the factory, on the real broker: tables count, poison pills go to the DLQ."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from google.protobuf.message import Message
 
 from shopstream.platform.v1 import heartbeat_pb2
 from shopstream_platform.faust_app import Batching, make_faust_app, protobuf_agent, run_faust_app
+from shopstream_platform.faust_batch import BatchedTable, StreamOutputs
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
@@ -132,3 +134,59 @@ async def test_an_agent_whose_retries_run_out_ends_the_worker_without_committing
     finally:
         consumer.close()
     assert committed.offset <= 1
+
+
+@pytest.mark.parametrize("store", ["rocksdb", "memory"])
+async def test_batched_tables_count_every_key_in_every_partition(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path, store: str
+) -> None:
+    """RocksDB keeps a database per partition and picks it from the event being processed:
+    batched writes happen after their events, so the partition must be carried with them."""
+    topic = new_topic("faust-batch", partitions=3)
+    app = make_faust_app(
+        f"test-batch-{uuid.uuid4().hex[:8]}",
+        kafka_settings,
+        store=store,  # type: ignore[arg-type]
+        data_dir=tmp_path,
+        partitions=3,
+    )
+    metrics = PlatformMetrics("test")
+    producer = EventProducer(kafka_settings, "shopstream/test", metrics)
+    outputs = StreamOutputs(producer)
+    counts = BatchedTable(app.Table("counts", default=None, partitions=3), outputs)
+
+    async def on_beat(event: Event[Message]) -> Outcome:
+        assert event.key is not None
+        counts.set(event.key, (counts.get(event.key) or 0) + 1, event.partition)
+        return Outcome.PROCESSED
+
+    dispatcher = Dispatcher(
+        group_id=app.conf.id,
+        routes={heartbeat_pb2.Heartbeat: on_beat},  # type: ignore[dict-item]
+        dead_letters=DeadLetterPublisher(producer, metrics),
+        metrics=metrics,
+        settings=ConsumerSettings(),
+    )
+    protobuf_agent(app, topic, dispatcher, metrics, batch=Batching(flush=counts.flush))
+    keys = [f"k{i}" for i in range(12)]
+    for round_ in range(3):
+        for key in keys:
+            producer.publish(topic, key, heartbeat_pb2.Heartbeat(sequence=round_))
+    producer.flush()
+
+    worker = asyncio.ensure_future(run_faust_app(app, kafka_settings))
+    try:
+        for _ in range(300):
+            if worker.done() or all(counts.get(k) == 3 for k in keys):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # a last flush
+        assert not worker.done(), worker.exception()
+        assert {k: counts.get(k) for k in keys} == dict.fromkeys(keys, 3)
+        # Written to the store itself, each key in its own partition's database.
+        assert {k: counts.table.get(k) for k in keys} == dict.fromkeys(keys, 3)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await worker
+        producer.close()

@@ -58,8 +58,8 @@ async def stack(
                 # Own consumer groups and Faust apps: this stack reads every record afresh.
                 "SERVICE_NAME": f"{name}-e2e-{tag}",
                 "FAUST_APP_ID": f"{name}-e2e-{tag}",
+                # The store `make run` uses (RocksDB), not the tests' memory store.
                 "DATA_DIR": str(tmp_path / f"faust-{name}"),
-                "STORE": "memory",
                 "METRICS_PORT": str(port),
                 "CONSUMER__POLL_TIMEOUT_S": "0.05",
                 "OUTBOX_POLL_INTERVAL_S": "0.02",
