@@ -109,10 +109,12 @@ test-integration: setup ## Integration tests against a real Kafka node and Postg
 
 # A fresh broker (the local one's data is wiped): every service of the day reads its topics from
 # the start, and the day is judged against exactly what the simulator sent.
+# It also wipes the broker afterwards: a later `make run` starts new consumer groups, which would
+# otherwise first wade through the test day's records (campaigns its database does not know).
 test-e2e: setup ## The simulated day end to end: fresh Kafka, four service processes, a real Prometheus
 	@status=0; $(MAKE) --no-print-directory kafka-wipe kafka-up || status=$$?; \
 	  if [ $$status = 0 ]; then $(PYTEST) -m "e2e" $(PY_SRC) || status=$$?; fi; \
-	  $(MAKE) --no-print-directory kafka-down; exit $$status
+	  $(MAKE) --no-print-directory kafka-down kafka-wipe; exit $$status
 
 test-cluster: setup ## Tests that need the 3-node Kafka cluster (started and stopped here)
 	@status=0; $(MAKE) --no-print-directory kafka-cluster-up || status=$$?; \
