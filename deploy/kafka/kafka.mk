@@ -26,5 +26,8 @@ kafka-cluster-up: ## Start the 3-node cluster on 127.0.0.1:19092-19094
 kafka-cluster-down: ## Stop the 3-node cluster
 	$(KAFKA_SH) cluster-stop
 
-kafka-wipe: ## Stop everything and delete all Kafka data (keeps the jars)
+# The local stack's databases and Faust tables go too: they hold offsets and state of the topics
+# being deleted (Faust refuses to start on a table ahead of its changelog).
+kafka-wipe: ## Stop everything and delete all Kafka data and the local stack's state (keeps the jars)
 	$(KAFKA_SH) wipe
+	rm -rf $(RUN_DIR)/faust $(RUN_DIR)/db
