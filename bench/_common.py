@@ -204,3 +204,30 @@ class ForeignLoadMonitor:
             "cores": {k: round(v / elapsed, 2) for k, v in self.cpu_s.items()},
             "other_top": [{"command": c, "cores": round(v / elapsed, 2)} for c, v in top],
         }
+
+
+def counter_total(registry: Any, name: str) -> float:
+    """Sum of a Prometheus counter's samples over all label values."""
+    return sum(s.value for m in registry.collect() for s in m.samples if s.name == name)
+
+
+def histogram_buckets(registry: Any, name: str) -> list[tuple[float, float]]:
+    """A histogram's cumulative buckets (upper bound, count), ascending."""
+    return sorted(
+        (float(s.labels["le"]), s.value)
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == f"{name}_bucket"
+    )
+
+
+def bucket_quantile(
+    after: list[tuple[float, float]], q: float, before: list[tuple[float, float]] | None = None
+) -> float | None:
+    """The upper bound of the bucket holding quantile q of the observations (those made since
+    `before`, when given); None without observations."""
+    counts = [(le, a - (before[i][1] if before else 0.0)) for i, (le, a) in enumerate(after)]
+    if not counts or counts[-1][1] == 0:
+        return None
+    total = counts[-1][1]
+    return next(le for le, c in counts if c >= q * total)

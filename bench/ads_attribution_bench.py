@@ -32,7 +32,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import default_bootstrap, require_loopback  # noqa: E402
+from _common import (  # noqa: E402
+    bucket_quantile,
+    counter_total,
+    default_bootstrap,
+    histogram_buckets,
+    require_loopback,
+)
 
 from shopstream.ads.v1 import ads_pb2  # noqa: E402
 from shopstream.ads.v1 import ads_service_pb2 as pb  # noqa: E402
@@ -50,20 +56,7 @@ from shopstream_platform.settings import GrpcSettings, KafkaSettings  # noqa: E4
 from shopstream_platform.testing import hosted_service, start_group_at_end  # noqa: E402
 
 
-def histogram_quantile(registry: Any, name: str, q: float) -> float | None:
-    buckets: list[tuple[float, float]] = []
-    for metric in registry.collect():
-        for s in metric.samples:
-            if s.name == f"{name}_bucket":
-                buckets.append((float(s.labels["le"]), s.value))
-    buckets.sort()
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    total = buckets[-1][1]
-    for le, count in buckets:
-        if count >= q * total:
-            return le
-    return None
+LAG = "shopstream_ads_attribution_lag_seconds"
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,14 +137,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         def flagged() -> int:
             # With no join grace a click can overtake its impression (another topic, another
             # agent) and is flagged "no impression" instead of billed: it was processed too.
-            return int(
-                sum(
-                    s.value
-                    for m in registry.collect()
-                    for s in m.samples
-                    if s.name == "shopstream_ads_flagged_clicks_total"
-                )
-            )
+            return int(counter_total(registry, "shopstream_ads_flagged_clicks_total"))
 
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
@@ -207,8 +193,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             freshness_rate_per_s=args.rate,
             freshness_attributed=int(attributed),
             join_grace_s=args.grace,
-            lag_p50_s=histogram_quantile(registry, "shopstream_ads_attribution_lag_seconds", 0.5),
-            lag_p99_s=histogram_quantile(registry, "shopstream_ads_attribution_lag_seconds", 0.99),
+            lag_p50_s=bucket_quantile(histogram_buckets(registry, LAG), 0.5),
+            lag_p99_s=bucket_quantile(histogram_buckets(registry, LAG), 0.99),
         )
     producer.close()
     return result

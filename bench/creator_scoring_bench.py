@@ -30,7 +30,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import default_bootstrap, machine_facts, require_loopback  # noqa: E402
+from _common import (  # noqa: E402
+    bucket_quantile,
+    counter_total,
+    default_bootstrap,
+    histogram_buckets,
+    machine_facts,
+    require_loopback,
+)
 
 from shopstream.commerce.v1 import order_events_pb2, order_pb2  # noqa: E402
 from shopstream.common.v1 import money_pb2  # noqa: E402
@@ -48,31 +55,7 @@ FRESHNESS = "shopstream_creator_score_freshness_seconds"
 
 
 def applied(registry: Any) -> int:
-    total = 0.0
-    for metric in registry.collect():
-        for sample in metric.samples:
-            if sample.name == INPUTS:
-                total += sample.value
-    return int(total)
-
-
-def buckets(registry: Any) -> list[tuple[float, float]]:
-    found = [
-        (float(s.labels["le"]), s.value)
-        for metric in registry.collect()
-        for s in metric.samples
-        if s.name == f"{FRESHNESS}_bucket"
-    ]
-    return sorted(found)
-
-
-def quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> Any:
-    """The upper bound of the bucket holding quantile q of the observations between two reads."""
-    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
-    if not counts or counts[-1][1] == 0:
-        return None
-    total = counts[-1][1]
-    return next(le for le, c in counts if c >= q * total)
+    return int(counter_total(registry, INPUTS))
 
 
 class Mix:
@@ -180,7 +163,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         # 2. Freshness at a steady rate.
-        before = buckets(registry)
+        before = histogram_buckets(registry, FRESHNESS)
         base = applied(registry)
         n = int(args.seconds * args.rate)
         t0 = time.perf_counter()
@@ -190,13 +173,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if k % tick == tick - 1:
                 await asyncio.sleep(max(0.0, t0 + (k + 1) / args.rate - time.perf_counter()))
         done = await wait_applied(registry, base + n, args.timeout)
-        after = buckets(registry)
+        after = histogram_buckets(registry, FRESHNESS)
         result.update(
             freshness_rate_per_s=args.rate,
             freshness_events=n,
             freshness_applied=done - base,
-            freshness_p50_s=quantile(before, after, 0.5),
-            freshness_p99_s=quantile(before, after, 0.99),
+            freshness_p50_s=bucket_quantile(after, 0.5, before),
+            freshness_p99_s=bucket_quantile(after, 0.99, before),
         )
     producer.close()
     return result

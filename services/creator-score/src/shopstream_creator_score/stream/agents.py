@@ -37,7 +37,6 @@ from shopstream_platform.faust_app import (
     run_faust_app,
 )
 from shopstream_platform.faust_batch import BatchedTable, StreamOutputs
-from shopstream_platform.kafka.dispatch import Dispatcher
 from shopstream_platform.kafka.dlq import DeadLetterPublisher
 from shopstream_platform.kafka.events import Event, InvalidEventError, Outcome
 from shopstream_platform.metrics import PlatformMetrics
@@ -63,6 +62,13 @@ TABLE_PARTITIONS = 6
 
 def _seconds(ts: Any) -> float:
     return float(ts.seconds) + float(ts.nanos) / 1e9
+
+
+def _time_of(message: Any, event: Event[Message], field: str = "at") -> float:
+    """The message's own time field, or the event's CloudEvents time when it has none."""
+    if message.HasField(field):
+        return _seconds(getattr(message, field))
+    return event.meta.time.timestamp()
 
 
 class ScoreStreams:
@@ -95,8 +101,8 @@ class ScoreStreams:
         updates = Batching(flush=self.creators.flush)
         rekeys = Batching(flush=outputs.acked)
 
-        def dispatcher(name: str, routes: dict[type[Message], Any]) -> Dispatcher:
-            return agent_dispatcher(
+        def agent(name: str, topic: str, routes: dict[type[Message], Any], batch: Batching) -> None:
+            dispatcher = agent_dispatcher(
                 settings.faust_app_id,
                 name,
                 routes,
@@ -104,68 +110,44 @@ class ScoreStreams:
                 platform_metrics,
                 settings.consumer,
             )
+            protobuf_agent(self.app, topic, dispatcher, platform_metrics, batch=batch)
 
-        protobuf_agent(
-            self.app,
-            PROFILES_TOPIC,
-            dispatcher("profiles", {social.CreatorProfile: self.on_profile}),
-            platform_metrics,
-            batch=updates,
-        )
-        protobuf_agent(
-            self.app,
-            CONTENT_TOPIC,
-            dispatcher("content", {social.ContentStats: self.on_content}),
-            platform_metrics,
-            batch=updates,
-        )
-        protobuf_agent(
-            self.app,
+        agent("profiles", PROFILES_TOPIC, {social.CreatorProfile: self.on_profile}, updates)
+        agent("content", CONTENT_TOPIC, {social.ContentStats: self.on_content}, updates)
+        agent(
+            "inputs",
             INPUTS_TOPIC,
-            dispatcher(
-                "inputs",
-                {
-                    creators_pb2.CreatorSale: self.on_sale,
-                    creators_pb2.CreatorLiveSession: self.on_live_session,
-                    creators_pb2.CreatorAdCredit: self.on_ad_credit,
-                },
-            ),
-            platform_metrics,
-            batch=updates,
+            {
+                creators_pb2.CreatorSale: self.on_sale,
+                creators_pb2.CreatorLiveSession: self.on_live_session,
+                creators_pb2.CreatorAdCredit: self.on_ad_credit,
+            },
+            updates,
         )
         # The re-keyers: inputs keyed by something else, split per creator onto INPUTS_TOPIC.
-        protobuf_agent(
-            self.app,
+        agent(
+            "orders",
             ORDERS_TOPIC,
-            dispatcher(
-                "orders",
-                {
-                    order_events_pb2.OrderPaid: self.rekey_order,
-                    order_events_pb2.OrderRefunded: self.rekey_order,
-                },
-            ),
-            platform_metrics,
-            batch=rekeys,
+            {
+                order_events_pb2.OrderPaid: self.rekey_order,
+                order_events_pb2.OrderRefunded: self.rekey_order,
+            },
+            rekeys,
         )
-        protobuf_agent(
-            self.app,
+        agent(
+            "live",
             LIVE_TOPIC,
-            dispatcher(
-                "live",
-                {
-                    live_pb2.LiveSessionStarted: self.rekey_live,
-                    live_pb2.LiveSessionEnded: self.rekey_live,
-                },
-            ),
-            platform_metrics,
-            batch=rekeys,
+            {
+                live_pb2.LiveSessionStarted: self.rekey_live,
+                live_pb2.LiveSessionEnded: self.rekey_live,
+            },
+            rekeys,
         )
-        protobuf_agent(
-            self.app,
+        agent(
+            "attributions",
             ATTRIBUTIONS_TOPIC,
-            dispatcher("attributions", {ads_events_pb2.Attribution: self.rekey_attribution}),
-            platform_metrics,
-            batch=rekeys,
+            {ads_events_pb2.Attribution: self.rekey_attribution},
+            rekeys,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -225,7 +207,7 @@ class ScoreStreams:
         assert isinstance(p, social.CreatorProfile)
         if p.followers < 0:
             raise InvalidEventError("followers must not be negative")
-        at = _seconds(p.at) if p.HasField("at") else event.meta.time.timestamp()
+        at = _time_of(p, event)
         return await self._update(
             event,
             p.creator_id,
@@ -245,7 +227,7 @@ class ScoreStreams:
         assert isinstance(c, social.ContentStats)
         if min(c.views, c.likes, c.comments, c.shares) < 0 or not c.content_id:
             raise InvalidEventError("content_id is required and counters must not be negative")
-        at = _seconds(c.at) if c.HasField("at") else event.meta.time.timestamp()
+        at = _time_of(c, event)
         counters = st.ContentCounters(
             c.content_id,
             _seconds(c.published_at) if c.HasField("published_at") else at,
@@ -264,7 +246,7 @@ class ScoreStreams:
     async def on_sale(self, event: Event[Message]) -> Outcome:
         sale = event.message
         assert isinstance(sale, creators_pb2.CreatorSale)
-        at = _seconds(sale.at) if sale.HasField("at") else event.meta.time.timestamp()
+        at = _time_of(sale, event)
         return await self._update(
             event,
             sale.creator_id,
@@ -284,7 +266,7 @@ class ScoreStreams:
         assert isinstance(live, creators_pb2.CreatorLiveSession)
         if not live.live_session_id:
             raise InvalidEventError("live_session_id is empty")
-        at = _seconds(live.at) if live.HasField("at") else event.meta.time.timestamp()
+        at = _time_of(live, event)
         started = _seconds(live.started_at) if live.HasField("started_at") else at
         return await self._update(
             event,
@@ -304,7 +286,7 @@ class ScoreStreams:
     async def on_ad_credit(self, event: Event[Message]) -> Outcome:
         credit = event.message
         assert isinstance(credit, creators_pb2.CreatorAdCredit)
-        at = _seconds(credit.at) if credit.HasField("at") else event.meta.time.timestamp()
+        at = _time_of(credit, event)
         return await self._update(
             event,
             credit.creator_id,
