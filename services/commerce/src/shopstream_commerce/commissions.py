@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.commerce.v1 import commissions_pb2 as cpb
 from shopstream_commerce import convert
+from shopstream_commerce.domain import limits
 from shopstream_commerce.domain.commission_rates import current_rate, effective_from
+from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.money import commission
 from shopstream_commerce.domain.records import LedgerRecord, OrderRecord
 from shopstream_commerce.metrics import CommerceMetrics
@@ -50,6 +52,7 @@ class Commissions:
     ) -> tuple[int, int, datetime]:
         if not product_id:
             raise InvalidArgumentError("product_id", "is required")
+        bounded("product_id", product_id, limits.ID)
         if not 0 <= rate_bps <= self.settings.max_commission_bps:
             raise InvalidArgumentError("rate_bps", f"must be 0..{self.settings.max_commission_bps}")
         ensure_acts_for(principal, "seller", seller_id)
@@ -219,6 +222,7 @@ class Commissions:
         """(balance per account, currency, entries newest first, next page token)."""
         if not creator_id:
             raise InvalidArgumentError("creator_id", "is required")
+        bounded("creator_id", creator_id, limits.ID)
         ensure_acts_for(principal, "creator", creator_id)
         if size < 0:
             raise InvalidArgumentError("page.page_size", "must not be negative")

@@ -22,7 +22,9 @@ def money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency=currency)
 
 
-def order_pb(o: OrderRecord) -> order_pb2.Order:
+def order_pb(o: OrderRecord, *, ad_click_ids: bool = True) -> order_pb2.Order:
+    """The order as events and its buyer see it; `ad_click_ids=False` is the seller's view (a
+    line's ad click id identifies the buyer's ad interaction: sellers get no such id)."""
     message = order_pb2.Order(
         order_id=o.order_id,
         buyer_id=o.buyer_id,
@@ -47,7 +49,7 @@ def order_pb(o: OrderRecord) -> order_pb2.Order:
                 creator_id=a.creator_id,
                 live_session_id=a.live_session_id,
                 video_id=a.video_id,
-                ad_click_id=a.ad_click_id,
+                ad_click_id=a.ad_click_id if ad_click_ids else "",
             ),
             refunded_quantity=line.refunded_quantity,
             category_id=line.category_id,

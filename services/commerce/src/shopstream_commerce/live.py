@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.commerce.v1 import live_pb2
 from shopstream.social.v1 import live_pb2 as social
 from shopstream_commerce import convert
+from shopstream_commerce.domain import limits
+from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.records import LiveRecord, OrderRecord
 from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.store import repository as repo
@@ -40,8 +42,13 @@ class Live:
     ) -> LiveRecord:
         if not creator_id:
             raise InvalidArgumentError("creator_id", "is required")
-        if not title.strip() or len(title) > 200:
-            raise InvalidArgumentError("title", "is required (at most 200 characters)")
+        bounded("creator_id", creator_id, limits.ID)
+        if not title.strip() or len(title) > limits.TITLE:
+            raise InvalidArgumentError("title", f"is required (at most {limits.TITLE} characters)")
+        if len(pinned) > limits.PINNED:
+            raise InvalidArgumentError("pinned_product_ids", f"at most {limits.PINNED} products")
+        for i, product_id in enumerate(pinned):
+            bounded(f"pinned_product_ids[{i}]", product_id, limits.ID)
         ensure_acts_for(principal, "creator", creator_id)
         now = _now()
         record = LiveRecord(
@@ -63,6 +70,7 @@ class Live:
     async def _load(self, session: AsyncSession, live_session_id: str) -> LiveRecord:
         if not live_session_id:
             raise InvalidArgumentError("live_session_id", "is required")
+        bounded("live_session_id", live_session_id, limits.ID)
         record = await repo.load_live(session, live_session_id)
         if record is None:
             raise NotFoundError("live session", live_session_id)
@@ -71,6 +79,7 @@ class Live:
     async def pin(self, principal: Principal, live_session_id: str, product_id: str) -> LiveRecord:
         if not product_id:
             raise InvalidArgumentError("product_id", "is required")
+        bounded("product_id", product_id, limits.ID)
         async with self.db.transaction() as session:
             record = await self._load(session, live_session_id)
             ensure_acts_for(principal, "creator", record.creator_id)

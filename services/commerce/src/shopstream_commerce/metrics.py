@@ -29,6 +29,21 @@ class CommerceMetrics:
         self.payments = counter(
             "commerce_payments_total", "Payment attempts, by outcome", ["status"]
         )
+        self.unpayable_charges = Counter(
+            "commerce_unpayable_charges_total",
+            "Provider charges for orders that could no longer be paid (refunded automatically)",
+            [],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.provider_refunds = counter(
+            "commerce_provider_refunds_total", "Refunds the provider confirmed, by cause", ["cause"]
+        )
+        self.intents_resolved = counter(
+            "commerce_payment_intents_resolved_total",
+            "Payment intents left open (time-out, crash) that the sweeper resolved, by outcome",
+            ["state"],
+        )
         self.live_gmv = counter(
             "commerce_live_gmv_minor_total",
             "Paid value attributed to live sessions, by currency",

@@ -6,7 +6,6 @@ optimistic version check, the event goes to the outbox in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,20 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.catalog.v1 import events_pb2 as catalog_events
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2 as ev
-from shopstream.commerce.v1 import payment_events_pb2
 from shopstream_commerce import convert
 from shopstream_commerce.access import ensure_can_see
 from shopstream_commerce.commissions import Commissions
+from shopstream_commerce.domain import limits
 from shopstream_commerce.domain import orders as saga
 from shopstream_commerce.domain.commission_rates import rate_for
+from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.money import prorated
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import Attribution, Line, OrderRecord, RefundRecord
 from shopstream_commerce.live import Live
 from shopstream_commerce.metrics import CommerceMetrics
-from shopstream_commerce.payments.provider import PaymentProvider, PaymentResult, PaymentStatus
+from shopstream_commerce.payments.provider import PaymentProvider
 from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store import repository as repo
+from shopstream_commerce.usecases.payments import PAYMENTS_TOPIC, Payments
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
 from shopstream_platform.errors import (
@@ -41,7 +42,6 @@ from shopstream_platform.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
-    UnavailableError,
 )
 from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
@@ -51,7 +51,7 @@ from shopstream_platform.paging import decode_cursor, encode_cursor
 log = logging.getLogger(__name__)
 
 ORDERS_TOPIC = "commerce.orders.v1"
-PAYMENTS_TOPIC = "commerce.payments.v1"
+__all__ = ["ORDERS_TOPIC", "PAYMENTS_TOPIC", "LineRequest", "Orders"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class Orders:
         self.provider = provider
         self.commissions = commissions
         self.live = live
+        self.payments = Payments(db, outbox, settings, metrics, provider, self._settle_charge)
 
     # --- placing --------------------------------------------------------------------------
 
@@ -91,9 +92,12 @@ class Orders:
     ) -> OrderRecord:
         if not buyer_id:
             raise InvalidArgumentError("buyer_id", "is required")
+        bounded("buyer_id", buyer_id, limits.ID)
         ensure_acts_for(principal, "buyer", buyer_id)
-        if not key or len(key) > 128:
-            raise InvalidArgumentError("idempotency_key", "is required (1-128 characters)")
+        if not key or len(key) > limits.KEY:
+            raise InvalidArgumentError(
+                "idempotency_key", f"is required (1-{limits.KEY} characters)"
+            )
         if not lines:
             raise InvalidArgumentError("lines", "at least one line is required")
         if len(lines) > self.settings.max_lines_per_order:
@@ -103,6 +107,15 @@ class Orders:
         for i, line in enumerate(lines):
             if not line.sku_id:
                 raise InvalidArgumentError(f"lines[{i}].sku_id", "is required")
+            bounded(f"lines[{i}].sku_id", line.sku_id, limits.ID)
+            a = line.attribution
+            for name, value in (
+                ("creator_id", a.creator_id),
+                ("live_session_id", a.live_session_id),
+                ("video_id", a.video_id),
+            ):
+                bounded(f"lines[{i}].attribution.{name}", value, limits.ID)
+            bounded(f"lines[{i}].attribution.ad_click_id", a.ad_click_id, limits.AD_CLICK_ID)
             if not 1 <= line.quantity <= self.settings.max_quantity_per_line:
                 raise InvalidArgumentError(
                     f"lines[{i}].quantity", f"must be 1..{self.settings.max_quantity_per_line}"
@@ -207,6 +220,7 @@ class Orders:
     async def _load(self, session: AsyncSession, order_id: str) -> OrderRecord:
         if not order_id:
             raise InvalidArgumentError("order_id", "is required")
+        bounded("order_id", order_id, limits.ID)
         order = (await repo.load_orders(session, [order_id], for_update=not self.db.is_sqlite)).get(
             order_id
         )
@@ -259,97 +273,57 @@ class Orders:
     async def pay(
         self, principal: Principal, order_id: str, card_token: str
     ) -> tuple[OrderRecord, str]:
+        bounded("order_id", order_id, limits.ID)
         if not card_token:
             raise InvalidArgumentError("card_token", "is required")
+        bounded("card_token", card_token, limits.TOKEN)
         async with self.db.read() as session:
             order = await self._load(session, order_id)
         ensure_acts_for(principal, "buyer", order.buyer_id)
-        saga.transition("pay", order.state, order_id)
-        if order.expires_at is not None and order.expires_at <= _now():
-            raise FailedPreconditionError(f"order {order_id} payment window has closed")
-        # The provider is called outside any transaction: no lock is held while it thinks.
-        try:
-            result = await asyncio.wait_for(
-                self.provider.charge(
-                    amount_minor=order.total_minor,
-                    currency=order.currency,
-                    card_token=card_token,
-                    idempotency_key=f"{order_id}:{card_token}",
-                ),
-                self.settings.payment_timeout_s,
-            )
-        except TimeoutError:
-            result = PaymentResult(
-                PaymentStatus.TIMED_OUT,
-                f"pay_timeout_{new_id('t')}",
-                "provider did not answer in time",
-            )
-        now = _now()
-        paid: OrderRecord | None = None
-        async with self.db.transaction() as session:
-            current = await self._load(session, order_id)
-            await repo.record_payment(
-                session,
-                attempt_id=new_id("att"),
-                payment_id=result.payment_id,
-                order_id=order_id,
-                status=int(result.status),
-                amount_minor=order.total_minor,
-                currency=order.currency,
-                message=result.message,
-                at=now,
-            )
-            attempt = payment_events_pb2.PaymentAttempted(
-                payment_id=result.payment_id,
-                order_id=order_id,
-                buyer_id=order.buyer_id,
-                amount=convert.money(order.total_minor, order.currency),
-                status=int(result.status),  # type: ignore[arg-type]
-                message=result.message,
-                provider=self.provider.name,
-                at=convert.timestamp(now),
-            )
-            await self.outbox.add(session, PAYMENTS_TOPIC, order_id, attempt)
-            self.metrics.payments.labels(result.status.name).inc()
-            if result.status == PaymentStatus.SUCCEEDED:
-                if not saga.can("pay", current.state):
-                    # Charged, but the order expired or was cancelled in the meantime.
-                    log.error(
-                        "charge for an order no longer payable; refund at provider",
-                        extra={"order_id": order_id},
-                    )
-                    raise FailedPreconditionError(
-                        f"order {order_id} is {current.state.name}; the charge will be refunded"
-                    )
-                paid = await self._apply(
-                    session,
-                    current,
-                    "pay",
-                    lambda o: ev.OrderPaid(
-                        order=convert.order_pb(o),
-                        payment_id=result.payment_id,
-                        paid_at=convert.timestamp(now),
-                    ),
-                    payment_id=result.payment_id,
-                    expires_at=None,
-                    ship_by=now + timedelta(seconds=self.settings.ship_within_s),
-                )
-                await repo.set_paid_at(session, order_id, now)
-                await self.commissions.accrue(session, paid)
-                await self.live.add_sale(session, paid)
-                self.metrics.gmv.labels(paid.currency).inc(paid.total_minor)
-                self.metrics.saga_step.labels("reserved_to_paid").observe(
-                    (now - order.placed_at).total_seconds()
-                )
-        if result.status == PaymentStatus.DECLINED:
-            raise FailedPreconditionError(f"payment declined: {result.message}")
-        if result.status == PaymentStatus.TIMED_OUT or paid is None:
-            raise UnavailableError(
-                "payment provider did not answer in time; the order is still unpaid"
-            )
-        return paid, result.payment_id
+
+        def payable(current: OrderRecord) -> None:
+            saga.transition("pay", current.state, order_id)
+            if current.expires_at is not None and current.expires_at <= _now():
+                raise FailedPreconditionError(f"order {order_id} payment window has closed")
+
+        payable(order)
+        # The intent commits first; the provider is called outside any transaction.
+        return await self.payments.charge(order, card_token, payable)
+
+    async def _settle_charge(
+        self, session: AsyncSession, order_id: str, payment_id: str, now: datetime
+    ) -> tuple[OrderRecord | None, bool]:
+        """A charge succeeded: PAID (with commissions and live GMV) if the order is still payable;
+        (order, False) when it expired or was cancelled meanwhile (the charge is refunded)."""
+        current = (
+            await repo.load_orders(session, [order_id], for_update=not self.db.is_sqlite)
+        ).get(order_id)
+        if current is None or not saga.can("pay", current.state):
+            return current, False
+        paid = await self._apply(
+            session,
+            current,
+            "pay",
+            lambda o: ev.OrderPaid(
+                order=convert.order_pb(o),
+                payment_id=payment_id,
+                paid_at=convert.timestamp(now),
+            ),
+            payment_id=payment_id,
+            expires_at=None,
+            ship_by=now + timedelta(seconds=self.settings.ship_within_s),
+        )
+        await repo.set_paid_at(session, order_id, now)
+        await self.commissions.accrue(session, paid)
+        await self.live.add_sale(session, paid)
+        self.metrics.gmv.labels(paid.currency).inc(paid.total_minor)
+        self.metrics.saga_step.labels("reserved_to_paid").observe(
+            (now - current.placed_at).total_seconds()
+        )
+        return paid, True
 
     async def cancel(self, principal: Principal, order_id: str, reason: str) -> OrderRecord:
+        bounded("reason", reason, limits.REASON)
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
@@ -393,6 +367,7 @@ class Orders:
     async def ship(self, principal: Principal, order_id: str, tracking: str) -> OrderRecord:
         if not tracking:
             raise InvalidArgumentError("tracking_number", "is required")
+        bounded("tracking_number", tracking, limits.TRACKING)
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
             ensure_acts_for(principal, "seller", order.seller_id)
@@ -434,6 +409,7 @@ class Orders:
     ) -> RefundRecord:
         if not reason.strip():
             raise InvalidArgumentError("reason", "is required")
+        bounded("reason", reason, limits.REASON)
         async with self.db.transaction() as session:
             order = await self._load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
@@ -452,7 +428,9 @@ class Orders:
             for line_id, quantity in wanted.items():
                 if line_id not in lines:
                     raise InvalidArgumentError(
-                        "lines.line_id", f"line {line_id!r} is not part of {order_id}"
+                        "lines.line_id",
+                        f"line {bounded('lines.line_id', line_id, limits.ID)!r} "
+                        f"is not part of {order_id}",
                     )
                 if not 1 <= quantity <= open_units[line_id]:
                     raise InvalidArgumentError(
@@ -478,6 +456,7 @@ class Orders:
     ) -> tuple[RefundRecord, OrderRecord]:
         if not refund_id:
             raise InvalidArgumentError("refund_id", "is required")
+        bounded("refund_id", refund_id, limits.ID)
         async with self.db.transaction() as session:
             refund = await repo.load_refund(session, refund_id)
             if refund is None:
@@ -522,6 +501,12 @@ class Orders:
 
             updated = await self._apply(session, refreshed, "refund", refunded_event, state=state)
             await self.commissions.reverse(session, updated, refund_id, amounts)
+            owed = await self.payments.queue_buyer_refund(
+                session, updated, refund_id, refund.amount_minor
+            )
+        if owed is not None:
+            # After the commit; the sweeper retries it until the provider confirms.
+            await self.payments.send_refund(owed)
         self.metrics.refunds.inc()
         self.metrics.refunded.labels(refund.currency).inc(refund.amount_minor)
         return replace(refund, state=pb.REFUND_STATE_APPROVED), updated
@@ -537,6 +522,8 @@ class Orders:
     async def list(
         self, principal: Principal, buyer_id: str, seller_id: str, size: int, token: str
     ) -> tuple[list[OrderRecord], str]:
+        bounded("buyer_id", buyer_id, limits.ID)
+        bounded("seller_id", seller_id, limits.ID)
         if bool(buyer_id) == bool(seller_id):
             raise InvalidArgumentError("buyer_id", "give exactly one of buyer_id or seller_id")
         if buyer_id:

@@ -29,5 +29,12 @@ class CommerceSettings(ServiceSettings):
     sweep_interval_s: float = Field(default=1.0, gt=0)
     # The sandbox payment provider's simulated answer time and time-out.
     payment_timeout_s: float = Field(default=5.0, gt=0)
+    # A payment intent still open this long after its last news (never less than the time-out)
+    # is resolved by the sweeper asking the provider by idempotency key.
+    payment_resolve_after_s: float = Field(default=10.0, gt=0)
+    # The sandbox provider: how long `tok_slow...` cards take to answer after charging, and an
+    # optional file for its records (charges and refunds survive a crash of commerce).
+    sandbox_slow_s: float = Field(default=1.0, ge=0)
+    sandbox_ledger_path: str = ""
     list_default_page_size: int = Field(default=20, ge=1)
     list_max_page_size: int = Field(default=100, ge=1)

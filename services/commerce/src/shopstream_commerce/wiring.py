@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -50,7 +51,13 @@ def wire(runtime: Runtime) -> Commerce:
         runtime.outbox,
         settings,
         metrics,
-        SandboxProvider(settings.payment_timeout_s * 2),
+        SandboxProvider(
+            settings.payment_timeout_s * 2,
+            slow_s=settings.sandbox_slow_s,
+            ledger_path=Path(settings.sandbox_ledger_path)
+            if settings.sandbox_ledger_path
+            else None,
+        ),
         commissions,
         live,
     )
@@ -100,6 +107,8 @@ def wire(runtime: Runtime) -> Commerce:
             try:
                 await order_cases.expire_due()
                 await commissions.settle_due()
+                # Open payment intents (time-out, crash) and refunds the provider has not confirmed.
+                await order_cases.payments.sweep()
             except OperationalError as exc:
                 log.warning("sweep failed; retrying", extra={"error": str(exc)})
             await asyncio.sleep(settings.sweep_interval_s)

@@ -1,7 +1,8 @@
 """commerce.orders.v1 → the reservation protocol and the quality signals.
 
 OrderPlaced reserves every line or none; OrderCancelled and OrderExpired release; OrderShipped
-commits. Each handler runs inside the inbox transaction (dedup by ce_id), and is also idempotent
+commits; an OrderRefunded that leaves the order REFUNDED before it shipped releases too (paid and
+refunded in full, the units will never ship). Each handler runs inside the inbox transaction (dedup by ce_id), and is also idempotent
 by order id: the order's reservation state decides whether an event still has work to do, so a
 replay with new event ids changes nothing either.
 """
@@ -227,6 +228,12 @@ class OrderEventHandlers:
                     f"refunded line {line.line_id} has quantity {line.quantity}"
                 )
             await repo.add_refunded(session, order.order_id, line.line_id, line.quantity)
+        if (
+            order.state == order_pb2.ORDER_STATE_REFUNDED
+            and await repo.reservation_state(session, order.order_id) == RESERVED
+        ):
+            # Refunded in full while still reserved (a shipped order's stock is COMMITTED).
+            await self._release(session, order.order_id, "refunded")
         await self._reassess(session, order)
 
     async def _reassess(self, session: AsyncSession, order: order_pb2.Order) -> None:

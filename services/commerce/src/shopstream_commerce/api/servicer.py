@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
-from shopstream.commerce.v1 import commerce_service_pb2_grpc, commissions_pb2
+from shopstream.commerce.v1 import commerce_service_pb2_grpc, commissions_pb2, order_pb2
 from shopstream.common.v1 import paging_pb2
 from shopstream_commerce import convert
 from shopstream_commerce.commissions import Commissions
-from shopstream_commerce.domain.records import Attribution
+from shopstream_commerce.domain import limits
+from shopstream_commerce.domain.limits import bounded
+from shopstream_commerce.domain.records import Attribution, OrderRecord
 from shopstream_commerce.live import Live
 from shopstream_commerce.orders import LineRequest, Orders
 from shopstream_platform.errors import InvalidArgumentError
-from shopstream_platform.grpc.auth import current_principal
+from shopstream_platform.grpc.auth import Principal, current_principal
 
 Context = Any
+
+
+def _order_view(principal: Principal, order: OrderRecord) -> order_pb2.Order:
+    """Sellers see their orders without the lines' ad click ids (docs/commerce.md, privacy)."""
+    return convert.order_pb(order, ad_click_ids=principal.role != "seller")
 
 
 class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
@@ -50,9 +57,10 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         return pb.PlaceOrderResponse(order=convert.order_pb(order))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
-        order = await self._orders.get(current_principal(), request.order_id)
+        principal = current_principal()
+        order = await self._orders.get(principal, request.order_id)
         return pb.GetOrderResponse(
-            order=convert.order_pb(order),
+            order=_order_view(principal, order),
             rejection_reason=order.rejection_reason,
             rejected_sku_id=order.rejected_sku_id,
         )
@@ -60,15 +68,16 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context
     ) -> pb.ListOrdersResponse:
+        principal = current_principal()
         found, token = await self._orders.list(
-            current_principal(),
+            principal,
             request.buyer_id,
             request.seller_id,
             request.page.page_size,
             request.page.page_token,
         )
         return pb.ListOrdersResponse(
-            orders=[convert.order_pb(o) for o in found],
+            orders=[_order_view(principal, o) for o in found],
             page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
         )
 
@@ -87,10 +96,9 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     async def ShipOrder(
         self, request: pb.ShipOrderRequest, context: Context
     ) -> pb.ShipOrderResponse:
-        order = await self._orders.ship(
-            current_principal(), request.order_id, request.tracking_number
-        )
-        return pb.ShipOrderResponse(order=convert.order_pb(order))
+        principal = current_principal()
+        order = await self._orders.ship(principal, request.order_id, request.tracking_number)
+        return pb.ShipOrderResponse(order=_order_view(principal, order))
 
     async def ConfirmDelivery(
         self, request: pb.ConfirmDeliveryRequest, context: Context
@@ -103,6 +111,7 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     ) -> pb.RequestRefundResponse:
         wanted: dict[str, int] = {}
         for line in request.lines:
+            bounded("lines.line_id", line.line_id, limits.ID)
             if line.line_id in wanted:
                 raise InvalidArgumentError("lines", f"line {line.line_id!r} is listed twice")
             wanted[line.line_id] = line.quantity
@@ -114,9 +123,10 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     async def ApproveRefund(
         self, request: pb.ApproveRefundRequest, context: Context
     ) -> pb.ApproveRefundResponse:
-        refund, order = await self._orders.approve_refund(current_principal(), request.refund_id)
+        principal = current_principal()
+        refund, order = await self._orders.approve_refund(principal, request.refund_id)
         return pb.ApproveRefundResponse(
-            refund=convert.refund_pb(refund), order=convert.order_pb(order)
+            refund=convert.refund_pb(refund), order=_order_view(principal, order)
         )
 
     async def StartLiveSession(

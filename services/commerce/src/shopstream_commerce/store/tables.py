@@ -190,6 +190,52 @@ ledger = Table(
 )
 
 
+# Payment intents (migration 3): committed before the provider is called, completed by its answer
+# or by the sweeper asking the provider by idempotency key. `holder` is the order id while the
+# intent holds the order's one slot (domain/payments.py HOLDS_ORDER), NULL once it frees it: the
+# unique index makes a second concurrent charge of one order impossible.
+payment_intents = Table(
+    "payment_intents",
+    metadata,
+    Column("intent_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("buyer_id", String(64), nullable=False),
+    Column("idempotency_key", String(160), nullable=False, unique=True),
+    Column("holder", String(64), nullable=True, unique=True),
+    Column("state", Integer, nullable=False),  # domain.payments.IntentState
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_id", String(64), nullable=False, default=""),
+    Column("message", String(500), nullable=False, default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("checks", Integer, nullable=False, default=0),
+    Index("ix_payment_intents_state", "state", "updated_at"),
+)
+
+# Money to give back at the provider (migration 3): written in the transaction that decides the
+# refund, sent after it commits, retried by the sweeper until the provider confirms.
+provider_refunds = Table(
+    "provider_refunds",
+    metadata,
+    Column("refund_key", String(200), primary_key=True),  # the provider's idempotency key
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("buyer_id", String(64), nullable=False),
+    Column("payment_id", String(64), nullable=False),
+    Column("intent_id", String(64), nullable=False, default=""),
+    Column("refund_id", String(64), nullable=False, default=""),  # commerce's refund, if any
+    Column("cause", Integer, nullable=False),  # shopstream.commerce.v1.RefundCause
+    Column("state", Integer, nullable=False),  # 1 pending, 2 done, 3 refused by the provider
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider_refund_id", String(64), nullable=False, default=""),
+    Column("message", String(500), nullable=False, default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("completed_at", UtcDateTime(), nullable=True),
+    Index("ix_provider_refunds_state", "state", "created_at"),
+)
+
+
 # A fresh database gets every column from version 1's create_all, so later migrations skip
 # what already exists.
 def _add_category_columns(conn: Connection) -> None:
@@ -204,4 +250,10 @@ def _add_category_columns(conn: Connection) -> None:
 MIGRATIONS = [
     create_tables(1, "commerce tables", metadata),
     Migration(2, "category of SKUs and order lines", _add_category_columns),
+    # checkfirst: a fresh database already has them from version 1's create_all.
+    Migration(
+        3,
+        "payment intents and provider refunds",
+        lambda conn: metadata.create_all(conn, tables=[payment_intents, provider_refunds]),
+    ),
 ]
