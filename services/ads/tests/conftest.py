@@ -16,7 +16,8 @@ from shopstream_ads.api.policy import POLICY
 from shopstream_ads.settings import AdsSettings, PrivacySettings
 from shopstream_ads.store.tables import MIGRATIONS
 from shopstream_ads.stream.agents import TOPICS
-from shopstream_ads.wiring import wire
+from shopstream_ads.usecases import conversions
+from shopstream_ads.wiring import conversions_group, wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
@@ -36,7 +37,13 @@ def ads_settings(kafka: KafkaSettings, tmp_path: Path, **overrides: Any) -> AdsS
 
 @pytest.fixture
 def privacy() -> PrivacySettings:
-    return PrivacySettings(k_threshold=3, epsilon_per_query=0.5, epsilon_budget=1.0)
+    return PrivacySettings(
+        k_threshold=3,
+        epsilon_per_cell=1.0,
+        epsilon_epoch_budget=2.0,
+        epsilon_lifetime_budget=100.0,
+        gmv_clip_minor=10_000,
+    )
 
 
 @pytest.fixture
@@ -46,6 +53,9 @@ async def ads(
     settings = ads_settings(kafka_settings, tmp_path, privacy=privacy)
     # Topics outlive tests: the new worker group starts at their current end, not their history.
     start_group_at_end(kafka_settings, settings.faust_app_id, TOPICS)
+    start_group_at_end(
+        kafka_settings, f"ads.{conversions_group(settings)}", [conversions.ATTRIBUTIONS_TOPIC]
+    )
     producer = EventProducer(kafka_settings, "shopstream/test-edge")
     async with (
         hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted,

@@ -11,6 +11,7 @@ from shopstream_ads.book import CampaignBook
 from shopstream_ads.domain.campaigns import Campaign, validate_new
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.store import repository as repo
+from shopstream_ads.usecases.limits import check_campaign
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
 from shopstream_platform.errors import (
@@ -60,6 +61,7 @@ class Campaigns:
         ensure_advertiser(principal, draft.advertiser_id)
         if not request_id:
             raise InvalidArgumentError("request_id", "is required (the idempotency key)")
+        check_campaign(draft, request_id)
         now = datetime.now(UTC)
         campaign = replace(
             draft,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shopstream_platform.settings import ServiceSettings
@@ -43,13 +43,39 @@ class TrafficSettings(BaseModel):
 
 
 class PrivacySettings(BaseModel):
-    # A report cell with fewer conversions than this is suppressed.
+    """What reaches advertisers from attributed conversions (domain/privacy.py, docs/ads.md)."""
+
+    # A conversion cell with fewer distinct buyers than this is withheld.
     k_threshold: int = Field(default=5, ge=1)
-    # Laplace noise: epsilon spent per noised report query, and per advertiser per UTC day.
-    epsilon_per_query: float = Field(default=0.5, gt=0)
-    epsilon_budget: float = Field(default=3.0, gt=0)
-    # One conversion adds at most this to a GMV cell: the sensitivity the GMV noise is scaled to.
+    # Epsilon one released conversion cell costs (half on the count, half on the GMV).
+    epsilon_per_cell: float = Field(default=1.0, gt=0)
+    # Per advertiser: epsilon per budget epoch, and over the advertiser's whole life.
+    epsilon_epoch_budget: float = Field(default=60.0, gt=0)
+    epsilon_lifetime_budget: float = Field(default=1_000.0, gt=0)
+    epoch_days: int = Field(default=7, ge=1)
+    # One conversion adds at most this to a GMV cell (clipped before summing): the GMV sensitivity.
     gmv_clip_minor: int = Field(default=100_000, gt=0)
+    # A day's conversion cells are released this long after the UTC day ended (late credits,
+    # withdrawals and the join grace settle first).
+    release_delay_s: float = Field(default=3_600.0, ge=0)
+    # Principals ("role:id") that read exact numbers: the platform's audit. Only admin and
+    # service roles may be named (the platform has no separate audit role).
+    audit_principals: list[str] = ["service:audit", "admin:audit"]
+
+    @field_validator("audit_principals")
+    @classmethod
+    def _internal_only(cls, value: list[str]) -> list[str]:
+        for p in value:
+            role, _, ident = p.partition(":")
+            if role not in ("admin", "service") or not ident:
+                raise ValueError(f"audit principal {p!r} must be admin:<id> or service:<id>")
+        return value
+
+    @model_validator(mode="after")
+    def _a_cell_fits_the_epoch(self) -> PrivacySettings:
+        if self.epsilon_per_cell > self.epsilon_epoch_budget:
+            raise ValueError("epsilon_per_cell must fit in epsilon_epoch_budget")
+        return self
 
 
 class AdsSettings(ServiceSettings):

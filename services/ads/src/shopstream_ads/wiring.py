@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_service_pb2, ads_service_pb2_grpc
 from shopstream_ads.api.servicer import AdsServicer
 from shopstream_ads.auctions import Auctions
@@ -13,12 +14,18 @@ from shopstream_ads.book import CampaignBook
 from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain.campaigns import Status, status_of
 from shopstream_ads.metrics import AdsMetrics
-from shopstream_ads.reports import Reports
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.stream.agents import TOPICS, AttributionStreams
+from shopstream_ads.usecases import conversions
+from shopstream_ads.usecases.reports import Reports
 from shopstream_platform.runtime import Runtime
 
 GAUGE_INTERVAL_S = 5.0
+
+
+def conversions_group(settings: AdsSettings) -> str:
+    """The suffix of the conversions consumer group (`ads.<suffix>`)."""
+    return f"{settings.faust_app_id}.conversions"
 
 
 @dataclass
@@ -39,6 +46,15 @@ def wire(runtime: Runtime) -> Ads:
         settings, runtime.producer, runtime.dead_letters, book, campaigns, metrics, runtime.metrics
     )
     runtime.declare_topics(TOPICS)
+    # Per-order conversions for released report cells (usecases/conversions.py). The group
+    # follows the worker's app id, so a fresh app id (a test) starts a fresh group.
+    runtime.add_consumer(
+        conversions_group(settings),
+        [conversions.ATTRIBUTIONS_TOPIC],
+        runtime.deduplicated(
+            conversions_group(settings), {ev.Attribution: conversions.on_attribution}
+        ),
+    )
     runtime.add_grpc_service(
         ads_service_pb2.DESCRIPTOR.services_by_name["AdsService"].full_name,
         ads_service_pb2_grpc.add_AdsServiceServicer_to_server,

@@ -26,6 +26,7 @@ from shopstream_platform.testing import HostedService, read_all_async
 T = TypeVar("T")
 NOW = datetime.now(UTC).replace(microsecond=0)
 USD = "USD"
+AUDIT = ("service", "audit")
 
 
 def usd(minor: int) -> money_pb2.Money:
@@ -99,13 +100,27 @@ class AdsWorld:
         return response.campaign
 
     async def report(
-        self, campaign: ads_pb2.Campaign, *, noise: bool = False
+        self,
+        campaign: ads_pb2.Campaign,
+        *,
+        noise: bool = False,
+        as_: tuple[str, str] | None = None,
+        from_day: str = "",
+        to_day: str = "",
     ) -> pb.GetCampaignReportResponse:
+        """The report as its advertiser (a seller token) sees it, or as `as_` (role, id)."""
+        role, ident = as_ or ("seller", campaign.advertiser_id)
         return await self.stub.GetCampaignReport(
-            pb.GetCampaignReportRequest(campaign_id=campaign.campaign_id, noise=noise),
-            metadata=self.auth("seller", campaign.advertiser_id),
+            pb.GetCampaignReportRequest(
+                campaign_id=campaign.campaign_id, noise=noise, from_day=from_day, to_day=to_day
+            ),
+            metadata=self.auth(role, ident),
             timeout=10,
         )
+
+    async def audit(self, campaign: ads_pb2.Campaign) -> pb.GetCampaignReportResponse:
+        """Exact cells: the platform's audit principal."""
+        return await self.report(campaign, as_=AUDIT)
 
     # --- edge traffic ---------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +20,18 @@ from shopstream_ads.domain.campaigns import (
     status_of,
     validate_new,
 )
-from shopstream_ads.domain.privacy import Cell, laplace, noised, shown
+from shopstream_ads.domain.privacy import (
+    MICRO,
+    Conversion,
+    Epoch,
+    TrueCell,
+    clip,
+    cost_micro,
+    day_closed,
+    discrete_laplace,
+    release,
+    true_cell,
+)
 from shopstream_ads.settings import AttributionSettings, TrafficSettings
 from shopstream_platform.errors import InvalidArgumentError
 
@@ -159,11 +171,47 @@ def test_the_ledger_never_charges_past_a_budget() -> None:
     assert lg.apply_served(s2, cpm, lg.CLICK, 10.0, 0).charge_micros == 0
 
 
-def test_k_suppression_and_noise() -> None:
-    assert not shown(2, k=3) and shown(3, k=3)
+def test_clipping_bounds_each_conversion_and_k_counts_buyers() -> None:
+    assert [clip(a, 10_000) for a in (-500, 0, 9_999, 10_000, 1_000_000)] == [
+        0,
+        0,
+        9_999,
+        10_000,
+        10_000,
+    ]
+    cell = true_cell(
+        [Conversion("b1", 1_000), Conversion("b1", 1_000_000), Conversion("b2", -20)], 10_000
+    )
+    assert cell == TrueCell(buyers=2, conversions=3, clipped_gmv_minor=11_000)
     rng = random.Random(7)
-    draws = [laplace(2.0, rng) for _ in range(20_000)]
+    # Two buyers < k = 3: withheld, whatever their orders; three: released.
+    assert release(cell, 3, 1.0, 10_000, rng).suppressed
+    shown = release(TrueCell(3, 3, 3_000), 3, 1.0, 10_000, rng)
+    assert shown.conversions is not None and shown.gmv_minor is not None
+    assert shown.conversions >= 0 and shown.gmv_minor >= 0
+
+
+def test_discrete_laplace_is_integer_centred_with_the_stated_scale() -> None:
+    rng = random.Random(11)
+    draws = [discrete_laplace(2.0, rng) for _ in range(40_000)]
+    assert all(isinstance(d, int) for d in draws)
     assert abs(sum(draws) / len(draws)) < 0.1
-    assert sum(abs(d) for d in draws) / len(draws) == pytest.approx(2.0, rel=0.05)
-    cell = noised(Cell(10, 50_000), epsilon=1.0, gmv_clip_minor=10_000, rng=rng)
-    assert cell.conversions >= 0 and cell.gmv_minor >= 0
+    # Two-sided geometric with alpha = e^(-1/2): E|X| = 2 alpha / (1 - alpha^2).
+    alpha = math.exp(-0.5)
+    assert sum(abs(d) for d in draws) / len(draws) == pytest.approx(
+        2 * alpha / (1 - alpha**2), rel=0.05
+    )
+    # The mass ratio of neighbours is e^(-1/scale): the epsilon-DP property for sensitivity 1.
+    p0, p1 = draws.count(0) / len(draws), draws.count(1) / len(draws)
+    assert p1 / p0 == pytest.approx(alpha, rel=0.08)
+
+
+def test_epochs_and_release_days() -> None:
+    at = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+    epoch = Epoch.of(at, 7)
+    assert epoch.starts_at <= at < epoch.resets_at
+    assert epoch.resets_at - epoch.starts_at == timedelta(days=7)
+    assert Epoch.of(epoch.resets_at, 7).index == epoch.index + 1
+    assert day_closed("2026-12-05", at, 3_600) and not day_closed("2026-12-05", at, 4 * 3_600)
+    assert not day_closed("2026-12-06", at, 0)
+    assert cost_micro(0.1) * 10 == cost_micro(1.0) == MICRO

@@ -13,9 +13,10 @@ from shopstream_ads.auctions import Auctions
 from shopstream_ads.book import CampaignBook
 from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain.campaigns import BidType, Campaign
-from shopstream_ads.reports import Reports, Row
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.stream.agents import CLICKS_TOPIC, IMPRESSIONS_TOPIC
+from shopstream_ads.usecases.limits import check_click, check_impression, check_select
+from shopstream_ads.usecases.reports import Report, Reports, Row
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import current_principal
 from shopstream_platform.kafka.producer import EventProducer
@@ -108,6 +109,7 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
     async def SelectAds(
         self, request: pb.SelectAdsRequest, context: Context
     ) -> pb.SelectAdsResponse:
+        check_select(request.placement, request.slots, request.context_product_ids)
         auction_id, wins, candidates = self._auctions.select(
             request.placement, request.slots, request.context_product_ids
         )
@@ -136,9 +138,7 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
         self, request: pb.RecordImpressionRequest, context: Context
     ) -> pb.RecordImpressionResponse:
         imp = request.impression
-        for field in ("impression_id", "campaign_id", "buyer_id"):
-            if not getattr(imp, field):
-                raise InvalidArgumentError(f"impression.{field}", "is required")
+        check_impression(imp)
         if not imp.HasField("at"):
             imp.at.GetCurrentTime()
         await self._producer.publish_and_wait(IMPRESSIONS_TOPIC, imp.buyer_id, imp)
@@ -148,9 +148,7 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
         self, request: pb.RecordClickRequest, context: Context
     ) -> pb.RecordClickResponse:
         click = request.click
-        for field in ("click_id", "campaign_id", "buyer_id"):
-            if not getattr(click, field):
-                raise InvalidArgumentError(f"click.{field}", "is required")
+        check_click(click)
         if not click.HasField("at"):
             click.at.GetCurrentTime()
         await self._producer.publish_and_wait(
@@ -161,24 +159,11 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
     async def GetCampaignReport(
         self, request: pb.GetCampaignReportRequest, context: Context
     ) -> pb.GetCampaignReportResponse:
+        # request.noise is ignored: the caller's token decides (docs/ads.md, usecases/reports.py).
         report = await self._reports.report(
-            current_principal(),
-            request.campaign_id,
-            request.from_day,
-            request.to_day,
-            request.noise,
+            current_principal(), request.campaign_id, request.from_day, request.to_day
         )
-        currency = report.campaign.currency
-        return pb.GetCampaignReportResponse(
-            campaign_id=report.campaign.campaign_id,
-            days=[_row_pb(r, currency) for r in report.days],
-            total=_row_pb(report.total, currency),
-            k_threshold=self._settings.privacy.k_threshold,
-            noised=report.noised,
-            epsilon_spent=report.epsilon_spent,
-            epsilon_remaining=report.epsilon_remaining,
-            model_version=self._settings.attribution.version,
-        )
+        return _report_pb(report, self._settings)
 
     async def GetAttributionSettings(
         self, request: pb.GetAttributionSettingsRequest, context: Context
@@ -189,12 +174,39 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
             click_window_seconds=a.click_window_s,
             view_window_seconds=a.view_window_s,
             k_threshold=p.k_threshold,
-            epsilon_per_query=p.epsilon_per_query,
-            epsilon_budget=p.epsilon_budget,
+            epsilon_per_query=p.epsilon_per_cell,
+            epsilon_budget=p.epsilon_epoch_budget,
             min_click_to_order_seconds=int(a.min_click_to_order_s),
             burst_limit=t.device_burst_limit,
             burst_window_seconds=int(t.burst_window_s),
+            budget_epoch_days=p.epoch_days,
+            epsilon_lifetime_budget=p.epsilon_lifetime_budget,
+            gmv_clip_minor=p.gmv_clip_minor,
         )
+
+
+def _report_pb(report: Report, settings: AdsSettings) -> pb.GetCampaignReportResponse:
+    currency = report.campaign.currency
+    p = settings.privacy
+    out = pb.GetCampaignReportResponse(
+        campaign_id=report.campaign.campaign_id,
+        days=[_row_pb(r, currency) for r in report.days],
+        total=_row_pb(report.total, currency),
+        k_threshold=p.k_threshold,
+        noised=not report.exact,
+        epsilon_spent=report.epsilon_spent,
+        epsilon_remaining=report.epsilon_remaining,
+        model_version=settings.attribution.version,
+        epsilon_per_cell=p.epsilon_per_cell,
+        gmv_clip_bound=convert.money(p.gmv_clip_minor, currency),
+        noise_mechanism="" if report.exact else "discrete-laplace",
+        epsilon_lifetime_remaining=report.epsilon_lifetime_remaining,
+        cells_released=report.cells_released,
+        budget_epoch_days=p.epoch_days,
+    )
+    if report.resets_at is not None:
+        out.budget_resets_at.CopyFrom(convert.timestamp(report.resets_at))
+    return out
 
 
 def _row_pb(r: Row, currency: str) -> pb.ReportRow:
@@ -205,6 +217,8 @@ def _row_pb(r: Row, currency: str) -> pb.ReportRow:
         ctr=r.clicks / r.impressions if r.impressions else 0.0,
         spend=convert.money(r.spend_minor, currency),
         conversions_suppressed=r.conversions is None,
+        conversions_pending=r.pending,
+        days_withheld=r.days_withheld,
     )
     if r.conversions is not None and r.gmv_minor is not None:
         row.attributed_orders = r.conversions

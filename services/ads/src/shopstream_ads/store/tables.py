@@ -51,7 +51,7 @@ campaigns = Table(
     Index("ix_ads_campaigns_advertiser", "advertiser_id", "campaign_id"),
 )
 
-# Epsilon spent by noised report queries, per advertiser and UTC day.
+# Version 1's daily epsilon ledger; unused since version 2 (epoch budgets), kept for history.
 privacy_spend = Table(
     "ads_privacy_spend",
     metadata,
@@ -61,4 +61,56 @@ privacy_spend = Table(
     Column("queries", Integer, nullable=False),
 )
 
-MIGRATIONS: list[Migration] = [create_tables(1, "ads campaigns and privacy budget", metadata)]
+# --- version 2: released conversion cells (docs/ads.md, domain/privacy.py) ---------------------
+# Its own MetaData: migration 1 creates `metadata` as it was, this one only the new tables.
+released_metadata = MetaData()
+
+# One row per campaign and attributed order, from ads.attributions.v1: the order's day, its
+# buyer, how many credits it holds (credits minus withdrawals: 1 when credited) and its net value
+# (paid minus refunds). Released cells are built from these rows, each order clipped on its own.
+conversions = Table(
+    "ads_conversions",
+    released_metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("advertiser_id", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("buyer_id", String(128), nullable=False),
+    Column("credits", Integer, nullable=False),
+    Column("net_minor", BigInteger, nullable=False),
+    Index("ix_ads_conversions_cell", "campaign_id", "day"),
+)
+
+# A conversion cell as released in a budget epoch: drawn once, returned for the rest of it.
+releases = Table(
+    "ads_releases",
+    released_metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("advertiser_id", String(64), nullable=False),
+    # NULL: withheld (fewer than k buyers).
+    Column("conversions", BigInteger, nullable=True),
+    Column("gmv_minor", BigInteger, nullable=True),
+    Column("micro_epsilon", BigInteger, nullable=False),
+    Column("released_at", UtcDateTime(), nullable=False),
+)
+
+# Micro-epsilon an advertiser spent per budget epoch; the lifetime spend is their sum.
+privacy_budget = Table(
+    "ads_privacy_budget",
+    released_metadata,
+    Column("advertiser_id", String(64), primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("micro_epsilon", BigInteger, nullable=False),
+    Column("cells", Integer, nullable=False),
+)
+
+MIGRATIONS: list[Migration] = [
+    create_tables(1, "ads campaigns and privacy budget", metadata),
+    Migration(
+        2,
+        "released conversion cells, per-order conversions, epoch budgets",
+        lambda conn: released_metadata.create_all(conn),
+    ),
+]

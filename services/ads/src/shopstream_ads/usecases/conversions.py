@@ -1,0 +1,44 @@
+"""Attributed conversions per order, from ads.attributions.v1: what released cells are built of.
+
+The ledger sums each day's GMV, so it cannot clip one order; released cells need each order's
+net value on its own (clipped before summing). This consumer keeps one row per campaign and
+order, written in the same transaction as the inbox row that makes a redelivery a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream.ads.v1 import ads_events_pb2 as ev
+from shopstream_ads.store import privacy as store
+from shopstream_platform.kafka.events import Event, InvalidEventError
+
+ATTRIBUTIONS_TOPIC = "ads.attributions.v1"
+
+
+def _day(message: ev.Attribution) -> str:
+    at = message.ordered_at.seconds + message.ordered_at.nanos / 1e9
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+async def on_attribution(event: Event[Message], session: AsyncSession) -> None:
+    message = event.message
+    if not isinstance(message, ev.Attribution):
+        raise InvalidEventError(f"not an Attribution: {type(message).__name__}")
+    for field in ("campaign_id", "order_id", "buyer_id"):
+        if not getattr(message, field):
+            raise InvalidEventError(f"{field} is empty")
+    credit = 0 if message.refund else (-1 if message.withdrawn else 1)
+    await store.add_attribution(
+        session,
+        campaign_id=message.campaign_id,
+        order_id=message.order_id,
+        advertiser_id=message.advertiser_id,
+        day=_day(message),
+        buyer_id=message.buyer_id,
+        credit=credit,
+        amount_minor=message.amount.amount_minor,
+    )
