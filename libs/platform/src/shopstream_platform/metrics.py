@@ -115,6 +115,20 @@ class PlatformMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.outbox_dead_lettered = Counter(
+            "outbox_dead_lettered_total",
+            "Outbox rows that can never be published, moved to outbox_dead_letters, by reason",
+            ["service", "topic", "reason"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.outbox_oldest_pending_age = Gauge(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox row not yet acknowledged (0 when the outbox is empty)",
+            ["service"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
         self.ready = Gauge(
             "ready",
             "1 while the service reports SERVING on its health endpoint",
