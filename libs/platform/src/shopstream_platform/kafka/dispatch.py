@@ -15,6 +15,8 @@ from typing import Any
 from google.protobuf import symbol_database
 from google.protobuf.message import Message as ProtoMessage
 
+from shopstream_platform.db.errors import DbFailure, classify_db_error
+from shopstream_platform.errors import DomainError, UnavailableError
 from shopstream_platform.kafka.cloudevents import MissingHeaderError, headers_dict, parse_meta
 from shopstream_platform.kafka.codec import (
     ProtobufCodec,
@@ -43,6 +45,34 @@ _UNPROCESSABLE = (
     UndecodableEventError,
     InvalidEventError,
 )
+
+
+# Python errors that a second attempt with the same input raises again.
+_DETERMINISTIC = (ArithmeticError, ValueError, TypeError, LookupError, AttributeError)
+
+
+def is_transient(error: BaseException, transient: tuple[type[BaseException], ...]) -> bool:
+    """Whether a handler's failure is worth a retry: only when a retry can succeed.
+
+    `transient` lists the types a consumer declared retryable (TransientError and timeouts
+    always are). A declared type still is not transient when the failure is deterministic: an
+    SQLAlchemy OperationalError is declared for a locked SQLite file or a lost connection, but
+    SQLite also reports an overflowing SUM as one, and that fails again on every retry and after
+    every restart; so do constraint violations, data errors and Python's value/arithmetic errors.
+    A deterministic failure goes to the DLQ with its reason instead of into a crash loop.
+    """
+    if isinstance(error, TransientError):
+        return True
+    return isinstance(error, transient) and not _is_deterministic(error)
+
+
+def _is_deterministic(error: BaseException) -> bool:
+    if isinstance(error, (InvalidEventError, *_DETERMINISTIC)):
+        return True
+    if isinstance(error, DomainError) and not isinstance(error, UnavailableError):
+        return True  # the domain's own verdict on this input; "unavailable" may heal
+    kind = classify_db_error(error)
+    return kind is not None and kind is not DbFailure.TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -122,7 +152,9 @@ class Dispatcher:
         for attempt in range(1, self._settings.max_attempts + 1):
             try:
                 return await handler(event) or Outcome.PROCESSED
-            except self._transient as exc:
+            except Exception as exc:
+                if not is_transient(exc, self._transient):
+                    return await self._dead_letter(record, event, exc)
                 if attempt == self._settings.max_attempts:
                     raise ConsumerStalledError(
                         f"{event.topic}[{event.partition}]@{event.offset} failed {attempt} times: {exc!r}"
@@ -140,18 +172,22 @@ class Dispatcher:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.backoff_max_s)
-            except InvalidEventError as exc:
-                await self._dead_letters.send(record, self.group_id, exc)
-                return Outcome.DEAD_LETTERED
-            except Exception as exc:
-                # Not transient and not declared invalid: a record this code cannot handle. Park it
-                # with the reason rather than block the partition behind it forever.
-                log.exception(
-                    "handler failed", extra={"topic": event.topic, "offset": event.offset}
-                )
-                await self._dead_letters.send(record, self.group_id, exc)
-                return Outcome.DEAD_LETTERED
         raise AssertionError("unreachable")
+
+    async def _dead_letter(
+        self, record: RawRecord, event: Event[ProtoMessage], error: BaseException
+    ) -> Outcome:
+        """Park a record whose handling fails deterministically, with the reason, and move on
+        rather than block the partition behind it forever."""
+        if not isinstance(error, InvalidEventError):
+            # Not declared invalid by the handler: possibly a bug, so keep the traceback.
+            log.error(
+                "handler failed deterministically; dead-lettering",
+                extra={"topic": event.topic, "offset": event.offset, "error": repr(error)[:500]},
+                exc_info=error,
+            )
+        await self._dead_letters.send(record, self.group_id, error)
+        return Outcome.DEAD_LETTERED
 
 
 def _declared_on(topic: str, ce_type: str) -> bool:
