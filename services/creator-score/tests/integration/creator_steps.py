@@ -21,6 +21,7 @@ from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.testing import HostedService
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+AUDIT = ("service", "audit")
 
 
 @dataclass
@@ -166,9 +167,16 @@ class Market:
         message.ordered_at.FromDatetime(at)
         await self.send("ads.attributions.v1", campaign, message, at)
 
-    async def creator(self, creator_id: str) -> pb.GetCreatorResponse:
+    async def creator(
+        self, creator_id: str, *, as_: tuple[str, str] = AUDIT
+    ) -> pb.GetCreatorResponse:
+        """GetCreator, by default as the platform's audit (exact ad sales: these tests check
+        counting); test_ad_sales_privacy.py checks what sellers, advertisers, creators see."""
+        token = self.tokens.mint(*as_)
         return await self.stub.GetCreator(
-            pb.GetCreatorRequest(creator_id=creator_id), metadata=self.auth(), timeout=10
+            pb.GetCreatorRequest(creator_id=creator_id),
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=10,
         )
 
     async def eventually(self, check: Callable[[], object], timeout_s: float = 60) -> None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from shopstream.common.v1 import paging_pb2
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
 from shopstream.creators.v1 import creator_score_service_pb2_grpc
 from shopstream_creator_score import convert
+from shopstream_creator_score.api.privacy import AdSalesPrivacy, AdSalesReleaser
 from shopstream_creator_score.board import ScoreBoard
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.search.index import SortKey
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.agents import ScoreStreams
 from shopstream_platform.errors import InvalidArgumentError, NotFoundError
+from shopstream_platform.grpc.auth import current_principal
 from shopstream_platform.paging import decode_cursor, encode_cursor
 
 Context = Any
@@ -36,6 +39,10 @@ class CreatorScoreServicer(creator_score_service_pb2_grpc.CreatorScoreServiceSer
         self._streams = streams
         self._settings = settings
         self._half_life_s = settings.half_life_days * 86_400.0
+        # Ad-credited sales reach callers only thresholded and noised (api/privacy.py).
+        self._ad_sales = AdSalesReleaser(
+            settings.auth.jwt_secret.get_secret_value().encode(), AdSalesPrivacy()
+        )
 
     async def GetCreator(
         self, request: pb.GetCreatorRequest, context: Context
@@ -47,7 +54,9 @@ class CreatorScoreServicer(creator_score_service_pb2_grpc.CreatorScoreServiceSer
             raise NotFoundError("creator", request.creator_id)
         result = score(state, state["updated_at"], self._half_life_s)
         ranks = {c: self._board.rank(c, request.creator_id) for c in result.category_scores}
-        return pb.GetCreatorResponse(creator=convert.creator_pb(state, result, ranks))
+        creator = convert.creator_pb(state, result, ranks)
+        self._ad_sales.apply(creator, current_principal(), datetime.now(UTC))
+        return pb.GetCreatorResponse(creator=creator)
 
     async def SearchCreators(
         self, request: pb.SearchCreatorsRequest, context: Context
@@ -100,10 +109,14 @@ class CreatorScoreServicer(creator_score_service_pb2_grpc.CreatorScoreServiceSer
     async def WatchScores(
         self, request: pb.WatchScoresRequest, context: Context
     ) -> AsyncIterator[pb.WatchScoresResponse]:
+        principal = current_principal()
         watcher = self._board.watch(request.category_id, request.creator_id)
         try:
             while True:
                 change = await watcher.queue.get()
-                yield pb.WatchScoresResponse(change=change)
+                released = type(change)()
+                released.CopyFrom(change)  # shared by every watcher: never changed in place
+                self._ad_sales.apply(released.creator, principal, datetime.now(UTC))
+                yield pb.WatchScoresResponse(change=released)
         finally:
             self._board.unwatch(watcher)
