@@ -19,3 +19,10 @@ def decode_cursor(token: str, field: str = "page.page_token") -> str:
         return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgumentError(field, "is not a token from a previous page") from None
+
+
+def page_size(requested: int, default: int, maximum: int, field: str = "page.page_size") -> int:
+    """The page size to use: `default` for 0, at most `maximum`; negative is INVALID_ARGUMENT."""
+    if requested < 0:
+        raise InvalidArgumentError(field, "must not be negative")
+    return min(requested or default, maximum)

@@ -1,4 +1,6 @@
-"""The server interceptor: trace context, auth, error mapping, metrics and an access log per RPC.
+"""The server interceptor: trace context, auth, request checks, error mapping, metrics and an
+access log per RPC. Requests that do not decode, or carry out-of-range timestamps or negative page
+sizes, answer INVALID_ARGUMENT before the servicer runs (grpc/requests.py).
 
 All cross-cutting behaviour wraps the servicer method once here, so servicers hold domain calls
 only. The principal is put in a context variable the servicer reads via `current_principal()`.
@@ -15,6 +17,7 @@ import grpc
 
 from shopstream_platform.grpc import auth
 from shopstream_platform.grpc.errors import status_for
+from shopstream_platform.grpc.requests import check_request, tolerant_deserializer
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.tracing import child_traceparent, current_traceparent
 
@@ -57,13 +60,14 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                # An undecodable body reaches the wrapper (INVALID_ARGUMENT), not grpc (UNKNOWN).
+                request_deserializer=tolerant_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         # Client-streaming RPCs are not used by shopstream; pass them through unchanged.
@@ -93,6 +97,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             try:
                 tokens = self._enter(method, context)
                 principal = tokens[2]
+                check_request(request)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 code = _aborted_code(context)
@@ -118,6 +123,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             try:
                 tokens = self._enter(method, context)
                 principal = tokens[2]
+                check_request(request)
                 async for item in behavior(request, context):
                     yield item
             except grpc.aio.AbortError:
