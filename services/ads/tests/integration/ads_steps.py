@@ -180,7 +180,14 @@ class AdsWorld:
     # --- commerce's order events ----------------------------------------------------------
 
     def _order(
-        self, order_id: str, buyer: str, amount: int, at: datetime, consent: bool, click_id: str
+        self,
+        order_id: str,
+        buyer: str,
+        amount: int,
+        at: datetime,
+        consent: bool,
+        click_id: str,
+        creator: str = "",
     ) -> order_pb2.Order:
         order = order_pb2.Order(
             order_id=order_id,
@@ -193,16 +200,25 @@ class AdsWorld:
         line.unit_price.CopyFrom(usd(amount))
         line.line_total.CopyFrom(usd(amount))
         line.attribution.ad_click_id = click_id
+        line.attribution.creator_id = creator
         order.updated_at.FromDatetime(at)
         return order
 
     async def paid_order(
-        self, buyer: str, amount: int, at: datetime, *, consent: bool = True, click_id: str = ""
+        self,
+        buyer: str,
+        amount: int,
+        at: datetime,
+        *,
+        consent: bool = True,
+        click_id: str = "",
+        creator: str = "",
     ) -> str:
+        """A paid order; `creator` (an id used as is) sold its line."""
         buyer = self.who(buyer)
         order_id = self.next_id("ord")
         paid = order_events_pb2.OrderPaid(
-            order=self._order(order_id, buyer, amount, at, consent, click_id),
+            order=self._order(order_id, buyer, amount, at, consent, click_id, creator),
             payment_id=f"pay-{order_id}",
         )
         paid.paid_at.FromDatetime(at)
