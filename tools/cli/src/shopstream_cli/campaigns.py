@@ -53,8 +53,11 @@ def campaign_rows(campaigns: Sequence[ads_pb2.Campaign]) -> list[tuple[object, .
 
 
 def report_row(row: pb.ReportRow, k_threshold: int) -> tuple[object, ...]:
-    """One day (or the total); conversion cells under the k threshold show as `<k`."""
-    hidden = f"<{k_threshold}" if k_threshold else "hidden"
+    """One day (or the total); conversion cells under the k threshold show as `<k`, cells of a
+    day not released yet as `later`."""
+    hidden = (
+        "later" if row.conversions_pending else (f"<{k_threshold}" if k_threshold else "hidden")
+    )
     suppressed = row.conversions_suppressed
     orders = (
         hidden
@@ -86,13 +89,27 @@ def report_rows(response: pb.GetCampaignReportResponse) -> list[tuple[object, ..
 def report_notes(response: pb.GetCampaignReportResponse) -> list[str]:
     notes = [
         f"attribution model {response.model_version or '-'}; conversion cells with fewer than "
-        f"{response.k_threshold} orders are suppressed"
+        f"{response.k_threshold} buyers are withheld"
     ]
     if response.noised:
-        notes.append(
-            f"Laplace noise added: epsilon spent {response.epsilon_spent:g}, "
-            f"remaining {response.epsilon_remaining:g}"
+        resets = (
+            response.budget_resets_at.ToDatetime().strftime("%Y-%m-%d %H:%M UTC")
+            if response.HasField("budget_resets_at")
+            else "-"
         )
+        notes.append(
+            f"released cells: {response.noise_mechanism or 'noise'} with epsilon "
+            f"{response.epsilon_per_cell:g} per cell, GMV clipped at {money(response.gmv_clip_bound)}"
+            f" per order; totals add released days only ({response.total.days_withheld} withheld)"
+        )
+        notes.append(
+            f"this query released {response.cells_released} new cells (epsilon "
+            f"{response.epsilon_spent:g}); budget left {response.epsilon_remaining:g} this "
+            f"{response.budget_epoch_days or 7}-day epoch (resets {resets}), "
+            f"{response.epsilon_lifetime_remaining:g} lifetime"
+        )
+    else:
+        notes.append("exact cells (audit principal)")
     return notes
 
 

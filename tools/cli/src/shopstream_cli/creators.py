@@ -113,11 +113,14 @@ def creator_fields(c: Creator) -> list[tuple[str, object]]:
 
 
 def _ad_sales(c: Creator) -> str:
+    if c.ad_sales.withheld:
+        return "withheld (too few ad-credited orders to show)"
     if not c.ad_sales.orders and not c.ad_sales.gmv.amount_minor:
         return "none"
     return (
         f"{money(c.ad_sales.gmv) or '0'} over {c.ad_sales.orders:,} orders "
         f"({c.ad_sales.organic_share:.0%} of gmv organic)"
+        f"{' (noised)' if c.ad_sales.noised else ''}"
     )
 
 

@@ -107,7 +107,10 @@ def _add_query_commands(sub: _Subparsers, common: argparse.ArgumentParser) -> No
     ar.add_argument("--from", dest="from_day", default="", metavar="YYYY-MM-DD")
     ar.add_argument("--to", dest="to_day", default="", metavar="YYYY-MM-DD")
     ar.add_argument(
-        "--noise", action="store_true", help="noised conversions (spends privacy budget)"
+        "--noise",
+        action="store_true",
+        help="ignored: the caller decides (released cells for everyone, exact ones only with "
+        "--as service:audit)",
     )
 
     o = sub.add_parser("orders", help="orders (commerce)")

@@ -176,7 +176,22 @@ def test_report_hides_conversions_below_k() -> None:
     )
     assert rows[1][5:] == ("<5", "<5", "<5")
     assert rows[2][0] == "total"
-    assert "fewer than 5 orders" in campaigns.report_notes(response)[0]
+    notes = campaigns.report_notes(response)
+    assert "fewer than 5 buyers" in notes[0] and notes[1] == "exact cells (audit principal)"
+    pending = ads_pb.ReportRow(
+        day="2025-01-17", conversions_suppressed=True, conversions_pending=True
+    )
+    assert campaigns.report_row(pending, 5)[5:] == ("later", "later", "later")
+    response.noised, response.noise_mechanism, response.epsilon_per_cell = (
+        True,
+        "discrete-laplace",
+        1,
+    )
+    response.gmv_clip_bound.CopyFrom(gbp(100_000))
+    response.total.days_withheld, response.cells_released, response.epsilon_spent = 1, 2, 2.0
+    notes = campaigns.report_notes(response)
+    assert "discrete-laplace with epsilon 1 per cell" in notes[1] and "1,000.00 GBP" in notes[1]
+    assert "released 2 new cells (epsilon 2)" in notes[2]
 
 
 # --- errors ---------------------------------------------------------------------------------------

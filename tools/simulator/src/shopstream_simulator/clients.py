@@ -35,6 +35,10 @@ Resp = TypeVar("Resp", bound=Message)
 Principal = tuple[str, str]
 ADMIN: Principal = ("admin", "simulator-trust-and-safety")
 EDGE: Principal = ("service", "simulator-edge")
+# The platform's audit principal: the only caller that reads exact attributed conversions (the
+# live view shows the day's campaign GMV and ROAS as the platform sees them; advertisers and
+# operators get released cells, withheld until the day is over). docs/ads.md.
+AUDIT: Principal = ("service", "audit")
 TOKEN_TTL_S = 3_600
 TOKEN_REFRESH_S = 1_800
 # The codes a retry can help with: the service is starting, restarting or overloaded.

@@ -14,7 +14,7 @@ from shopstream.ads.v1 import ads_service_pb2
 from shopstream.creators.v1 import creator_score_service_pb2 as cs
 from shopstream.creators.v1 import creators_pb2
 from shopstream_platform.grpc.auth import TokenCodec
-from shopstream_simulator.clients import ADMIN, Rpc, Services
+from shopstream_simulator.clients import ADMIN, AUDIT, Rpc, Services
 from shopstream_simulator.config import SimConfig
 from shopstream_simulator.context import Context
 from shopstream_simulator.ledger import Ledger
@@ -226,7 +226,7 @@ class Monitor:
                 answer = await self._rpc(
                     self._services.ads.GetCampaignReport,
                     ads_service_pb2.GetCampaignReportRequest(campaign_id=campaign_id),
-                    as_=ADMIN,
+                    as_=AUDIT,
                 )
             except aio.AioRpcError:
                 return None
