@@ -56,7 +56,8 @@ async def creators_of(
     """The creators (score, components, profile, GMV; None while unknown) once the sentinel (sent
     last) has been applied. Category ranks are left out: they depend on every creator each worker
     has read."""
-    auth = (("authorization", f"Bearer {tokens.mint('seller', 'brand')}"),)
+    # The audit principal: exact ad sales (others get them withheld below k or noised).
+    auth = (("authorization", f"Bearer {tokens.mint('service', 'audit')}"),)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = creator_score_service_pb2_grpc.CreatorScoreServiceStub(channel)
         for _ in range(600):
