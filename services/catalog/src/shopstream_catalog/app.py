@@ -147,6 +147,7 @@ class CatalogApp:
                 version=1,
                 skus=sku_views,
             )
+            _check_event_size(draft)
             decision = await self._decide(session, draft, seller.quality_tier, listings_before=None)
             view = replace(draft, status=decision.status, reasons=decision.reasons)
             await repo.insert_product(session, view, new.idempotency_key)
@@ -218,9 +219,11 @@ class CatalogApp:
             if current is None:
                 raise NotFoundError("product", product_id)
             ensure_acts_for(principal, "seller", current.seller_id)
-            validation.validate_text(changes.title, changes.description)
+            validation.validate_text(changes.title, changes.description, changes.brand)
             if changes.attributes is not None:
                 validation.validate_attributes("attributes", changes.attributes)
+            if changes.prices and len(changes.prices) > validation.MAX_SKUS:
+                raise InvalidArgumentError("prices", f"at most {validation.MAX_SKUS} prices")
             if changes.expected_version and changes.expected_version != current.version:
                 raise FailedPreconditionError(
                     f"product {product_id} is at version {current.version}, not {changes.expected_version}"
@@ -263,6 +266,7 @@ class CatalogApp:
                 updated_at=_now(),
                 version=current.version + 1,
             )
+            _check_event_size(updated)
             if current.status != ListingStatus.SUPPRESSED:
                 seller = await repo.get_seller(session, current.seller_id)
                 tier = seller.quality_tier if seller else QualityTier.NEW
@@ -313,6 +317,7 @@ class CatalogApp:
         return result
 
     async def search(self, query: repo.SearchQuery) -> tuple[list[ProductView], str]:
+        validation.max_length("text", query.text, validation.MAX_SEARCH_TEXT)
         if query.min_price_minor < 0 or query.max_price_minor < 0:
             raise InvalidArgumentError("min_price_minor", "price bounds must not be negative")
         if query.max_price_minor and query.min_price_minor > query.max_price_minor:
@@ -331,15 +336,30 @@ class CatalogApp:
     ) -> StockView:
         validation.require_id("sku_id", sku_id)
         validation.require_id("warehouse_id", warehouse_id)
-        if delta == 0:
-            raise InvalidArgumentError("delta", "must not be zero")
+        validation.validate_stock_delta(delta)
+        validation.max_length("reason", reason, validation.MAX_REASON)
         async with self.db.transaction() as session:
             product_id = await repo.sku_product(session, sku_id)
             if product_id is None:
                 raise NotFoundError("sku", sku_id)
             product = (await repo.load_products(session, [product_id]))[product_id]
             ensure_acts_for(principal, "seller", product.seller_id)
-            level = await repo.adjust_on_hand(session, sku_id, warehouse_id, delta)
+            [sku] = [s for s in product.skus if s.sku_id == sku_id]
+            levels = {level.warehouse_id: level for level in sku.stock}
+            current = levels.get(warehouse_id)
+            if current is None and len(levels) >= validation.MAX_WAREHOUSES:
+                raise InvalidArgumentError(
+                    "warehouse_id",
+                    f"{sku_id} already has stock in {validation.MAX_WAREHOUSES} warehouses",
+                )
+            if (current.on_hand if current else 0) + delta > validation.MAX_STOCK:
+                raise InvalidArgumentError(
+                    "delta",
+                    f"on-hand of {sku_id} in {warehouse_id} would exceed {validation.MAX_STOCK}",
+                )
+            level = await repo.adjust_on_hand(
+                session, sku_id, warehouse_id, delta, max_on_hand=validation.MAX_STOCK
+            )
             if level is None:
                 raise FailedPreconditionError(
                     f"on-hand of {sku_id} in {warehouse_id} cannot drop below what is reserved"
@@ -376,6 +396,7 @@ class CatalogApp:
         validation.require_id("product_id", product_id)
         if not approve and not reason.strip():
             raise InvalidArgumentError("reason", "is required when rejecting")
+        validation.max_length("reason", reason, validation.MAX_REASON)
         async with self.db.transaction() as session:
             current = (await repo.load_products(session, [product_id])).get(product_id)
             if current is None:
@@ -466,6 +487,26 @@ class CatalogApp:
                 ),
             )
         return changed
+
+
+def _check_event_size(view: ProductView) -> None:
+    """The product travels whole in ProductCreated / ProductUpdated: keep it far below the
+    broker's record limit, naming the part of the request that made it too big."""
+    message = convert.product_pb(view)
+    size = message.ByteSize()
+    if size <= validation.MAX_PRODUCT_EVENT_BYTES:
+        return
+    parts = {
+        "description": len(view.description.encode()),
+        "attributes": sum(len(k.encode()) + len(v.encode()) for k, v in view.attributes.items()),
+        "skus": sum(s.ByteSize() for s in message.skus),
+    }
+    field = max(parts, key=parts.__getitem__)
+    raise InvalidArgumentError(
+        field,
+        f"the listing would encode to {size} bytes, above the "
+        f"{validation.MAX_PRODUCT_EVENT_BYTES}-byte limit; shorten {field}",
+    )
 
 
 def _after_edit(current: ProductView, decision: listing_rules.Decision) -> listing_rules.Decision:

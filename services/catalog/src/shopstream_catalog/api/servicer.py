@@ -12,6 +12,7 @@ from shopstream_catalog.app import CatalogApp, ProductChanges
 from shopstream_catalog.store.repository import SearchQuery
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import current_principal
+from shopstream_platform.paging import page_size
 
 MAX_BATCH = 100
 
@@ -85,9 +86,11 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
         self, request: pb.SearchProductsRequest, context: Context
     ) -> pb.SearchProductsResponse:
         settings = self._app.settings
-        size = request.page.page_size
-        if size < 0:
-            raise InvalidArgumentError("page.page_size", "must not be negative")
+        size = page_size(
+            request.page.page_size,
+            settings.search_default_page_size,
+            settings.search_max_page_size,
+        )
         query = SearchQuery(
             text=request.text,
             category_id=request.category_id,
@@ -96,7 +99,7 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             max_price_minor=request.max_price_minor,
             currency=request.currency.upper(),
             in_stock_only=request.in_stock_only,
-            page_size=min(size or settings.search_default_page_size, settings.search_max_page_size),
+            page_size=size,
             page_token=request.page.page_token,
         )
         views, token = await self._app.search(query)

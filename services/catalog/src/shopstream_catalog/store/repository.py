@@ -336,10 +336,11 @@ async def refresh_available(session: AsyncSession, product_ids: Iterable[str]) -
 
 
 async def adjust_on_hand(
-    session: AsyncSession, sku_id: str, warehouse_id: str, delta: int
+    session: AsyncSession, sku_id: str, warehouse_id: str, delta: int, *, max_on_hand: int
 ) -> StockView | None:
     """Add delta to on-hand, creating the warehouse row when needed. None if it would drop
-    below reserved (or below zero)."""
+    below reserved (or below zero) or rise above max_on_hand (checked in the same statement, so
+    a concurrent adjustment cannot take it past the bound either)."""
     if delta > 0:
         existing = (
             await session.execute(
@@ -360,6 +361,7 @@ async def adjust_on_hand(
             stock.c.sku_id == sku_id,
             stock.c.warehouse_id == warehouse_id,
             stock.c.on_hand + delta >= stock.c.reserved,
+            stock.c.on_hand + delta <= max_on_hand,
         )
         .values(on_hand=stock.c.on_hand + delta)
         .returning(stock.c.on_hand, stock.c.reserved)
