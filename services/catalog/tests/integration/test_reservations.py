@@ -9,7 +9,7 @@ from confluent_kafka import Message
 
 from shopstream.catalog.v1 import catalog_service_pb2 as pb
 from shopstream.catalog.v1 import events_pb2
-from shopstream.commerce.v1 import order_events_pb2
+from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
@@ -178,3 +178,76 @@ async def test_rejection_names_the_sku_and_reserves_nothing_of_a_multi_line_orde
     assert rejection.sku_id == scarce.skus[0].sku_id
     assert rejection.reason == events_pb2.REJECTION_REASON_OUT_OF_STOCK
     assert await stock_of(catalog, plenty.product_id) == (100, 0)
+
+
+async def test_a_full_refund_before_shipping_releases_the_reservation_once(
+    catalog,
+    kafka_settings,
+    ids: Callable[[str], str],  # type: ignore[no-untyped-def]
+) -> None:
+    seller = ids("seller")
+    await register(catalog, seller)
+    product = await create_product(catalog, seller, stock=10)
+    sku = product.skus[0].sku_id
+    refunded, partly, shipped = (
+        order(ids("ord"), [(sku, product.product_id, seller, quantity)]) for quantity in (3, 2, 1)
+    )
+    order_ids = {refunded.order_id, partly.order_id, shipped.order_id}
+    producer = EventProducer(kafka_settings, "shopstream/commerce-test")
+    for o in (refunded, partly, shipped):
+        await publish_placed(producer, o)
+    await answers_for(kafka_settings, order_ids, expect=3)
+    assert await stock_of(catalog, product.product_id) == (10, 6)
+
+    def refund(o: order_pb2.Order, state: int, units: int) -> order_events_pb2.OrderRefunded:
+        after = order_pb2.Order()
+        after.CopyFrom(o)
+        after.state = state  # type: ignore[assignment]
+        after.lines[0].refunded_quantity = units
+        message = order_events_pb2.OrderRefunded(order=after, refund_id=ids("rfd"))
+        message.lines.add(line_id=o.lines[0].line_id, sku_id=sku, quantity=units)
+        return message
+
+    await producer.publish_and_wait(
+        "commerce.orders.v1", shipped.order_id, order_events_pb2.OrderShipped(order=shipped)
+    )
+    for o, state, units in (
+        (refunded, order_pb2.ORDER_STATE_REFUNDED, 3),  # paid, refunded in full, never shipped
+        (partly, order_pb2.ORDER_STATE_PARTIALLY_REFUNDED, 1),  # the rest may still ship
+        (shipped, order_pb2.ORDER_STATE_REFUNDED, 1),  # a return after shipping: stock is gone
+    ):
+        await producer.publish_and_wait("commerce.orders.v1", o.order_id, refund(o, state, units))
+    # A replay under a new event id releases nothing twice.
+    await producer.publish_and_wait(
+        "commerce.orders.v1",
+        refunded.order_id,
+        refund(refunded, order_pb2.ORDER_STATE_REFUNDED, 3),
+    )
+    producer.close()
+
+    after = await answers_for(kafka_settings, order_ids, expect=5)
+    assert after[refunded.order_id] == [
+        "shopstream.catalog.v1.StockReserved",
+        "shopstream.catalog.v1.StockReleased",
+    ]
+    assert after[partly.order_id] == ["shopstream.catalog.v1.StockReserved"]
+    assert after[shipped.order_id] == [
+        "shopstream.catalog.v1.StockReserved",
+        "shopstream.catalog.v1.StockCommitted",
+    ]
+    await wait_consumed(catalog, 9)  # 3 placed, 1 shipped, 4 refunds, 1 replay (at least)
+    # on-hand 10 - 1 shipped; reserved: only the partly refunded order's 2 units.
+    assert await stock_of(catalog, product.product_id) == (9, 2)
+    released = events_pb2.StockReleased.FromString(
+        (
+            await read_all_async(
+                kafka_settings,
+                "catalog.stock.v1",
+                expect=2,
+                timeout_s=10,
+                match=lambda r: r.key() == refunded.order_id.encode(),
+            )
+        )[1].value()
+        or b""
+    )
+    assert released.cause == "refunded" and released.lines[0].quantity == 3
