@@ -16,8 +16,8 @@ from shopstream_ads.api.policy import POLICY
 from shopstream_ads.settings import AdsSettings, PrivacySettings
 from shopstream_ads.store.tables import MIGRATIONS
 from shopstream_ads.stream.agents import TOPICS
-from shopstream_ads.usecases import conversions
-from shopstream_ads.wiring import conversions_group, wire
+from shopstream_ads.usecases import conversions, invalid_traffic
+from shopstream_ads.wiring import conversions_group, invalid_traffic_group, wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
@@ -55,6 +55,11 @@ async def ads(
     start_group_at_end(kafka_settings, settings.faust_app_id, TOPICS)
     start_group_at_end(
         kafka_settings, f"ads.{conversions_group(settings)}", [conversions.ATTRIBUTIONS_TOPIC]
+    )
+    start_group_at_end(
+        kafka_settings,
+        f"ads.{invalid_traffic_group(settings)}",
+        [invalid_traffic.INVALID_TOPIC],
     )
     producer = EventProducer(kafka_settings, "shopstream/test-edge")
     async with (

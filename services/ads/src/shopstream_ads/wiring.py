@@ -16,7 +16,7 @@ from shopstream_ads.domain.campaigns import Status, status_of
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.stream.agents import TOPICS, AttributionStreams
-from shopstream_ads.usecases import conversions
+from shopstream_ads.usecases import conversions, invalid_traffic
 from shopstream_ads.usecases.reports import Reports
 from shopstream_platform.runtime import Runtime
 
@@ -26,6 +26,10 @@ GAUGE_INTERVAL_S = 5.0
 def conversions_group(settings: AdsSettings) -> str:
     """The suffix of the conversions consumer group (`ads.<suffix>`)."""
     return f"{settings.faust_app_id}.conversions"
+
+
+def invalid_traffic_group(settings: AdsSettings) -> str:
+    return f"{settings.faust_app_id}.invalid-traffic"
 
 
 @dataclass
@@ -53,6 +57,15 @@ def wire(runtime: Runtime) -> Ads:
         [conversions.ATTRIBUTIONS_TOPIC],
         runtime.deduplicated(
             conversions_group(settings), {ev.Attribution: conversions.on_attribution}
+        ),
+    )
+    # Invalid clicks per campaign day for the reports' gross/net columns.
+    runtime.add_consumer(
+        invalid_traffic_group(settings),
+        [invalid_traffic.INVALID_TOPIC],
+        runtime.deduplicated(
+            invalid_traffic_group(settings),
+            {ev.InvalidTrafficFlagged: invalid_traffic.on_flagged},
         ),
     )
     runtime.add_grpc_service(

@@ -33,6 +33,8 @@ async def test_a_hundred_clicks_from_one_device_in_a_minute_are_flagged_unbilled
     # being behind the first order in the buyer's partition, it shows the first was handled.
     later = t + timedelta(minutes=30)
     genuine = await ads.click("bot-buyer-0", campaign, later, install="phone-of-buyer-0")
+    # A click no impression was served for: sophisticated invalid traffic (SIVT).
+    forged = await ads.click("ghost-buyer", campaign, later, impression_id="imp-never-served")
     sentinel = await ads.paid_order("bot-buyer-0", 1_200, later + timedelta(minutes=5))
 
     flagged = await ads.flagged(set(clicks), expect=100)
@@ -46,14 +48,25 @@ async def test_a_hundred_clicks_from_one_device_in_a_minute_are_flagged_unbilled
 
     async def settled() -> pb.GetCampaignReportResponse | None:
         report = await ads.report(campaign)
+        t = report.total
         return (
-            report if report.total.clicks == 1 and report.total.spend.amount_minor == 50 else None
+            report
+            if t.clicks == 1 and t.spend.amount_minor == 50 and t.invalid_clicks == 101
+            else None
         )
 
     report = await eventually(settled)
     # Only the genuine click is counted and billed; the 100 spam clicks cost nothing.
     assert report.total.clicks == 1
     assert report.total.spend.amount_minor == 50
+    # Gross and net: 100 burst clicks (GIVT) and the forged one (SIVT) flagged; the 20 that were
+    # billed before the burst showed had their charge reversed.
+    assert (report.total.gross_clicks, report.total.givt_clicks) == (102, 100)
+    assert (report.total.sivt_clicks, report.total.credited_clicks) == (1, 20)
+    assert sum(d.invalid_clicks for d in report.days) == 101
+    assert (await ads.flagged({forged}, expect=1))[0].reason == (
+        ev.INVALID_TRAFFIC_REASON_NO_IMPRESSION
+    )
     assert (
         ads.service.metric("shopstream_ads_flagged_clicks_total", {"reason": "device_burst"}) >= 100
     )

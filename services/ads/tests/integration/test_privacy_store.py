@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from shopstream_ads.domain.privacy import Conversion, Released
+from shopstream_ads.store import invalid
 from shopstream_ads.store import privacy as store
 from shopstream_ads.store.tables import MIGRATIONS
+from shopstream_ads.usecases.invalid_traffic import InvalidClicks, summarise
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.migrations import migrate
 
@@ -19,7 +21,7 @@ NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
 
 async def test_orders_releases_and_budgets(database: Database) -> None:
-    assert await migrate(database, "ads", MIGRATIONS) == [1, 2]
+    assert await migrate(database, "ads", MIGRATIONS) == [1, 2, 3]
     async with database.transaction() as s:
         kw = {"campaign_id": "c1", "advertiser_id": "a1", "day": "2026-12-01"}
         await store.add_attribution(s, order_id="o1", buyer_id="b1", credit=1, amount_minor=5, **kw)
@@ -90,3 +92,19 @@ async def spend_in(database: Database, epoch: int) -> bool:
     except _Refused:
         return False
     return True
+
+
+async def test_invalid_clicks_are_counted_per_day_and_reason_under_concurrency(
+    database: Database,
+) -> None:
+    await migrate(database, "ads", MIGRATIONS)
+
+    async def flag(reason: int, reversed_charge: bool) -> None:
+        async with database.transaction() as s:
+            await invalid.add_flag(s, "c1", "2026-12-01", reason, reversed_charge)
+
+    await asyncio.gather(*(flag(1, i < 3) for i in range(8)), flag(3, False))
+    async with database.read() as s:
+        counted = await invalid.by_day(s, "c1")
+    assert counted == {"2026-12-01": {1: (8, 3), 3: (1, 0)}}
+    assert summarise(counted["2026-12-01"]) == InvalidClicks(givt=8, sivt=1, credited=3)

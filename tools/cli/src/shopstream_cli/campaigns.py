@@ -110,6 +110,13 @@ def report_notes(response: pb.GetCampaignReportResponse) -> list[str]:
         )
     else:
         notes.append("exact cells (audit principal)")
+    t = response.total
+    if t.invalid_clicks:
+        notes.append(
+            f"invalid clicks (not in the clicks column): {t.invalid_clicks:,} of {t.gross_clicks:,}"
+            f" gross ({t.givt_clicks:,} general, {t.sivt_clicks:,} sophisticated); "
+            f"{t.credited_clicks:,} billed before being flagged, their charge reversed"
+        )
     return notes
 
 

@@ -192,6 +192,12 @@ def test_report_hides_conversions_below_k() -> None:
     notes = campaigns.report_notes(response)
     assert "discrete-laplace with epsilon 1 per cell" in notes[1] and "1,000.00 GBP" in notes[1]
     assert "released 2 new cells (epsilon 2)" in notes[2]
+    response.total.invalid_clicks, response.total.gross_clicks = 5, 255
+    response.total.givt_clicks, response.total.sivt_clicks, response.total.credited_clicks = 4, 1, 2
+    assert (
+        "invalid clicks (not in the clicks column): 5 of 255 gross (4 general, 1 sophis"
+        in (campaigns.report_notes(response)[3])
+    )
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -219,6 +219,11 @@ def _row_pb(r: Row, currency: str) -> pb.ReportRow:
         conversions_suppressed=r.conversions is None,
         conversions_pending=r.pending,
         days_withheld=r.days_withheld,
+        invalid_clicks=r.invalid.total,
+        gross_clicks=r.clicks + r.invalid.total,
+        givt_clicks=r.invalid.givt,
+        sivt_clicks=r.invalid.sivt,
+        credited_clicks=r.invalid.credited,
     )
     if r.conversions is not None and r.gmv_minor is not None:
         row.attributed_orders = r.conversions

@@ -28,6 +28,18 @@ REASON_NAMES = {
     IMPOSSIBLE_TIMING: "impossible_timing",
 }
 
+# The MRC IVT guidelines' split: general IVT is caught by routine, activity-based filtering
+# (frequency per device or buyer, repeated ids); sophisticated IVT needs analysis of the
+# click's story (a click no impression was served for, a click-to-purchase no person makes).
+GIVT, SIVT = "givt", "sivt"
+CATEGORY = {
+    DEVICE_BURST: GIVT,
+    BUYER_BURST: GIVT,
+    DUPLICATE_CLICK_ID: GIVT,
+    NO_IMPRESSION: SIVT,
+    IMPOSSIBLE_TIMING: SIVT,
+}
+
 
 @dataclass(frozen=True)
 class ClickFacts:

@@ -106,6 +106,20 @@ privacy_budget = Table(
     Column("cells", Integer, nullable=False),
 )
 
+# --- version 3: invalid clicks per campaign, click day and reason (ads.invalid-traffic.v1) -----
+ivt_metadata = MetaData()
+
+invalid_clicks = Table(
+    "ads_invalid_clicks",
+    ivt_metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("reason", Integer, primary_key=True),
+    Column("clicks", BigInteger, nullable=False),
+    # Of them, clicks billed before they were flagged (their charge reversed).
+    Column("reversed", BigInteger, nullable=False),
+)
+
 MIGRATIONS: list[Migration] = [
     create_tables(1, "ads campaigns and privacy budget", metadata),
     Migration(
@@ -113,4 +127,5 @@ MIGRATIONS: list[Migration] = [
         "released conversion cells, per-order conversions, epoch budgets",
         lambda conn: released_metadata.create_all(conn),
     ),
+    Migration(3, "invalid clicks per campaign day", lambda conn: ivt_metadata.create_all(conn)),
 ]

@@ -11,7 +11,7 @@ from the caller's token, never from a request flag.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +31,9 @@ from shopstream_ads.domain.privacy import (
     true_cell,
 )
 from shopstream_ads.settings import AdsSettings, PrivacySettings
+from shopstream_ads.store import invalid as invalid_store
 from shopstream_ads.store import privacy as store
+from shopstream_ads.usecases.invalid_traffic import InvalidClicks, summarise
 from shopstream_platform.db.database import Database
 from shopstream_platform.errors import FailedPreconditionError, InvalidArgumentError
 from shopstream_platform.grpc.auth import Principal
@@ -52,6 +54,8 @@ class Row:
     pending: bool = False
     # Total row: days whose conversion cells are withheld or pending, missing from its sums.
     days_withheld: int = 0
+    # Flagged clicks of the day (not in `clicks`, which are net of them).
+    invalid: InvalidClicks = field(default_factory=InvalidClicks)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class Reports:
         """Audit: every day's conversion cell exactly as the per-order rows hold it (the rows
         released cells are built from), unclipped and unthresholded."""
         async with self._db.read() as session:
-            days = await self._days(session, campaign.campaign_id, traffic, first, last)
+            days, invalid = await self._days(session, campaign.campaign_id, traffic, first, last)
             credited = await store.credited(session, campaign.campaign_id, days)
         rows = []
         for d in days:
@@ -139,6 +143,7 @@ class Reports:
                     c[lg.SPEND] // 1_000,
                     len(orders),
                     sum(o.net_minor for o in orders),
+                    invalid=invalid.get(d, InvalidClicks()),
                 )
             )
         total = Row(
@@ -148,6 +153,7 @@ class Reports:
             sum(c[lg.SPEND] for c in traffic.values()) // 1_000,
             sum(r.conversions or 0 for r in rows),
             sum(r.gmv_minor or 0 for r in rows),
+            invalid=_sum_invalid(rows),
         )
         return Report(campaign, rows, total, True, 0.0, 0.0, 0.0, 0, None)
 
@@ -158,9 +164,16 @@ class Reports:
         traffic: dict[str, list[int]],
         first: str,
         last: str,
-    ) -> list[str]:
+    ) -> tuple[list[str], dict[str, InvalidClicks]]:
+        """The days of the range with traffic, conversions or invalid clicks; the invalid clicks."""
         converted = await store.conversion_days(session, campaign_id)
-        return sorted(set(traffic) | {d for d in converted if _in(d, first, last)})
+        invalid = {
+            d: summarise(reasons)
+            for d, reasons in (await invalid_store.by_day(session, campaign_id)).items()
+            if _in(d, first, last)
+        }
+        days = set(traffic) | set(invalid) | {d for d in converted if _in(d, first, last)}
+        return sorted(days), invalid
 
     async def _released(
         self,
@@ -175,7 +188,9 @@ class Reports:
         for attempt in range(ATTEMPTS):
             try:
                 async with self._db.transaction() as session:
-                    days = await self._days(session, campaign.campaign_id, traffic, first, last)
+                    days, invalid = await self._days(
+                        session, campaign.campaign_id, traffic, first, last
+                    )
                     closed = [d for d in days if day_closed(d, now, p.release_delay_s)]
                     cells = await store.released(session, campaign.campaign_id, closed, epoch.index)
                     new = await self._draw(
@@ -191,7 +206,10 @@ class Reports:
                 if attempt == ATTEMPTS - 1:
                     raise
         cost = sum(c for _, c in new.values())
-        rows = [self._row(d, traffic.get(d), cells.get(d)) for d in days]
+        rows = [
+            self._row(d, traffic.get(d), cells.get(d), invalid.get(d, InvalidClicks()))
+            for d in days
+        ]
         shown = [r for r in rows if r.conversions is not None]
         total = Row(
             "",
@@ -201,6 +219,7 @@ class Reports:
             sum(r.conversions or 0 for r in shown) if shown else None,
             sum(r.gmv_minor or 0 for r in shown) if shown else None,
             days_withheld=len(rows) - len(shown),
+            invalid=_sum_invalid(rows),
         )
         return Report(
             campaign,
@@ -280,10 +299,28 @@ class Reports:
         )
 
     @staticmethod
-    def _row(day: str, traffic: list[int] | None, cell: Released | None) -> Row:
+    def _row(
+        day: str, traffic: list[int] | None, cell: Released | None, invalid: InvalidClicks
+    ) -> Row:
         c = traffic or [0, 0, 0, 0, 0]
         if cell is None:
-            return Row(day, c[lg.IMPS], c[lg.CLICKS], c[lg.SPEND] // 1_000, None, None, True)
+            return Row(
+                day, c[lg.IMPS], c[lg.CLICKS], c[lg.SPEND] // 1_000, None, None, True, 0, invalid
+            )
         return Row(
-            day, c[lg.IMPS], c[lg.CLICKS], c[lg.SPEND] // 1_000, cell.conversions, cell.gmv_minor
+            day,
+            c[lg.IMPS],
+            c[lg.CLICKS],
+            c[lg.SPEND] // 1_000,
+            cell.conversions,
+            cell.gmv_minor,
+            invalid=invalid,
         )
+
+
+def _sum_invalid(rows: list[Row]) -> InvalidClicks:
+    return InvalidClicks(
+        sum(r.invalid.givt for r in rows),
+        sum(r.invalid.sivt for r in rows),
+        sum(r.invalid.credited for r in rows),
+    )

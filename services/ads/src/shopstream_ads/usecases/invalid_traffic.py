@@ -1,0 +1,47 @@
+"""Invalid clicks per campaign day, from ads.invalid-traffic.v1: the gross, net and GIVT/SIVT
+columns of reports. Counted in the same transaction as the inbox row (a redelivery is a no-op)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopstream.ads.v1 import ads_events_pb2 as ev
+from shopstream_ads.domain import traffic as tr
+from shopstream_ads.store import invalid as store
+from shopstream_platform.kafka.events import Event, InvalidEventError
+
+INVALID_TOPIC = "ads.invalid-traffic.v1"
+
+
+@dataclass(frozen=True)
+class InvalidClicks:
+    givt: int = 0
+    sivt: int = 0
+    credited: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.givt + self.sivt
+
+
+def summarise(reasons: dict[int, tuple[int, int]]) -> InvalidClicks:
+    givt = sum(n for r, (n, _) in reasons.items() if tr.CATEGORY.get(r) == tr.GIVT)
+    sivt = sum(n for r, (n, _) in reasons.items() if tr.CATEGORY.get(r) != tr.GIVT)
+    return InvalidClicks(givt, sivt, sum(rev for _, rev in reasons.values()))
+
+
+async def on_flagged(event: Event[Message], session: AsyncSession) -> None:
+    message = event.message
+    if not isinstance(message, ev.InvalidTrafficFlagged):
+        raise InvalidEventError(f"not an InvalidTrafficFlagged: {type(message).__name__}")
+    if not message.campaign_id:
+        raise InvalidEventError("campaign_id is empty")
+    at = message.clicked_at.seconds + message.clicked_at.nanos / 1e9
+    day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+    await store.add_flag(
+        session, message.campaign_id, day, int(message.reason), message.charge_reversed
+    )
