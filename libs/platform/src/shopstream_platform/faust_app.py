@@ -22,8 +22,10 @@ from typing import Any, Literal
 
 import faust
 from faust.exceptions import PartitionsMismatch, ProducerSendError
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
-from faust.types import ProducerT
+from faust.types import ConsumerT, ProducerT
 from faust.types.tuples import FutureMessage
 from google.protobuf.message import Message
 
@@ -85,14 +87,44 @@ class ChangelogBarrierProducer(AIOKafkaProducer):
             ) from self._send_failure
 
 
+class _ReadCommittedThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads the level when it starts its fetcher, after this.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class ReadCommittedConsumer(AIOKafkaConsumer):
+    """Faust's consumer reading committed records only.
+
+    Faust reads read_uncommitted unless it runs exactly_once itself, but a worker fed by the
+    combiner (combiner.py) must not see a window whose transaction was aborted: its inputs are
+    written again by the next one. For topics written without transactions nothing changes."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class PlatformFaustApp(faust.App):
-    """faust.App with the `ChangelogBarrierProducer`, and a way for an agent to end the worker."""
+    """faust.App with the `ChangelogBarrierProducer`, a read_committed consumer, and a way for an
+    agent to end the worker."""
 
     fatal_reason: BaseException | None = None
     _fatal_event: asyncio.Event | None = None
 
     def _new_producer(self) -> ProducerT:
         return ChangelogBarrierProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _new_consumer(self) -> ConsumerT:
+        return ReadCommittedConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.loop,
+        )
 
     @property
     def fatal_event(self) -> asyncio.Event:

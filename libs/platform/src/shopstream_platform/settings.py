@@ -85,6 +85,32 @@ class AuthSettings(BaseModel):
     max_age_s: int = Field(default=86_400, ge=1)
 
 
+class CombinerSettings(BaseModel):
+    """The combiner stage in front of a stream worker (shopstream_platform/combiner.py)."""
+
+    # process: the service starts and supervises its combiner as a child process (on the other
+    # core); off: it runs elsewhere (its own deployment, or a test that kills it on purpose).
+    mode: Literal["process", "off"] = "process"
+    # Several combiners of one service share the work as one consumer group; each needs its own
+    # instance name, which makes its transactional id (a restart with the same one aborts the
+    # transaction its predecessor left open).
+    instance: str = "0"
+    min_window_s: float = Field(default=0.1, gt=0)
+    max_window_s: float = Field(default=1.0, gt=0)
+    max_window_inputs: int = Field(default=200_000, ge=1)
+    max_batch: int = Field(default=5_000, ge=1)
+    poll_timeout_s: float = Field(default=0.05, gt=0)
+    # An open transaction of a killed combiner blocks read_committed readers until a restart
+    # aborts it or this timeout does.
+    transaction_timeout_ms: int = Field(default=10_000, ge=1_000)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # Largest output record; a window's partition batch is split past it.
+    max_record_bytes: int = Field(default=900_000, ge=10_000)
+    # Prometheus port of the combiner process (0: not served).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+
+
 class ServiceSettings(BaseSettings):
     """Base of every service's settings.
 

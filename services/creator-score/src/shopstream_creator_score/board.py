@@ -15,11 +15,10 @@ from shopstream_creator_score.domain.formula import FORMULA_VERSION, Score
 from shopstream_creator_score.domain.state import State
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.search.index import ScoreIndex
+from shopstream_creator_score.stream.topics import SCORES_TOPIC
 from shopstream_platform.faust_batch import StreamOutputs
 
 log = logging.getLogger(__name__)
-
-SCORES_TOPIC = "creators.scores.v1"
 
 
 @dataclass(eq=False)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shopstream_platform.settings import ServiceSettings
+from shopstream_platform.settings import CombinerSettings, ServiceSettings
 
 
 class CreatorScoreSettings(ServiceSettings):
@@ -30,3 +30,5 @@ class CreatorScoreSettings(ServiceSettings):
     search_max_page_size: int = Field(default=100, ge=1)
     # Buffered score changes per WatchScores stream before a slow watcher is dropped.
     watch_queue_size: int = Field(default=1_000, ge=1)
+    # The combiner process in front of the Faust worker (stream/combiner.py).
+    combiner: CombinerSettings = CombinerSettings()

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from shopstream.creators.v1 import creator_score_service_pb2, creator_score_service_pb2_grpc
 from shopstream_creator_score.api.servicer import CreatorScoreServicer
-from shopstream_creator_score.board import SCORES_TOPIC, ScoreBoard
+from shopstream_creator_score.board import ScoreBoard
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
-from shopstream_creator_score.stream.agents import INPUT_TOPICS, ScoreStreams
+from shopstream_creator_score.stream.agents import ScoreStreams
+from shopstream_creator_score.stream.topics import INPUT_TOPICS, SCORES_TOPIC
+from shopstream_platform.child_process import ChildProcess
 from shopstream_platform.faust_batch import StreamOutputs
 from shopstream_platform.runtime import Runtime
 
@@ -37,5 +39,13 @@ def wire(runtime: Runtime) -> CreatorScore:
         CreatorScoreServicer(board, streams, settings),
     )
     runtime.add_task("faust", streams.run)
+    if settings.combiner.mode == "process":
+        combiner = ChildProcess(
+            "combiner",
+            "shopstream_creator_score.stream.combiner",
+            settings,
+            restart_backoff_s=settings.combiner.restart_backoff_s,
+        )
+        runtime.add_task("combiner", combiner.run)
     runtime.add_readiness_gate(streams.recovered)
     return CreatorScore(board, streams, metrics)

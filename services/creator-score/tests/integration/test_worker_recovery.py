@@ -15,7 +15,7 @@ from shopstream.creators.v1 import creator_score_service_pb2 as pb
 from shopstream.creators.v1 import creator_score_service_pb2_grpc, creators_pb2
 from shopstream_creator_score.api.policy import POLICY
 from shopstream_creator_score.settings import CreatorScoreSettings
-from shopstream_creator_score.stream.agents import INPUT_TOPICS
+from shopstream_creator_score.stream.topics import INPUT_TOPICS
 from shopstream_creator_score.wiring import wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer

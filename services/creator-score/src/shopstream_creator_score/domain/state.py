@@ -1,18 +1,27 @@
 """A creator's running state as kept in the Faust table (a JSON-able dict), and its updates.
 
-Each update takes the event's time, so replays and recoveries compute the same numbers. Each
-update first checks the event id against the creator's recent ids: a redelivered or re-sent
-event changes nothing. The ids live inside the state itself, so they are written in the same
-changelog record as the effect they guard.
+Each update takes the event's time, so replays and recoveries compute the same numbers.
+Nothing is counted twice, and the state stays small (it is one changelog record per change):
+- a redelivered input batch is skipped by the watermark `wm`, the offset of the last batch
+  record applied (a creator's batches are ordered in one partition);
+- profiles (the newest by time wins), content counters (cumulative: only growth counts) and live
+  sessions (by session id) are idempotent by themselves, so a re-sent one changes nothing;
+- only additive inputs (sales, ad credits), which an upstream re-send would count twice, are
+  checked against a short list of recent ids (`seen`).
+Both live inside the state, so they are written in the same changelog record as the effect they
+guard.
 """
 
 from __future__ import annotations
 
+import marshal
 import math
 from dataclasses import dataclass
 from typing import Any
 
-RECENT_IDS = 2_000
+# Recent ids of additive inputs per creator: an upstream re-send (an outbox relaying a row again)
+# arrives within seconds, far fewer than this many sales of one creator later.
+RECENT_IDS = 256
 FOLLOWER_HISTORY = 60
 CONTENT_KEPT = 300
 LIVES_KEPT = 300
@@ -41,10 +50,21 @@ def new_state(creator_id: str) -> State:
         "live": [0, 0, 0.0],  # [sessions, best peak viewers, last started at]
         "ad_gmv": [0.0, 0.0],  # decayed ad-attributed GMV (net of refunds and withdrawals)
         "ad_orders": 0,
-        "recent": [],
+        "recent": [],  # ids of recent additive inputs (sales, ad credits)
+        "wm": -1,  # offset of the last input batch record applied
+        "profile_at": 0.0,  # time of the newest profile applied
         "updated_at": 0.0,
         "published": None,  # the last published score, None before the first
     }
+
+
+def copy_state(state: State) -> State:
+    """A deep copy, about 10x cheaper than copy.deepcopy (a state holds only JSON types)."""
+    copied: State = marshal.loads(marshal.dumps(state))
+    if len(copied.get("recent", ())) > RECENT_IDS:
+        # States written before the diet remembered every event id (2,000).
+        del copied["recent"][: len(copied["recent"]) - RECENT_IDS]
+    return copied
 
 
 def decay(cell: list[float], now: float, half_life_s: float) -> float:
@@ -77,6 +97,10 @@ def seen(state: State, event_id: str) -> bool:
 def apply_profile(
     state: State, *, name: str, followers: int, mcn: str, declared: list[str], at: float
 ) -> None:
+    """The newest profile by time wins, so a re-sent or late one changes nothing."""
+    if at < state.get("profile_at", 0.0):
+        return
+    state["profile_at"] = at
     state["name"] = name or state["name"]
     state["followers"] = max(0, followers)
     state["mcn"] = mcn

@@ -1,0 +1,118 @@
+"""A supervised child process of a service (its combiner), started as a runtime task.
+
+The child gets the parent's settings as JSON in one environment variable, secrets included (the
+parent may have been configured in code, not by environment), so it runs with exactly the
+parent's configuration. It dies with its parent (PR_SET_PDEATHSIG: a kill -9 of the service
+leaves no orphan consuming behind it), is restarted after a back-off when it exits by itself
+(it is stateless: a restart resumes from committed offsets), and is sent SIGTERM and waited for
+when the service shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, SecretStr
+
+log = logging.getLogger(__name__)
+
+SETTINGS_ENV = "SHOPSTREAM_CHILD_SETTINGS"
+_PR_SET_PDEATHSIG = 1
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def settings_json(settings: BaseModel) -> str:
+    """The settings as JSON with secrets in clear (pydantic masks them otherwise)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(f"not JSON: {type(value).__name__}")
+
+    return json.dumps(settings.model_dump(mode="python"), default=plain)
+
+
+def child_settings(cls: type[S]) -> S:
+    """In the child: the parent's settings."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw is None:
+        raise RuntimeError(f"{SETTINGS_ENV} is not set: start this module from its service")
+    return cls.model_validate(json.loads(raw))
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:  # not Linux: the child may outlive a killed parent
+        pass
+
+
+class ChildProcess:
+    """`python -m <module>` kept running for as long as the service runs."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        settings: BaseModel,
+        *,
+        restart_backoff_s: float,
+        stop_grace_s: float = 30.0,
+        on_restart: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._module = module
+        self._env = {**os.environ, SETTINGS_ENV: settings_json(settings)}
+        self._backoff_s = restart_backoff_s
+        self._grace_s = stop_grace_s
+        self._on_restart = on_restart
+        self.pid: int | None = None
+
+    async def run(self) -> None:
+        """The runtime task: never returns; cancelled at shutdown."""
+        while True:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                self._module,
+                env=self._env,
+                preexec_fn=_die_with_parent,
+            )
+            self.pid = proc.pid
+            log.info("child process started", extra={"child": self.name, "pid": proc.pid})
+            try:
+                code = await proc.wait()
+            except asyncio.CancelledError:
+                await self._stop(proc)
+                raise
+            log.warning(
+                "child process exited; restarting",
+                extra={"child": self.name, "pid": proc.pid, "exit_code": code},
+            )
+            if self._on_restart is not None:
+                self._on_restart()
+            await asyncio.sleep(self._backoff_s)
+
+    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), self._grace_s)
+        except TimeoutError:
+            log.error("child process ignored SIGTERM; killing it", extra={"child": self.name})
+            proc.kill()
+            await proc.wait()
