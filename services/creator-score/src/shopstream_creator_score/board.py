@@ -61,11 +61,16 @@ class ScoreBoard:
             previous_score=previous or 0.0,
             formula_version=FORMULA_VERSION,
         )
+        # creators.scores.v1 is a public topic: ad-attributed sales leave only through the API's
+        # privacy layer (api/privacy.py), never exact on the topic.
+        published = creators_pb2.CreatorScoreChanged()
+        published.CopyFrom(change)
+        published.creator.ClearField("ad_sales")
         # The id derives from the input event: a replay republishes the same id.
         meta = self._outputs.producer.meta_for(
             change, subject=state["id"], derived_from=f"score:{state['id']}:{source_event_id}"
         )
-        self._outputs.publish(SCORES_TOPIC, state["id"], change, meta)
+        self._outputs.publish(SCORES_TOPIC, state["id"], published, meta)
         self._metrics.score_updates.inc()
         self._notify(change)
         return True
