@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from shopstream.platform.v1 import heartbeat_pb2
 from shopstream_platform.db.database import Database
-from shopstream_platform.db.outbox import Outbox, OutboxRelay
+from shopstream_platform.db.outbox import EventTooLargeError, Outbox, OutboxRelay
 from shopstream_platform.db.tables import outbox as outbox_table
 from shopstream_platform.db.tables import outbox_dead_letters
 from shopstream_platform.kafka.cloudevents import CloudEventMeta, headers_dict
@@ -34,6 +34,12 @@ def beat(sequence: int, padding: int = 0) -> heartbeat_pb2.Heartbeat:
     # that the producer's compression cannot shrink it under the broker's limit.
     text = base64.b64encode(os.urandom(padding * 3 // 4 + 1)).decode()[:padding]
     return heartbeat_pb2.Heartbeat(sequence=sequence, instance_id=text)
+
+
+def permissive_outbox() -> Outbox:
+    """Writes rows the default guard in Outbox.add would refuse: rows written before the guard
+    existed, or by a writer whose limit is above what the broker accepts on some topic."""
+    return Outbox(source="shopstream/test", max_event_bytes=100_000_000)
 
 
 async def write(
@@ -70,7 +76,7 @@ async def test_oversized_row_is_dead_lettered_and_later_rows_are_published_exact
     database: Database, kafka_settings: KafkaSettings, new_topic: Callable[..., str]
 ) -> None:
     topic = new_topic("outbox")
-    outbox = Outbox(source="shopstream/test")
+    outbox = permissive_outbox()
     metrics = PlatformMetrics("test")
     producer = EventProducer(kafka_settings, "shopstream/test", metrics)
     relay = OutboxRelay(database, outbox, producer, metrics, batch=100, poll_interval_s=0.02)
@@ -111,7 +117,7 @@ async def test_record_the_broker_refuses_is_dead_lettered_with_kafkas_reason(
 ) -> None:
     topic = new_topic("outbox")
     small = small_record_topic(kafka_settings, 20_000)
-    outbox = Outbox(source="shopstream/test")
+    outbox = permissive_outbox()
     metrics = PlatformMetrics("test")
     producer = EventProducer(kafka_settings, "shopstream/test", metrics)
     relay = OutboxRelay(database, outbox, producer, metrics, batch=100)
@@ -147,7 +153,7 @@ async def test_record_the_client_refuses_is_dead_lettered(
     database: Database, kafka_settings: KafkaSettings, new_topic: Callable[..., str]
 ) -> None:
     topic = new_topic("outbox")
-    outbox = Outbox(source="shopstream/test")
+    outbox = permissive_outbox()
     metrics = PlatformMetrics("test")
     producer = EventProducer(kafka_settings, "shopstream/test", metrics)
     # A relay limit above the producer's: the producer's own check refuses the record.
@@ -166,7 +172,7 @@ async def test_unreachable_broker_keeps_rows_shows_their_age_and_shutdown_still_
     database: Database,
 ) -> None:
     unreachable = KafkaSettings(bootstrap_servers="127.0.0.1:1", delivery_timeout_ms=1_000)
-    outbox = Outbox(source="shopstream/test")
+    outbox = permissive_outbox()
     metrics = PlatformMetrics("test")
     producer = EventProducer(unreachable, "shopstream/test", metrics)
     relay = OutboxRelay(
@@ -187,3 +193,16 @@ async def test_unreachable_broker_keeps_rows_shows_their_age_and_shutdown_still_
     # Nothing lost and nothing dead-lettered: a broker that is away is not the row's fault.
     assert await count(database, outbox_table) == 2
     assert await count(database, outbox_dead_letters) == 0
+
+
+async def test_outbox_refuses_an_event_larger_than_kafka_accepts_at_write_time(
+    database: Database,
+) -> None:
+    with pytest.raises(EventTooLargeError) as error:
+        async with database.transaction() as session:
+            await Outbox(source="shopstream/test").add(
+                session, "t.v1", "k", beat(1, padding=1_200_000)
+            )
+    assert error.value.field == "request"
+    assert "above the 1000000-byte record limit" in str(error.value)
+    assert await count(database, outbox_table) == 0

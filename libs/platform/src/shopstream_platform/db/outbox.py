@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.tables import outbox, outbox_dead_letters
+from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.kafka.cloudevents import CloudEventMeta, Headers, new_event_id
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.producer import DeliveryError, EventProducer
@@ -39,12 +40,35 @@ from shopstream_platform.tracing import outgoing_traceparent
 
 log = logging.getLogger(__name__)
 
+# The largest record the relay hands to the producer: librdkafka's message.max.bytes default
+# (the broker's own default is 1048588). A bigger row is dead-lettered without being tried.
+DEFAULT_MAX_RECORD_BYTES = 1_000_000
+# Per-record overhead of the Kafka record format beyond key, value and headers (generous).
+_RECORD_OVERHEAD = 100
+
+
+def record_size(
+    key: bytes, value: bytes, headers: Sequence[tuple[str, str]] | Sequence[tuple[str, bytes]]
+) -> int:
+    """An upper estimate of the record's size as the producer checks it."""
+    return len(key) + len(value) + sum(len(k) + len(v) for k, v in headers) + _RECORD_OVERHEAD
+
+
+class EventTooLargeError(InvalidArgumentError):
+    """The event a request (or a consumed event) would cause is larger than Kafka accepts."""
+
 
 class Outbox:
-    """Writes events into the caller's transaction; knows the service's CloudEvents source."""
+    """Writes events into the caller's transaction; knows the service's CloudEvents source.
 
-    def __init__(self, source: str) -> None:
+    An event larger than `max_event_bytes` is refused at write time (EventTooLargeError, an
+    INVALID_ARGUMENT for a gRPC caller, a dead letter for a consumed event), so the change that
+    would cause it is rolled back instead of being committed with an event that cannot be sent.
+    """
+
+    def __init__(self, source: str, *, max_event_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         self._source = source
+        self._max_event_bytes = max_event_bytes
         self._written = asyncio.Event()
 
     async def add(
@@ -66,13 +90,21 @@ class Outbox:
             subject=subject,
         )
         headers = meta.text_headers()
+        payload = message.SerializeToString()
+        size = record_size(key.encode(), payload, headers)
+        if size > self._max_event_bytes:
+            raise EventTooLargeError(
+                "request",
+                f"the {meta.type} event it causes would be {size} bytes, above the "
+                f"{self._max_event_bytes}-byte record limit",
+            )
         await session.execute(
             outbox.insert().values(
                 topic=topic,
                 key=key,
                 ce_id=meta.id,
                 ce_type=meta.type,
-                payload=message.SerializeToString(),
+                payload=payload,
                 headers=json.dumps(headers),
                 created_at=now,
             )
@@ -86,12 +118,6 @@ class Outbox:
             await asyncio.wait_for(self._written.wait(), timeout_s)
         self._written.clear()
 
-
-# The largest record the relay hands to the producer: librdkafka's message.max.bytes default
-# (the broker's own default is 1048588). A bigger row is dead-lettered without being tried.
-DEFAULT_MAX_RECORD_BYTES = 1_000_000
-# Per-record overhead of the Kafka record format beyond key, value and headers (generous).
-_RECORD_OVERHEAD = 100
 
 # Producer errors no retry can change: the record itself is refused.
 _PERMANENT_CODES = frozenset(
@@ -110,11 +136,6 @@ def is_permanent_delivery_error(error: KafkaError) -> bool:
     """True when Kafka refused this record for good; timeouts, unavailable brokers, missing
     topics and authorization failures may heal (or be fixed by an operator), so they are not."""
     return not error.fatal() and error.code() in _PERMANENT_CODES
-
-
-def record_size(key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> int:
-    """An upper estimate of the record's size as the producer checks it."""
-    return len(key) + len(value) + sum(len(k) + len(v) for k, v in headers) + _RECORD_OVERHEAD
 
 
 @dataclass(frozen=True)
