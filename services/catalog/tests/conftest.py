@@ -19,7 +19,7 @@ from shopstream_catalog.wiring import wire
 from shopstream_platform.db.database import Database
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service
+from shopstream_platform.testing import fast_test_settings, hosted_service, start_group_at_end
 
 
 @pytest.fixture
@@ -32,9 +32,14 @@ def catalog_overrides() -> dict[str, Any]:
 async def catalog(
     database: Database, kafka_settings: KafkaSettings, catalog_overrides: dict[str, Any]
 ) -> AsyncIterator[RunningCatalog]:
+    # A service name (so a consumer group and a CloudEvents source) of this test's own, its
+    # group starting at the orders topic's end: on a shared broker other catalogs (other test
+    # runs, a local stack) would otherwise share `catalog.orders` and take our orders.
+    name = f"catalog-{uuid.uuid4().hex[:8]}"
+    start_group_at_end(kafka_settings, f"{name}.orders", ["commerce.orders.v1"])
     settings = CatalogSettings(
         database_url=database.url.render_as_string(hide_password=False),
-        **{**fast_test_settings(kafka_settings), **catalog_overrides},
+        **{"service_name": name, **fast_test_settings(kafka_settings), **catalog_overrides},
     )
     async with hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel:

@@ -1,7 +1,6 @@
 """No input can stop the catalog (issue 15, 2.7): bounded fields and numbers at the API, and a
 deterministic failure in the order consumer goes to the DLQ while the service keeps serving."""
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,21 +18,12 @@ from shopstream_catalog.store.tables import stock
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import read_all_async, start_group_at_end
+from shopstream_platform.testing import read_all_async
 
 pytestmark = pytest.mark.integration
 
 INT64_MAX = 2**63 - 1
 ORDERS = "commerce.orders.v1"
-
-
-@pytest.fixture
-def catalog_overrides(kafka_settings: KafkaSettings) -> dict[str, Any]:
-    """A consumer group of this test's own, starting at the topic's end: the shared broker's
-    catalog.orders group may have other members (other test runs) that would take our orders."""
-    name = f"catalog-{uuid.uuid4().hex[:8]}"
-    start_group_at_end(kafka_settings, f"{name}.orders", [ORDERS])
-    return {"service_name": name}
 
 
 async def answer_to(catalog: RunningCatalog, kafka: KafkaSettings, order_id: str) -> str:

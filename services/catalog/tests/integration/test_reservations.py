@@ -18,13 +18,20 @@ from shopstream_platform.testing import read_all_async
 pytestmark = pytest.mark.integration
 
 
+def from_catalog(catalog: RunningCatalog, record: Message) -> bool:
+    """Published by this test's catalog: others on the shared broker answer the same orders."""
+    source = f"shopstream/{catalog.runtime.name}".encode()
+    return dict(record.headers() or []).get("ce_source") == source
+
+
 async def answers_for(
-    kafka: KafkaSettings, order_ids: set[str], expect: int
+    catalog: RunningCatalog, kafka: KafkaSettings, order_ids: set[str], expect: int
 ) -> dict[str, list[str]]:
-    """ce_types catalog published on catalog.stock.v1 per order id."""
+    """ce_types this catalog published on catalog.stock.v1 per order id (other catalogs on the
+    shared broker read the same orders and answer them too)."""
 
     def ours(record: Message) -> bool:
-        return (record.key() or b"").decode() in order_ids
+        return (record.key() or b"").decode() in order_ids and from_catalog(catalog, record)
 
     records = await read_all_async(
         kafka, "catalog.stock.v1", expect=expect, timeout_s=60, match=ours
@@ -38,7 +45,8 @@ async def answers_for(
 
 
 async def wait_consumed(catalog: RunningCatalog, count: float, timeout_s: float = 60) -> None:
-    labels = {"service": "catalog", "topic": "commerce.orders.v1", "group": "catalog.orders"}
+    name = catalog.runtime.name
+    labels = {"service": name, "topic": "commerce.orders.v1", "group": f"{name}.orders"}
 
     def consumed() -> float:
         return sum(
@@ -81,7 +89,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
             for o in orders
         )
     )
-    answers = await answers_for(kafka_settings, order_ids, expect=50)
+    answers = await answers_for(catalog, kafka_settings, order_ids, expect=50)
     kinds = [types[0] for types in answers.values()]
     assert len(answers) == 50 and all(len(t) == 1 for t in answers.values())
     assert kinds.count("shopstream.catalog.v1.StockReserved") == 10
@@ -90,9 +98,9 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
     base = catalog.metric(
         "shopstream_events_consumed_total",
         {
-            "service": "catalog",
+            "service": catalog.runtime.name,
             "topic": "commerce.orders.v1",
-            "group": "catalog.orders",
+            "group": f"{catalog.runtime.name}.orders",
             "outcome": "processed",
         },
     )
@@ -112,7 +120,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
                 "catalog.stock.v1",
                 expect=51,
                 timeout_s=3,
-                match=lambda r: (r.key() or b"").decode() in order_ids,
+                match=lambda r: (r.key() or b"").decode() in order_ids and from_catalog(catalog, r),
             )
         )
         == 50
@@ -138,7 +146,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
     )
     producer.close()
 
-    after = await answers_for(kafka_settings, order_ids, expect=56)
+    after = await answers_for(catalog, kafka_settings, order_ids, expect=56)
     released = [k for k, v in after.items() if "shopstream.catalog.v1.StockReleased" in v]
     committed = [k for k, v in after.items() if "shopstream.catalog.v1.StockCommitted" in v]
     assert sorted(released) == sorted(o.order_id for o in reserved[:4])
@@ -172,7 +180,7 @@ async def test_rejection_names_the_sku_and_reserves_nothing_of_a_multi_line_orde
         "catalog.stock.v1",
         expect=1,
         timeout_s=60,
-        match=lambda r: r.key() == o.order_id.encode(),
+        match=lambda r: r.key() == o.order_id.encode() and from_catalog(catalog, r),
     )
     rejection = events_pb2.StockReservationRejected.FromString(record.value() or b"")
     assert rejection.sku_id == scarce.skus[0].sku_id
@@ -196,7 +204,7 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
     producer = EventProducer(kafka_settings, "shopstream/commerce-test")
     for o in (refunded, partly, shipped):
         await publish_placed(producer, o)
-    await answers_for(kafka_settings, order_ids, expect=3)
+    await answers_for(catalog, kafka_settings, order_ids, expect=3)
     assert await stock_of(catalog, product.product_id) == (10, 6)
 
     def refund(o: order_pb2.Order, state: int, units: int) -> order_events_pb2.OrderRefunded:
@@ -225,7 +233,7 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
     )
     producer.close()
 
-    after = await answers_for(kafka_settings, order_ids, expect=5)
+    after = await answers_for(catalog, kafka_settings, order_ids, expect=5)
     assert after[refunded.order_id] == [
         "shopstream.catalog.v1.StockReserved",
         "shopstream.catalog.v1.StockReleased",
@@ -245,7 +253,7 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
                 "catalog.stock.v1",
                 expect=2,
                 timeout_s=10,
-                match=lambda r: r.key() == refunded.order_id.encode(),
+                match=lambda r: r.key() == refunded.order_id.encode() and from_catalog(catalog, r),
             )
         )[1].value()
         or b""
