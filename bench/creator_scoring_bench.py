@@ -10,10 +10,12 @@ on the same machine; score freshness p99 <= 1 s at 10,000 events/s.
 2. Client floor: a bare confluent-kafka `consume(num_messages=...)` loop that scans the
    CloudEvents headers and decodes each protobuf value (what any consumer must do at least).
 3. Faust floor: a Faust agent that does nothing over the same records (bench/faust_floor.py).
-4. The worker: creator-score in this process (Faust, memory tables) with its combiner child
-   process; drain rate = inputs applied / time from the first applied input to the last. CPU
-   seconds of the worker, the combiner and the broker over the drain, as µs per input event.
-5. Freshness: --rate records/s for --seconds (a producer thread), then the worker's freshness
+4. The worker: creator-score in this process (Faust, memory tables) and its combiner process,
+   started once the worker is ready; drain rate = inputs applied / time from the combiner's
+   first output record to the last input applied. CPU seconds of the worker, the combiner and
+   the broker over the drain, as µs per input event. The topics are the stack's own: records
+   from any other producer are counted (`foreign_records`) and make the run suspect.
+5. Freshness: --rate records/s for --seconds (a producer process), then the worker's freshness
    histogram (input event time -> the creator's new score computed) for that phase.
 
     uv run python bench/creator_scoring_bench.py [--events 200000] [--creators 2000] [--zipf 1.1]
@@ -29,7 +31,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from _common import (
     proc_cpu_seconds,
     require_loopback,
 )
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
@@ -57,11 +58,13 @@ from shopstream_creator_score.api.policy import POLICY
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.topics import (
     CONTENT_TOPIC,
+    INPUT_BATCHES_TOPIC,
     INPUT_TOPICS,
     ORDERS_TOPIC,
     PROFILES_TOPIC,
 )
 from shopstream_creator_score.wiring import wire
+from shopstream_platform.child_process import SETTINGS_ENV, settings_json
 from shopstream_platform.kafka.cloudevents import format_time
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.producer import producer_config
@@ -71,6 +74,7 @@ from shopstream_platform.testing import hosted_service, start_group_at_end
 INPUTS = "shopstream_creator_score_inputs_total"
 FRESHNESS = "shopstream_creator_score_freshness_seconds"
 BENCH_TOPICS = (PROFILES_TOPIC, CONTENT_TOPIC, ORDERS_TOPIC)
+SOURCE = "shopstream/bench"
 TARGET_EVENTS_PER_S = 50_000
 TARGET_FAUST_MULTIPLE = 3.0
 TARGET_FRESHNESS_P99_S = 1.0
@@ -85,11 +89,19 @@ class Mix:
     """The input mix, produced raw (prebuilt headers, one random id per record): the producer
     must not be what the bench measures."""
 
-    def __init__(self, kafka: KafkaSettings, creators: int, zipf: float | None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        creators: int,
+        zipf: float | None,
+        run_id: str | None = None,
+        views_from: int = 0,
+    ) -> None:
         self.producer = Producer(producer_config(kafka, "bench-creator-inputs"))
-        self.run_id = uuid.uuid4().hex[:6]
+        self.run_id = run_id or uuid.uuid4().hex[:6]
         self.creators = creators
-        self.views: dict[int, int] = {}
+        # Content counters are cumulative: a second producer continues above the first's.
+        self.views: dict[int, int] = dict.fromkeys(range(creators), views_from)
         if zipf:
             weights = [1.0 / (k**zipf) for k in range(1, creators + 1)]
             total = 0.0
@@ -154,7 +166,7 @@ class Mix:
             ("ce_specversion", "1.0"),
             ("ce_id", os.urandom(16).hex()),
             ("ce_type", self._types[topic]),
-            ("ce_source", "shopstream/bench"),
+            ("ce_source", SOURCE),
             ("ce_time", format_time(now)),
             ("content-type", "application/protobuf"),
         ]
@@ -183,17 +195,22 @@ def client_floor(kafka: KafkaSettings, group: str, expect: int, timeout_s: float
     )
     consumer.subscribe(list(BENCH_TOPICS))
     cpu0 = proc_cpu_seconds(os.getpid())
-    n, first, deadline = 0, None, time.monotonic() + timeout_s
+    n, foreign, first, deadline = 0, 0, None, time.monotonic() + timeout_s
     while n < expect and time.monotonic() < deadline:
         for msg in consumer.consume(num_messages=10_000, timeout=0.5):
             if msg.error():
                 continue
             if first is None:
                 first = time.perf_counter()
-            ce_type = ""
+            ce_type = ce_source = ""
             for name, value in msg.headers() or ():
                 if name == "ce_type":
                     ce_type = value.decode()
+                elif name == "ce_source":
+                    ce_source = value.decode()
+            if ce_source != SOURCE:
+                foreign += 1  # another producer on the shared topics: the run is not clean
+                continue
             DECODERS[ce_type](msg.value())
             n += 1
     seconds = time.perf_counter() - (first or time.perf_counter())
@@ -201,6 +218,7 @@ def client_floor(kafka: KafkaSettings, group: str, expect: int, timeout_s: float
     consumer.close()
     return {
         "events": n,
+        "foreign_records": foreign,
         "seconds": round(seconds, 3),
         "events_per_s": round(n / seconds) if seconds > 0 else 0,
         "us_per_event_cpu": round(cpu / max(n, 1) * 1e6, 1),
@@ -234,23 +252,33 @@ def faust_floor(bootstrap: str, group: str, expect: int, timeout_s: float) -> di
     return {"error": (out.stderr or out.stdout)[-2_000:]}
 
 
-def child_pid(module_part: str) -> int | None:
-    """The pid of this process's child whose command line mentions `module_part`."""
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+class OutputWatch:
+    """When the combiner writes its first record to the input batches (end offsets move)."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._consumer = Consumer(
+            {**kafka.client_config(), "group.id": f"bench-watch-{uuid.uuid4().hex[:6]}"}
+        )
+        meta = self._consumer.list_topics(INPUT_BATCHES_TOPIC, timeout=10)
+        self._tps = [
+            TopicPartition(INPUT_BATCHES_TOPIC, p)
+            for p in meta.topics[INPUT_BATCHES_TOPIC].partitions
+        ]
+        self._start = self._ends()
+
+    def _ends(self) -> list[int]:
+        return [self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._tps]
+
+    def wait_first(self, timeout_s: float) -> float | None:
+        deadline = time.monotonic() + timeout_s
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid != me:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if module_part.encode() in f.read():
-                    return int(entry)
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
+            while time.monotonic() < deadline:
+                if self._ends() != self._start:
+                    return time.perf_counter()
+                time.sleep(0.005)
+            return None
+        finally:
+            self._consumer.close()
 
 
 def broker_pid() -> int | None:
@@ -332,14 +360,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             faust_floor, args.bootstrap, faust_group, args.events, args.timeout
         )
 
-    # 4. The worker drains the same records.
+    # 4. The worker drains the same records. Its combiner is started here, once the worker is
+    # ready, so that neither start-up is timed: the drain runs from the combiner's first
+    # output record to the last input applied.
+    settings.combiner.mode = "off"
     async with hosted_service(settings, wire, policy=POLICY) as hosted:
         registry = hosted.runtime.metrics.registry
-        combiner = child_pid("shopstream_creator_score.stream.combiner")
+        watch = OutputWatch(kafka)
+        # Popen returns at once (the child runs beside the loop).
+        combiner = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "shopstream_creator_score.stream.combiner"],
+            env={**os.environ, SETTINGS_ENV: settings_json(settings)},
+        )
         broker = broker_pid()
-        pids = {"worker": os.getpid(), "combiner": combiner, "broker": broker}
+        pids = {"worker": os.getpid(), "combiner": combiner.pid, "broker": broker}
+        first = await asyncio.to_thread(watch.wait_first, args.timeout)
+        # From the first output on: the combiner's interpreter start and group join not counted.
         cpu0 = {k: proc_cpu_seconds(p) for k, p in pids.items() if p}
-        done, first = await wait_applied(registry, args.events, args.timeout)
+        done, _ = await wait_applied(registry, args.events, args.timeout)
         ended = time.perf_counter()
         cpu = {k: proc_cpu_seconds(p) - cpu0[k] for k, p in pids.items() if p}
         drain_s = ended - (first or ended)
@@ -377,19 +415,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             base = applied(registry)
             n = int(args.seconds * args.rate)
 
-            def paced() -> None:
-                t0 = time.perf_counter()
-                tick = max(1, int(args.rate / 200))  # 5 ms slices
-                for k in range(n):
-                    mix.send(args.events + k)
-                    if k % tick == tick - 1:
-                        mix.producer.poll(0)
-                        time.sleep(max(0.0, t0 + (k + 1) / args.rate - time.perf_counter()))
-                mix.flush()
-
-            sender = threading.Thread(target=paced, daemon=True)
-            sender.start()
-            await asyncio.to_thread(sender.join)
+            # From another process, as the app's edge would: a producer thread here would
+            # take the worker's interpreter lock.
+            sender = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--bootstrap",
+                args.bootstrap,
+                "--creators",
+                str(args.creators),
+                *(["--zipf", str(args.zipf)] if args.zipf else []),
+                "--paced",
+                mix.run_id,
+                str(args.events),
+                str(n),
+                "--rate",
+                str(args.rate),
+            )
+            await sender.wait()
             done, _ = await wait_applied(registry, base + n, args.timeout)
             after = histogram_buckets(registry, FRESHNESS)
             p99 = bucket_quantile(after, 0.99, before)
@@ -405,8 +448,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "target": TARGET_FRESHNESS_P99_S,
                 "met": p99 is not None and p99 <= TARGET_FRESHNESS_P99_S,
             }
+        combiner.terminate()
+        combiner.wait(30)
     result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     return result
+
+
+def paced(args: argparse.Namespace) -> None:
+    """Produce inputs at a steady rate (the freshness phase's sender)."""
+    run_id, start, count = args.paced[0], int(args.paced[1]), int(args.paced[2])
+    kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
+    mix = Mix(kafka, args.creators, args.zipf, run_id, views_from=start * 100 // args.creators)
+    t0 = time.perf_counter()
+    tick = max(1, int(args.rate / 200))  # 5 ms slices
+    for k in range(count):
+        mix.send(start + k)
+        if k % tick == tick - 1:
+            mix.producer.poll(0)
+            time.sleep(max(0.0, t0 + (k + 1) / args.rate - time.perf_counter()))
+    mix.flush()
 
 
 def main() -> None:
@@ -420,8 +480,17 @@ def main() -> None:
     p.add_argument("--skip-faust-floor", action="store_true")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--paced",
+        nargs=3,
+        metavar=("RUN_ID", "START", "COUNT"),
+        help="(internal) only produce COUNT inputs from index START at --rate, then exit",
+    )
     args = p.parse_args()
     require_loopback(args.bootstrap)
+    if args.paced:
+        paced(args)
+        return
     result = asyncio.run(run(args))
     print(json.dumps(result, indent=2))
     if args.json:

@@ -87,11 +87,18 @@ class ChangelogBarrierProducer(AIOKafkaProducer):
             ) from self._send_failure
 
 
+READ_COMMITTED_FETCH_WAIT_MS = 50
+
+
 class _ReadCommittedThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka reads the level when it starts its fetcher, after this.
+        # aiokafka reads both when it starts its fetcher, after this.
         consumer._isolation_level = "read_committed"
+        # A fetch parked at the broker is not woken when a transaction commits (the last stable
+        # offset moves, not the high watermark), so it waits out its full wait, which Faust sets
+        # to 1.5 s: measured, score freshness p50 2.5 s at 2,000 events/s. A short wait bounds it.
+        consumer._fetch_max_wait_ms = READ_COMMITTED_FETCH_WAIT_MS
         return consumer
 
 

@@ -23,7 +23,9 @@ their input, so republishing them is absorbed downstream. A failed output raises
 the batch is not acknowledged, and the worker ends (see `protobuf_agent`).
 
 Invariant handlers keep: a state is `set` only after the outputs it accounts for are published,
-and a value passed to `set` is not changed in place afterwards (copy, then modify).
+and a value passed to `set` is not changed in place afterwards (copy, then modify), unless the
+handler is the table's only writer and a failure ends the worker (then a value changed in place
+is written whole at a later flush, and a half-changed one never: creator-score's applier).
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ class _PartitionEvent:
     message: _PartitionMessage
 
 
+# One shim per partition, made once: a table access per input must stay cheap.
+_SHIMS: dict[int, _PartitionEvent] = {}
+
+
 @contextmanager
 def _current_partition(partition: int | None) -> Iterator[None]:
     """Run a store access as if processing an event of `partition` (None: no event).
@@ -100,14 +106,20 @@ def _current_partition(partition: int | None) -> Iterator[None]:
     processed (`faust.streams.current_event`): a write outside stream iteration fails, and a read
     inside it looks only in that event's partition. A batch writes after its events, and a
     read may be for another agent's key, so the partition is stated rather than inherited."""
-    shim = _PartitionEvent(_PartitionMessage(partition)) if partition is not None else None
-    token = faust_streams._current_event.set(
-        weakref.ref(cast(Any, shim)) if shim is not None else None
-    )
+    token = faust_streams._current_event.set(_shim_ref(partition))
     try:
         yield
     finally:
         faust_streams._current_event.reset(token)
+
+
+def _shim_ref(partition: int | None) -> Any:
+    if partition is None:
+        return None
+    shim = _SHIMS.get(partition)
+    if shim is None:
+        shim = _SHIMS[partition] = _PartitionEvent(_PartitionMessage(partition))
+    return weakref.ref(cast(Any, shim))
 
 
 class BatchedTable:
@@ -125,8 +137,12 @@ class BatchedTable:
         dirty = self._dirty.get(key)
         if dirty is not None:
             return dirty.value
-        with _current_partition(partition):
+        # No context manager here: this runs once per changed key per batch.
+        token = faust_streams._current_event.set(_shim_ref(partition))
+        try:
             return self.table.get(key)
+        finally:
+            faust_streams._current_event.reset(token)
 
     def set(self, key: Any, value: Any, partition: int) -> None:
         """`partition`: the source partition of the input being processed. The changelog record

@@ -95,7 +95,7 @@ class CombinerSettings(BaseModel):
     # instance name, which makes its transactional id (a restart with the same one aborts the
     # transaction its predecessor left open).
     instance: str = "0"
-    min_window_s: float = Field(default=0.1, gt=0)
+    min_window_s: float = Field(default=0.05, gt=0)
     max_window_s: float = Field(default=1.0, gt=0)
     max_window_inputs: int = Field(default=200_000, ge=1)
     max_batch: int = Field(default=5_000, ge=1)

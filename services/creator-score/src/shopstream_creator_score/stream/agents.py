@@ -131,8 +131,23 @@ class ScoreStreams:
     # --- applying ---------------------------------------------------------------------------
 
     async def on_batch(self, event: Event[Message]) -> Outcome:
-        """Apply one window of one partition: per creator, its inputs in order on one copy of
-        its state, then one score and one write. No await inside: nothing interleaves."""
+        """Apply one window of one partition. A failure ends the worker rather than letting the
+        record be dead-lettered: a batch holds a window of inputs, and states are changed in
+        place (see `_apply_batch`), so nothing of a failed batch may be written or committed."""
+        try:
+            return self._apply_batch(event)
+        except Exception as exc:
+            log.critical("input batch failed; ending the worker", extra={"error": repr(exc)})
+            app: Any = self.app
+            app.fail(exc)
+            await asyncio.Future()  # never returns: the worker is stopping
+            raise
+
+    def _apply_batch(self, event: Event[Message]) -> Outcome:
+        """Per creator, its inputs in order on its state, then one score and one write. States
+        are changed in place, not copied: this agent is the table's only writer, a changelog
+        record is serialised when the flush sends it, and a failure ends the worker before any
+        later flush (`on_batch`). No await inside: nothing interleaves."""
         batch = event.message
         assert isinstance(batch, creators_pb2.CreatorInputBatch)
         partition, offset = event.partition, event.offset
@@ -150,7 +165,8 @@ class ScoreStreams:
                 if current is not None and current.get("wm", -1) >= offset:
                     skipped.add(creator_id)  # this record was applied before a restart
                     continue
-                state = st.copy_state(current) if current is not None else st.new_state(creator_id)
+                state = current if current is not None else st.new_state(creator_id)
+                st.trim_recent(state)
                 touched[creator_id] = state
             kind = item.WhichOneof("input")
             if kind is None:
