@@ -73,8 +73,13 @@ class ChangelogBarrierProducer(AIOKafkaProducer):
             self._send_failure = fut.exception()
 
     async def flush(self) -> None:
-        # Everything written so far: the caller (a commit) has chosen its offsets already, so the
-        # table writes of every event it commits are in this snapshot.
+        # Tables that hold their writes until a commit write them now (and wait for the outputs
+        # those writes account for): the caller (a commit) has chosen its offsets already.
+        app = getattr(self.transport, "app", None)
+        for barrier in list(getattr(app, "commit_barriers", ())):
+            await barrier()
+        # Everything written so far: the table writes of every event it commits are in this
+        # snapshot.
         waiting = list(self._unsettled)
         await super().flush()
         if waiting:
@@ -119,6 +124,21 @@ class PlatformFaustApp(faust.App):
 
     fatal_reason: BaseException | None = None
     _fatal_event: asyncio.Event | None = None
+    _commit_barriers: list[Callable[[], Awaitable[None]]] | None = None
+
+    @property
+    def commit_barriers(self) -> list[Callable[[], Awaitable[None]]]:
+        """Awaited before every offset commit, ahead of the changelog barrier (see
+        `ChangelogBarrierProducer.flush`)."""
+        if self._commit_barriers is None:
+            self._commit_barriers = []
+        return self._commit_barriers
+
+    def add_commit_barrier(self, barrier: Callable[[], Awaitable[None]]) -> None:
+        """E.g. a `BatchedTable.flush`: the table's writes then reach its store and changelog once
+        per commit interval, however many batches changed a key, and always before the offsets
+        of the inputs they account for are committed."""
+        self.commit_barriers.append(barrier)
 
     def _new_producer(self) -> ProducerT:
         return ChangelogBarrierProducer(self.transport, loop=self.loop, beacon=self.beacon)

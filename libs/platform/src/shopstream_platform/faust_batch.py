@@ -6,7 +6,10 @@ id, so after a crash the redelivered input would be skipped as a duplicate and a
 for good. Waiting for the acks of every input's outputs before its write was correct but paid a
 broker round trip per input (tens of events/s per agent).
 
-Here the round trip is paid once per batch of inputs (`protobuf_agent(..., batch=...)`):
+Here the round trip is paid once per batch of inputs (`protobuf_agent(..., batch=...)`), or
+once per offset commit (`PlatformFaustApp.add_commit_barrier(table.flush)`, with the batch's own
+flush only checking for failed outputs: a key changed by every batch is then written once per
+commit interval, not once per batch):
 
 - handlers publish through `StreamOutputs.publish` without waiting;
 - they write states with `BatchedTable.set`, which keeps the value in an overlay that the next
@@ -65,6 +68,11 @@ class StreamOutputs:
         self._unsettled.discard(future)
         if not future.cancelled() and future.exception() is not None and self._failure is None:
             self._failure = future.exception()
+
+    async def check(self) -> None:
+        """Raise if an output published so far failed (without waiting for the others)."""
+        if self._failure is not None:
+            raise OutputFailedError(f"a stream output was not delivered: {self._failure!r}")
 
     async def acked(self) -> None:
         """Wait until every output published so far is acknowledged; raise if any failed."""
@@ -130,6 +138,9 @@ class BatchedTable:
         self._outputs = outputs
         self._dirty: dict[Any, _Dirty] = {}
         self._version = 0
+        # Held by `flush` and by a writer that changes values in place while it changes them:
+        # a flush then never writes a value whose outputs it has not waited for.
+        self.lock = asyncio.Lock()
 
     def get(self, key: Any, partition: int | None = None) -> Any:
         """The latest value: pending in this batch, else stored. `partition`: the key's
@@ -170,6 +181,10 @@ class BatchedTable:
     async def flush(self) -> None:
         if not self._dirty:
             return
+        async with self.lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         snapshot = list(self._dirty.items())
         await self._outputs.acked()
         data = self.table.data
