@@ -141,6 +141,8 @@ bench: setup kafka-up ## Measure the design targets (producer, GetProduct, creat
 	@$(UV) run --frozen python bench/run_all.py
 	@$(UV) run --frozen python bench/creator_search_bench.py
 	@$(UV) run --frozen python bench/creator_scoring_bench.py --json bench/results/creator-scoring-$$(date -u +%Y%m%dT%H%M%SZ).json
+	@$(UV) run --frozen python bench/creator_scoring_bench.py --creators 100000 --zipf 1.1 --seconds 0 --skip-faust-floor --json bench/results/creator-scoring-100k-zipf-$$(date -u +%Y%m%dT%H%M%SZ).json
+	@$(UV) run --frozen python bench/creator_scoring_bench.py --creators 1000000 --events 1000000 --seconds 0 --skip-faust-floor --json bench/results/creator-scoring-1m-$$(date -u +%Y%m%dT%H%M%SZ).json
 	@$(UV) run --frozen python bench/ads_attribution_bench.py --json bench/results/ads-attribution-$$(date -u +%Y%m%dT%H%M%SZ).json
 
 # --- running ----------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ from shopstream_platform.settings import GrpcSettings, KafkaSettings
 from shopstream_platform.testing import hosted_service, start_group_at_end
 
 INPUTS = "shopstream_creator_score_inputs_total"
+SCORED = "shopstream_creator_score_creators_scored_total"
+CREATORS = "shopstream_creator_score_creators"
 FRESHNESS = "shopstream_creator_score_freshness_seconds"
 BENCH_TOPICS = (PROFILES_TOPIC, CONTENT_TOPIC, ORDERS_TOPIC)
 SOURCE = "shopstream/bench"
@@ -382,8 +384,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu = {k: proc_cpu_seconds(p) - cpu0[k] for k, p in pids.items() if p}
         drain_s = ended - (first or ended)
         rate = round(done / drain_s) if drain_s > 0 else 0
+        scored = counter_total(registry, SCORED)
         result["worker"] = {
             "applied": done,
+            "creators_in_table": int(counter_total(registry, CREATORS)),
+            # How much the windows compact: inputs applied per creator scored.
+            "inputs_per_creator_scored": round(done / scored, 1) if scored else None,
             "complete": done >= args.events,
             "drain_s": round(drain_s, 3),
             "events_per_s": rate,

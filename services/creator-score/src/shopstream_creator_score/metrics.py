@@ -18,6 +18,13 @@ class CreatorScoreMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.creators_scored = Counter(
+            "creator_score_creators_scored_total",
+            "Creators scored: one per creator per input batch record (inputs / this = how much "
+            "the combiner's windows compact)",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.score_updates = Counter(
             "creator_score_updates_total",
             "Score changes published on creators.scores.v1",

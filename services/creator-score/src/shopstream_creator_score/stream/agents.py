@@ -191,6 +191,7 @@ class ScoreStreams:
                 state["published"] = result.total
             self.creators.set(creator_id, state, partition)
             self.metrics.freshness.observe(max(0.0, now - first_at.get(creator_id, now)))
+        self.metrics.creators_scored.inc(len(touched))
         for applied_kind, count in applied.items():
             self._inputs[applied_kind].inc(count)
         self.metrics.creators.set(len(self.board.index))
