@@ -178,6 +178,12 @@ class BatchedTable:
     def __len__(self) -> int:
         return len(self.table)
 
+    async def flush_if_over(self, max_dirty: int) -> None:
+        """Flush now when more than `max_dirty` keys wait (a table flushed at commits only):
+        bounds the memory they hold, the pause of the next commit and the shutdown's flush."""
+        if len(self._dirty) > max_dirty:
+            await self.flush()
+
     async def flush(self) -> None:
         if not self._dirty:
             return

@@ -141,3 +141,31 @@ def test_a_partition_outside_the_table_is_refused(
     _, _, _, batched = parts
     with pytest.raises(ValueError, match="co-partitioned"):
         batched.set("k", 1, partition=6)
+
+
+async def test_flush_if_over_writes_only_past_the_limit() -> None:
+    outputs = StreamOutputs(FakeProducer())  # type: ignore[arg-type]  # fake: publish_acked only
+    table = FakeTable()
+    batched = BatchedTable(table, outputs)
+    batched.set("a", 1, 0)
+    batched.set("b", 2, 1)
+    await batched.flush_if_over(2)
+    assert table.changelog == [] and batched.get("a") == 1
+    batched.set("c", 3, 2)
+    await batched.flush_if_over(2)
+    assert sorted(key for _, key, _ in table.changelog) == ["a", "b", "c"]
+    assert table.data == {"a": 1, "b": 2, "c": 3}
+
+
+async def test_a_flush_waits_for_a_writer_holding_the_lock() -> None:
+    outputs = StreamOutputs(FakeProducer())  # type: ignore[arg-type]  # fake: publish_acked only
+    table = FakeTable()
+    batched = BatchedTable(table, outputs)
+    batched.set("a", {"n": 1}, 0)
+    async with batched.lock:
+        flushing = asyncio.create_task(batched.flush())
+        await asyncio.sleep(0.01)
+        assert not flushing.done() and table.changelog == []
+        batched.get("a")["n"] = 2  # changed in place by the lock's holder
+    await flushing
+    assert table.changelog == [(0, "a", {"n": 2})]

@@ -30,5 +30,9 @@ class CreatorScoreSettings(ServiceSettings):
     search_max_page_size: int = Field(default=100, ge=1)
     # Buffered score changes per WatchScores stream before a slow watcher is dropped.
     watch_queue_size: int = Field(default=1_000, ge=1)
+    # Changed creator states are written at each offset commit, or sooner when more than this
+    # many wait: it bounds their memory and the pause of a commit or a shutdown (Faust encodes and
+    # sends each state, ~0.1 ms).
+    max_dirty_creators: int = Field(default=20_000, ge=1)
     # The combiner process in front of the Faust worker (stream/combiner.py).
     combiner: CombinerSettings = CombinerSettings()

@@ -71,6 +71,7 @@ class ScoreStreams:
         platform_metrics: PlatformMetrics,
     ) -> None:
         self.settings = settings
+        self._outputs = outputs
         self.board = board
         self.metrics = metrics
         self._half_life_s = settings.half_life_days * 86_400.0
@@ -102,10 +103,14 @@ class ScoreStreams:
             INPUT_BATCHES_TOPIC,
             dispatcher,
             platform_metrics,
-            batch=Batching(flush=outputs.check, max_events=64, within_s=0.01),
+            batch=Batching(flush=self._after_batch, max_events=64, within_s=0.01),
         )
         app: Any = self.app
         app.add_commit_barrier(self.creators.flush)
+
+    async def _after_batch(self) -> None:
+        await self._outputs.check()
+        await self.creators.flush_if_over(self.settings.max_dirty_creators)
 
     # --- lifecycle ------------------------------------------------------------------------
 
