@@ -11,15 +11,13 @@ commerce.payments.v1 equals the provider's.
 
 import asyncio
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from commerce_steps import Shop
-from confluent_kafka import Consumer, Message, TopicPartition
+from commerce_steps import Shop, read_since
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
@@ -55,43 +53,6 @@ async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterato
         settings, wire_catalog, policy=CATALOG_POLICY, migrations=CATALOG_MIGRATIONS
     ) as hosted:
         yield hosted
-
-
-def read_since(kafka: KafkaSettings, topic: str, since_ms: int) -> list[Message]:
-    """Every record of the topic from `since_ms` to its current end (the shared broker's topics
-    hold millions of older records, too many to read from the start)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        starts = consumer.offsets_for_times(
-            [TopicPartition(topic, p, since_ms) for p in partitions], timeout=10
-        )
-        todo = [tp for tp in starts if 0 <= tp.offset < ends[tp.partition]]
-        consumer.assign(todo)
-        remaining = {tp.partition for tp in todo}
-        records: list[Message] = []
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            records.append(message)
-            if message.offset() >= ends[message.partition()] - 1:
-                remaining.discard(message.partition())
-        assert not remaining, f"{topic}: partitions {remaining} not read to their end"
-        return records
-    finally:
-        consumer.close()
 
 
 async def events_by_id(
