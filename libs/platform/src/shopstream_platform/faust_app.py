@@ -62,7 +62,9 @@ class ChangelogBarrierProducer(AIOKafkaProducer):
         # Faust stops delivering records to every agent while more than 100 changelog records
         # wait to be handed to aiokafka (`ProducerBuffer.wait_until_ebb`), draining them one per
         # loop turn: a table flush of 2,000 keys stalled the stream for seconds (freshness p99
-        # 5 s at 10k/s). The buffer drains in the background anyway, and our commit waits for it.
+        # 5 s at 10k/s). A flush's records drain in the background; the bound stays, higher
+        # than one flush (creator-score's max_dirty_creators), as backpressure when the
+        # changelog cannot keep up (unbounded, a million-creator run queued 4 GiB).
         self.buffer.max_messages = CHANGELOG_BUFFER_MAX
 
     def __post_init__(self) -> None:
@@ -101,7 +103,7 @@ class ChangelogBarrierProducer(AIOKafkaProducer):
 
 
 READ_COMMITTED_FETCH_WAIT_MS = 50
-CHANGELOG_BUFFER_MAX = 1_000_000
+CHANGELOG_BUFFER_MAX = 25_000
 
 
 class _ReadCommittedThread(AIOKafkaConsumerThread):

@@ -33,6 +33,6 @@ class CreatorScoreSettings(ServiceSettings):
     # Changed creator states are written at each offset commit, or sooner when more than this
     # many wait: it bounds their memory and the pause of a commit or a shutdown (Faust encodes and
     # sends each state, ~0.1 ms).
-    max_dirty_creators: int = Field(default=20_000, ge=1)
+    max_dirty_creators: int = Field(default=10_000, ge=1)
     # The combiner process in front of the Faust worker (stream/combiner.py).
     combiner: CombinerSettings = CombinerSettings()
