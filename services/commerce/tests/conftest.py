@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from commerce_steps import Shop
+from commerce_steps import Shop, own_catalog_name
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2_grpc
@@ -42,7 +42,8 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     fast = fast_test_settings(kafka_settings)
     catalog_settings = CatalogSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db", **fast
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
+        **{"service_name": own_catalog_name(kafka_settings), **fast},
     )
     commerce_settings = CommerceSettings(
         database_url=database.url.render_as_string(hide_password=False),

@@ -18,7 +18,7 @@ from shopstream.commerce.v1 import commerce_service_pb2_grpc, order_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import HostedService
+from shopstream_platform.testing import HostedService, start_group_at_end
 
 
 @dataclass
@@ -167,3 +167,12 @@ def read_since(kafka: KafkaSettings, topic: str, since_ms: int) -> list[Message]
         return records
     finally:
         consumer.close()
+
+
+def own_catalog_name(kafka: KafkaSettings) -> str:
+    """A catalog service name (so consumer group) of this test's own, its group starting at the
+    orders topic's end: on a shared broker other catalogs (other test runs, a local stack) would
+    otherwise share `catalog.orders` and take, and answer, our orders."""
+    name = f"catalog-{uuid.uuid4().hex[:8]}"
+    start_group_at_end(kafka, f"{name}.orders", ["commerce.orders.v1"])
+    return name

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from commerce_steps import Shop, read_since
+from commerce_steps import Shop, own_catalog_name, read_since
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
@@ -47,6 +47,7 @@ PRICE = 1_500
 async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[HostedService]:
     settings = CatalogSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
+        service_name=own_catalog_name(kafka_settings),
         **fast_test_settings(kafka_settings),
     )
     async with hosted_service(
