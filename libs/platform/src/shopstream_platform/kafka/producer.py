@@ -128,8 +128,11 @@ class EventProducer:
         value: bytes | None,
         headers: Headers,
         on_delivery: DeliveryCallback | None = None,
+        *,
+        partition: int | None = None,
     ) -> None:
-        """Produce pre-encoded bytes (outbox relay, DLQ); waits for queue space when it is full."""
+        """Produce pre-encoded bytes (outbox relay, DLQ, table changelogs: those name their
+        `partition`); waits for queue space when it is full."""
         if on_delivery is None:
             # The fast path: one shared callback, no closure per record.
             callback = self._count_delivery
@@ -142,9 +145,19 @@ class EventProducer:
 
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=callback
-                )
+                if partition is None:
+                    self._producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=callback
+                    )
+                else:
+                    self._producer.produce(
+                        topic,
+                        value=value,
+                        key=key,
+                        headers=headers,
+                        on_delivery=callback,
+                        partition=partition,
+                    )
                 return
             except BufferError:
                 # Local queue full: let the poll thread drain delivery reports, then retry.

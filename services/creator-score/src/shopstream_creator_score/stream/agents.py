@@ -84,7 +84,9 @@ class ScoreStreams:
             partitions=TABLE_PARTITIONS,
         )
         self.creators = BatchedTable(
-            self.app.Table("creators", default=None, partitions=TABLE_PARTITIONS), outputs
+            self.app.Table("creators", default=None, partitions=TABLE_PARTITIONS),
+            outputs,
+            direct_changelog=True,
         )
         dispatcher = agent_dispatcher(
             settings.faust_app_id,
