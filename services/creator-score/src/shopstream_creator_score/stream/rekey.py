@@ -1,10 +1,9 @@
 """Inputs keyed by something other than the creator, split into per-creator records.
 
 Orders (key: order id), live sessions (key: session id) and ad attributions (key: campaign id)
-are turned into records for creators.inputs.v1 (key: creator id). Faust writes a table update
-to the changelog partition of the event being processed, so only creator-keyed streams may
-update the creators table; these functions are what the re-keying agents publish. They are
-pure: the same input gives the same records, which is what makes redelivery harmless.
+are turned into per-creator records, which the combiner gathers into the batch of the creator's
+table partition (inputs.py). They are pure: the same input gives the same records, which is what
+makes a re-read window harmless.
 """
 
 from __future__ import annotations
