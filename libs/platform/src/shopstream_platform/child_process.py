@@ -2,8 +2,8 @@
 
 The child gets the parent's settings as JSON in one environment variable, secrets included (the
 parent may have been configured in code, not by environment), so it runs with exactly the
-parent's configuration. It dies with its parent (PR_SET_PDEATHSIG: a kill -9 of the service
-leaves no orphan consuming behind it), is restarted after a back-off when it exits by itself
+parent's configuration. It dies with its parent (`die_with_parent`, PR_SET_PDEATHSIG: a kill -9
+of the service leaves no orphan consuming behind it), is restarted after a back-off when it exits by itself
 (it is stateless: a restart resumes from committed offsets), and is sent SIGTERM and waited for
 when the service shuts down.
 """
@@ -26,6 +26,7 @@ from pydantic import BaseModel, SecretStr
 log = logging.getLogger(__name__)
 
 SETTINGS_ENV = "SHOPSTREAM_CHILD_SETTINGS"
+PARENT_ENV = "SHOPSTREAM_CHILD_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
 
 S = TypeVar("S", bound=BaseModel)
@@ -52,12 +53,20 @@ def child_settings(cls: type[S]) -> S:
     return cls.model_validate(json.loads(raw))
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In the child, first thing: be killed when the service dies, even by kill -9.
+
+    Set here rather than between fork and exec (`preexec_fn` is not safe in a process with
+    threads, and a service has several). A parent that died before this call is caught by the
+    parent pid check."""
+    expected = os.environ.get(PARENT_ENV)
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:  # not Linux: the child may outlive a killed parent
-        pass
+        return
+    if expected is not None and os.getppid() != int(expected):
+        os._exit(1)
 
 
 class ChildProcess:
@@ -75,7 +84,11 @@ class ChildProcess:
     ) -> None:
         self.name = name
         self._module = module
-        self._env = {**os.environ, SETTINGS_ENV: settings_json(settings)}
+        self._env = {
+            **os.environ,
+            SETTINGS_ENV: settings_json(settings),
+            PARENT_ENV: str(os.getpid()),
+        }
         self._backoff_s = restart_backoff_s
         self._grace_s = stop_grace_s
         self._on_restart = on_restart
@@ -89,7 +102,6 @@ class ChildProcess:
                 "-m",
                 self._module,
                 env=self._env,
-                preexec_fn=_die_with_parent,
             )
             self.pid = proc.pid
             log.info("child process started", extra={"child": self.name, "pid": proc.pid})

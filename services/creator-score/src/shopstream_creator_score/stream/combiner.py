@@ -16,7 +16,7 @@ from shopstream_creator_score.stream.topics import (
     SOURCE_TOPICS,
     TABLE_PARTITIONS,
 )
-from shopstream_platform.child_process import child_settings
+from shopstream_platform.child_process import child_settings, die_with_parent
 from shopstream_platform.combiner import Combiner, CombinerMetrics, run_combiner_process
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.logging import configure_logging
@@ -44,6 +44,7 @@ def build(settings: CreatorScoreSettings, registry: CollectorRegistry) -> Combin
 
 
 def main() -> None:
+    die_with_parent()
     settings = child_settings(CreatorScoreSettings)
     configure_logging(f"{settings.service_name}-combiner", settings.log_level, settings.log_format)
     registry = CollectorRegistry()
