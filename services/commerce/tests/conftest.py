@@ -25,12 +25,26 @@ from shopstream_commerce.wiring import wire
 from shopstream_platform.db.database import Database
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service
+from shopstream_platform.testing import HostedService, fast_test_settings, hosted_service
 
 
 @pytest.fixture
 def commerce_overrides() -> dict[str, Any]:
     return {}
+
+
+@pytest.fixture
+async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[HostedService]:
+    """Catalog alone, in this process; for tests that run commerce as a process they kill."""
+    settings = CatalogSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
+        service_name=own_catalog_name(kafka_settings),
+        **fast_test_settings(kafka_settings),
+    )
+    async with hosted_service(
+        settings, wire_catalog, policy=CATALOG_POLICY, migrations=CATALOG_MIGRATIONS
+    ) as hosted:
+        yield hosted
 
 
 @pytest.fixture

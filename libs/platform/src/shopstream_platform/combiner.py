@@ -58,9 +58,9 @@ from shopstream_platform.kafka.cloudevents import (
     new_event_id,
 )
 from shopstream_platform.kafka.codec import UnknownEventTypeError
+from shopstream_platform.kafka.dispatch import declared_on as dispatch_declared_on
 from shopstream_platform.kafka.dlq import dead_letter_headers, dlq_topic
 from shopstream_platform.kafka.events import InvalidEventError
-from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.settings import CombinerSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,9 @@ def _text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
-@lru_cache(maxsize=1024)
-def declared_on(topic: str, ce_type: str) -> bool:
-    """A type the topic registry lists for the topic is skipped when unused; any other is poison."""
-    try:
-        return ce_type in load_registry().get(topic).values
-    except KeyError:
-        return False
+# The consumer loop's rule (a type the registry lists for the topic, or any shopstream type, is
+# skipped when unused; anything else is poison), cached: it runs per unrouted record.
+declared_on = lru_cache(maxsize=1024)(dispatch_declared_on)
 
 
 class CombinerMetrics:

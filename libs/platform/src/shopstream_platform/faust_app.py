@@ -191,7 +191,7 @@ def make_faust_app(
     data_dir: Path = Path(".run/faust"),
     partitions: int = 6,
     web_port: int | None = None,
-) -> faust.App:
+) -> PlatformFaustApp:
     brokers = [f"kafka://{b.strip()}" for b in kafka.bootstrap_servers.split(",") if b.strip()]
     # Faust creates only the last level of its data directory.
     data_dir.mkdir(parents=True, exist_ok=True)

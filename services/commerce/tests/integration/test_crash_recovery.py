@@ -8,45 +8,26 @@ idempotency keys, as real clients do after an error.
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from commerce_steps import Shop, own_catalog_name, read_since
+from commerce_steps import Shop, read_since
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commerce_service_pb2_grpc, order_pb2
-from shopstream_catalog.api.policy import POLICY as CATALOG_POLICY
-from shopstream_catalog.settings import CatalogSettings
-from shopstream_catalog.store.tables import MIGRATIONS as CATALOG_MIGRATIONS
-from shopstream_catalog.wiring import wire as wire_catalog
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.settings import AuthSettings, KafkaSettings
 from shopstream_platform.testing import (
     HostedService,
     ServiceProcess,
-    fast_test_settings,
-    hosted_service,
 )
 
 pytestmark = pytest.mark.integration
 ORDERS = 40
-
-
-@pytest.fixture
-async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[HostedService]:
-    settings = CatalogSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
-        service_name=own_catalog_name(kafka_settings),
-        **fast_test_settings(kafka_settings),
-    )
-    async with hosted_service(
-        settings, wire_catalog, policy=CATALOG_POLICY, migrations=CATALOG_MIGRATIONS
-    ) as hosted:
-        yield hosted
 
 
 async def test_kill_minus_nine_mid_saga_loses_nothing_and_doubles_nothing(

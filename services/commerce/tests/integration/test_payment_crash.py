@@ -12,21 +12,17 @@ commerce.payments.v1 equals the provider's.
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from commerce_steps import Shop, own_catalog_name, read_since
+from commerce_steps import Shop, read_since
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commerce_service_pb2_grpc, order_events_pb2, order_pb2
 from shopstream.commerce.v1 import payment_events_pb2 as pev
-from shopstream_catalog.api.policy import POLICY as CATALOG_POLICY
-from shopstream_catalog.settings import CatalogSettings
-from shopstream_catalog.store.tables import MIGRATIONS as CATALOG_MIGRATIONS
-from shopstream_catalog.wiring import wire as wire_catalog
 from shopstream_commerce.payments.provider import PaymentStatus, balances, read_ledger
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.cloudevents import headers_dict
@@ -34,26 +30,11 @@ from shopstream_platform.settings import AuthSettings, KafkaSettings
 from shopstream_platform.testing import (
     HostedService,
     ServiceProcess,
-    fast_test_settings,
-    hosted_service,
 )
 
 pytestmark = pytest.mark.integration
 ROUNDS = 10
 PRICE = 1_500
-
-
-@pytest.fixture
-async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[HostedService]:
-    settings = CatalogSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
-        service_name=own_catalog_name(kafka_settings),
-        **fast_test_settings(kafka_settings),
-    )
-    async with hosted_service(
-        settings, wire_catalog, policy=CATALOG_POLICY, migrations=CATALOG_MIGRATIONS
-    ) as hosted:
-        yield hosted
 
 
 async def events_by_id(

@@ -121,7 +121,7 @@ class Dispatcher:
             meta = parse_meta(headers)
             handler = self._handlers.get(meta.type)
             if handler is None:
-                if _declared_on(record.topic, meta.type):
+                if declared_on(record.topic, meta.type):
                     return Outcome.IGNORED
                 raise UnknownEventTypeError(
                     f"ce_type {meta.type!r} is not a known shopstream event"
@@ -190,7 +190,7 @@ class Dispatcher:
         return Outcome.DEAD_LETTERED
 
 
-def _declared_on(topic: str, ce_type: str) -> bool:
+def declared_on(topic: str, ce_type: str) -> bool:
     """A type the registry lists for the topic (or any generated shopstream type) is legitimate."""
     try:
         if ce_type in load_registry().get(topic).values:

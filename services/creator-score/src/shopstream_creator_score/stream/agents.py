@@ -107,8 +107,7 @@ class ScoreStreams:
             platform_metrics,
             batch=Batching(flush=self._after_batch, max_events=64, within_s=0.01),
         )
-        app: Any = self.app
-        app.add_commit_barrier(self.creators.flush)
+        self.app.add_commit_barrier(self.creators.flush)
 
     async def _after_batch(self) -> None:
         await self._outputs.check()
@@ -153,8 +152,7 @@ class ScoreStreams:
                 return self._apply_batch(event)
         except Exception as exc:
             log.critical("input batch failed; ending the worker", extra={"error": repr(exc)})
-            app: Any = self.app
-            app.fail(exc)
+            self.app.fail(exc)
             await asyncio.Future()  # never returns: the worker is stopping
             raise
 
