@@ -14,15 +14,17 @@ from shopstream.catalog.v1 import events_pb2 as catalog_events
 from shopstream.commerce.v1 import commerce_service_pb2, commerce_service_pb2_grpc
 from shopstream.social.v1 import live_pb2 as social
 from shopstream_commerce.api.servicer import CommerceServicer
-from shopstream_commerce.commissions import COMMISSIONS_TOPIC, Commissions
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.events import catalog_replica
-from shopstream_commerce.live import LIVE, LIVE_TOPIC, Live
 from shopstream_commerce.metrics import CommerceMetrics
-from shopstream_commerce.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
 from shopstream_commerce.payments.provider import SandboxProvider
 from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store.tables import live_sessions, orders
+from shopstream_commerce.usecases.commissions import COMMISSIONS_TOPIC, Commissions
+from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.live import LIVE, LIVE_TOPIC, Live
+from shopstream_commerce.usecases.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
+from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,13 +46,12 @@ def wire(runtime: Runtime) -> Commerce:
     settings = runtime.settings
     assert isinstance(settings, CommerceSettings)
     metrics = CommerceMetrics(runtime.metrics.registry)
+    deps = Deps(runtime.db, runtime.outbox, settings, metrics)
     commissions = Commissions(runtime.db, runtime.outbox, settings, metrics)
     live = Live(runtime.db, runtime.outbox, metrics)
     order_cases = Orders(
-        runtime.db,
-        runtime.outbox,
-        settings,
-        metrics,
+        deps,
+        OrderTransitions(deps),
         SandboxProvider(
             settings.payment_timeout_s * 2,
             slow_s=settings.sandbox_slow_s,

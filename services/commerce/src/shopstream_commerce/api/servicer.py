@@ -8,12 +8,12 @@ from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commerce_service_pb2_grpc, commissions_pb2, order_pb2
 from shopstream.common.v1 import paging_pb2
 from shopstream_commerce import convert
-from shopstream_commerce.commissions import Commissions
 from shopstream_commerce.domain import limits
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.records import Attribution, OrderRecord
-from shopstream_commerce.live import Live
-from shopstream_commerce.orders import LineRequest, Orders
+from shopstream_commerce.usecases.commissions import Commissions
+from shopstream_commerce.usecases.live import Live
+from shopstream_commerce.usecases.orders import LineRequest, Orders
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import Principal, current_principal
 

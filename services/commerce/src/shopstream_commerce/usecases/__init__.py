@@ -1,1 +1,2 @@
-"""Use cases added after issue 17: one module per aggregate or capability."""
+"""Commerce's use cases (issue 17's shape): one module per aggregate or capability; the gRPC
+servicer and the event routes only translate and call them."""

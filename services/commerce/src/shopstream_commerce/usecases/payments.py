@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,13 +27,11 @@ from shopstream_commerce import convert
 from shopstream_commerce.domain import payments as intents
 from shopstream_commerce.domain.payments import Answer, IntentState
 from shopstream_commerce.domain.records import OrderRecord
-from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.payments.provider import PaymentProvider, PaymentResult, PaymentStatus
-from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store import payments as store
 from shopstream_commerce.store import repository as repo
-from shopstream_platform.db.database import Database
-from shopstream_platform.db.outbox import Outbox
+from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.errors import FailedPreconditionError, UnavailableError
 from shopstream_platform.ids import new_id
 
@@ -55,10 +53,6 @@ _ANSWERS = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class _AlreadyCompleted(Exception):
     """Someone else completed the intent first (pay's late answer vs. the sweeper)."""
 
@@ -66,17 +60,13 @@ class _AlreadyCompleted(Exception):
 class Payments:
     def __init__(
         self,
-        db: Database,
-        outbox: Outbox,
-        settings: CommerceSettings,
-        metrics: CommerceMetrics,
+        deps: Deps,
+        transitions: OrderTransitions,
         provider: PaymentProvider,
         settle_charge: SettleCharge,
     ) -> None:
-        self.db = db
-        self.outbox = outbox
-        self.settings = settings
-        self.metrics = metrics
+        self.deps = deps
+        self.transitions = transitions
         self.provider = provider
         self._settle_charge = settle_charge
 
@@ -101,14 +91,10 @@ class Payments:
             currency=order.currency,
         )
         try:
-            async with self.db.transaction() as session:
-                current = (
-                    await repo.load_orders(
-                        session, [order.order_id], for_update=not self.db.is_sqlite
-                    )
-                )[order.order_id]
+            async with self.deps.db.transaction() as session:
+                current = await self.transitions.load(session, order.order_id)
                 payable(current)
-                await store.insert_intent(session, intent, _now())
+                await store.insert_intent(session, intent, self.deps.now())
         except IntegrityError:
             raise FailedPreconditionError(
                 f"a payment of order {order.order_id} is already in progress; "
@@ -122,7 +108,7 @@ class Payments:
                     card_token=card_token,
                     idempotency_key=intent.idempotency_key,
                 ),
-                self.settings.payment_timeout_s,
+                self.deps.settings.payment_timeout_s,
             )
         except TimeoutError:
             result = None
@@ -148,8 +134,8 @@ class Payments:
         raise UnavailableError(f"payment of order {order.order_id} is {state.name}; retry")
 
     async def _record_timeout(self, intent: store.Intent) -> None:
-        now = _now()
-        async with self.db.transaction() as session:
+        now = self.deps.now()
+        async with self.deps.db.transaction() as session:
             await self._attempted(
                 session,
                 intent,
@@ -171,11 +157,11 @@ class Payments:
         answer = _ANSWERS[status]
         if answer == Answer.UNKNOWN:
             return IntentState.OPEN, None
-        now = _now()
+        now = self.deps.now()
         refund: store.ProviderRefund | None = None
         paid: OrderRecord | None = None
         try:
-            async with self.db.transaction() as session:
+            async with self.deps.db.transaction() as session:
                 order_payable = False
                 if answer == Answer.CHARGED:
                     paid, order_payable = await self._settle_charge(
@@ -205,13 +191,13 @@ class Payments:
                     raise _AlreadyCompleted
                 await self._attempted(session, intent, status, payment_id, message, now)
         except _AlreadyCompleted:
-            async with self.db.read() as session:
+            async with self.deps.db.read() as session:
                 latest = await store.load_intent(session, intent.intent_id)
                 assert latest is not None
                 order = (await repo.load_orders(session, [intent.order_id])).get(intent.order_id)
             return latest.state, order if latest.state == IntentState.SUCCEEDED else None
         if refund is not None:
-            self.metrics.unpayable_charges.inc()
+            self.deps.metrics.unpayable_charges.inc()
             log.warning(
                 "charge for an order no longer payable; refunding",
                 extra={"order_id": intent.order_id, "payment_id": payment_id},
@@ -239,7 +225,7 @@ class Payments:
             message=message[:500],
             at=at,
         )
-        await self.outbox.add(
+        await self.deps.outbox.add(
             session,
             PAYMENTS_TOPIC,
             intent.order_id,
@@ -256,7 +242,7 @@ class Payments:
                 idempotency_key=intent.idempotency_key,
             ),
         )
-        self.metrics.payments.labels(status.name).inc()
+        self.deps.metrics.payments.labels(status.name).inc()
 
     # --- refunds --------------------------------------------------------------------------
 
@@ -278,7 +264,7 @@ class Payments:
             amount_minor=amount_minor,
             currency=order.currency,
         )
-        await store.insert_provider_refund(session, refund, _now())
+        await store.insert_provider_refund(session, refund, self.deps.now())
         return refund
 
     async def send_refund(self, refund: store.ProviderRefund) -> IntentState:
@@ -291,7 +277,7 @@ class Payments:
                     amount_minor=refund.amount_minor,
                     idempotency_key=refund.refund_key,
                 ),
-                self.settings.payment_timeout_s,
+                self.deps.settings.payment_timeout_s,
             )
         except Exception as exc:
             log.warning(
@@ -299,8 +285,8 @@ class Payments:
                 extra={"order_id": refund.order_id, "error": repr(exc)},
             )
             return IntentState.REFUND_DUE
-        now = _now()
-        async with self.db.transaction() as session:
+        now = self.deps.now()
+        async with self.deps.db.transaction() as session:
             if not answer.succeeded:
                 log.error(
                     "provider refused a refund",
@@ -324,7 +310,7 @@ class Payments:
                         now,
                         message="charge refunded in full",
                     )
-            await self.outbox.add(
+            await self.deps.outbox.add(
                 session,
                 PAYMENTS_TOPIC,
                 refund.order_id,
@@ -342,7 +328,7 @@ class Payments:
                 ),
             )
         cause = "ORDER_NOT_PAYABLE" if refund.intent_id else "BUYER_REFUND"
-        self.metrics.provider_refunds.labels(cause).inc()
+        self.deps.metrics.provider_refunds.labels(cause).inc()
         return IntentState.REFUNDED
 
     # --- the sweeper ----------------------------------------------------------------------
@@ -350,29 +336,31 @@ class Payments:
     async def sweep(self) -> int:
         """Resolve intents left open (time-out, crash) by asking the provider by idempotency
         key, and send refunds still pending. Returns how many intents were resolved."""
-        grace = max(self.settings.payment_resolve_after_s, self.settings.payment_timeout_s)
-        async with self.db.read() as session:
-            due = await store.open_intents(session, _now() - timedelta(seconds=grace))
+        grace = max(
+            self.deps.settings.payment_resolve_after_s, self.deps.settings.payment_timeout_s
+        )
+        async with self.deps.db.read() as session:
+            due = await store.open_intents(session, self.deps.now() - timedelta(seconds=grace))
         resolved = 0
         for intent in due:
             try:
                 result = await asyncio.wait_for(
                     self.provider.retrieve(idempotency_key=intent.idempotency_key),
-                    self.settings.payment_timeout_s,
+                    self.deps.settings.payment_timeout_s,
                 )
             except Exception as exc:
                 log.warning(
                     "payment provider did not answer a retrieve",
                     extra={"order_id": intent.order_id, "error": repr(exc)},
                 )
-                async with self.db.transaction() as session:
-                    await store.touch_intent(session, intent.intent_id, _now())
+                async with self.deps.db.transaction() as session:
+                    await store.touch_intent(session, intent.intent_id, self.deps.now())
                 continue
             state, _ = await self.complete(intent, result)
             if state != IntentState.OPEN:
                 resolved += 1
-                self.metrics.intents_resolved.labels(state.name).inc()
-        async with self.db.read() as session:
+                self.deps.metrics.intents_resolved.labels(state.name).inc()
+        async with self.deps.db.read() as session:
             pending = await store.pending_refunds(session)
         for refund in pending:
             await self.send_refund(refund)

@@ -7,10 +7,8 @@ optimistic version check, the event goes to the outbox in the same transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +19,6 @@ from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2 as ev
 from shopstream_commerce import convert
 from shopstream_commerce.access import ensure_can_see
-from shopstream_commerce.commissions import Commissions
 from shopstream_commerce.domain import limits
 from shopstream_commerce.domain import orders as saga
 from shopstream_commerce.domain.commission_rates import rate_for
@@ -29,14 +26,13 @@ from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.money import prorated
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import Attribution, Line, OrderRecord, RefundRecord
-from shopstream_commerce.live import Live
-from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.payments.provider import PaymentProvider
-from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store import repository as repo
+from shopstream_commerce.usecases.commissions import Commissions
+from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.payments import PAYMENTS_TOPIC, Payments
-from shopstream_platform.db.database import Database
-from shopstream_platform.db.outbox import Outbox
+from shopstream_commerce.usecases.transitions import ORDERS_TOPIC, OrderTransitions
 from shopstream_platform.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -50,7 +46,6 @@ from shopstream_platform.paging import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
-ORDERS_TOPIC = "commerce.orders.v1"
 __all__ = ["ORDERS_TOPIC", "PAYMENTS_TOPIC", "LineRequest", "Orders"]
 
 
@@ -61,29 +56,20 @@ class LineRequest:
     attribution: Attribution
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Orders:
     def __init__(
         self,
-        db: Database,
-        outbox: Outbox,
-        settings: CommerceSettings,
-        metrics: CommerceMetrics,
+        deps: Deps,
+        transitions: OrderTransitions,
         provider: PaymentProvider,
         commissions: Commissions,
         live: Live,
     ) -> None:
-        self.db = db
-        self.outbox = outbox
-        self.settings = settings
-        self.metrics = metrics
-        self.provider = provider
+        self.deps = deps
+        self.transitions = transitions
         self.commissions = commissions
         self.live = live
-        self.payments = Payments(db, outbox, settings, metrics, provider, self._settle_charge)
+        self.payments = Payments(deps, transitions, provider, self._settle_charge)
 
     # --- placing --------------------------------------------------------------------------
 
@@ -100,9 +86,9 @@ class Orders:
             )
         if not lines:
             raise InvalidArgumentError("lines", "at least one line is required")
-        if len(lines) > self.settings.max_lines_per_order:
+        if len(lines) > self.deps.settings.max_lines_per_order:
             raise InvalidArgumentError(
-                "lines", f"at most {self.settings.max_lines_per_order} lines"
+                "lines", f"at most {self.deps.settings.max_lines_per_order} lines"
             )
         for i, line in enumerate(lines):
             if not line.sku_id:
@@ -116,18 +102,18 @@ class Orders:
             ):
                 bounded(f"lines[{i}].attribution.{name}", value, limits.ID)
             bounded(f"lines[{i}].attribution.ad_click_id", a.ad_click_id, limits.AD_CLICK_ID)
-            if not 1 <= line.quantity <= self.settings.max_quantity_per_line:
+            if not 1 <= line.quantity <= self.deps.settings.max_quantity_per_line:
                 raise InvalidArgumentError(
-                    f"lines[{i}].quantity", f"must be 1..{self.settings.max_quantity_per_line}"
+                    f"lines[{i}].quantity", f"must be 1..{self.deps.settings.max_quantity_per_line}"
                 )
         try:
-            async with self.db.transaction() as session:
+            async with self.deps.db.transaction() as session:
                 existing = await repo.order_id_for_key(session, buyer_id, key)
                 if existing is not None:
                     return (await repo.load_orders(session, [existing]))[existing]
                 order = await self._new_order(session, buyer_id, lines, consent)
                 await repo.insert_order(session, order, key)
-                await self.outbox.add(
+                await self.deps.outbox.add(
                     session,
                     ORDERS_TOPIC,
                     order.order_id,
@@ -135,19 +121,19 @@ class Orders:
                 )
         except IntegrityError:
             # The same key raced in from a concurrent call: that call's order is the answer.
-            async with self.db.read() as session:
+            async with self.deps.db.read() as session:
                 existing = await repo.order_id_for_key(session, buyer_id, key)
                 if existing is None:
                     raise
                 return (await repo.load_orders(session, [existing]))[existing]
-        self.metrics.orders.labels(OrderState.PLACED.name).inc()
+        self.deps.metrics.orders.labels(OrderState.PLACED.name).inc()
         return order
 
     async def _new_order(
         self, session: AsyncSession, buyer_id: str, requested: list[LineRequest], consent: bool
     ) -> OrderRecord:
         known = await repo.skus(session, [line.sku_id for line in requested])
-        now = _now()
+        now = self.deps.now()
         order_id = new_id("ord")
         lines: list[Line] = []
         for i, request in enumerate(requested):
@@ -157,7 +143,7 @@ class Orders:
             bps = 0
             if request.attribution.creator_id:
                 changes = await repo.rate_changes(session, sku.product_id)
-                bps = rate_for(changes, now, self.settings.default_commission_bps)
+                bps = rate_for(changes, now, self.deps.settings.default_commission_bps)
             lines.append(
                 Line(
                     line_id=f"{order_id}-{i + 1}",
@@ -196,38 +182,6 @@ class Orders:
 
     # --- the saga step by step ------------------------------------------------------------
 
-    async def _apply(
-        self,
-        session: AsyncSession,
-        order: OrderRecord,
-        action: str,
-        event: Callable[[OrderRecord], Message],
-        *,
-        state: OrderState | None = None,
-        **changes: Any,
-    ) -> OrderRecord:
-        target = saga.transition(action, order.state, order.order_id) or state
-        assert target is not None
-        updated = replace(
-            order, state=target, version=order.version + 1, updated_at=_now(), **changes
-        )
-        if not await repo.update_order(session, updated, order.version):
-            raise FailedPreconditionError(f"order {order.order_id} changed concurrently; retry")
-        await self.outbox.add(session, ORDERS_TOPIC, order.order_id, event(updated))
-        self.metrics.orders.labels(target.name).inc()
-        return updated
-
-    async def _load(self, session: AsyncSession, order_id: str) -> OrderRecord:
-        if not order_id:
-            raise InvalidArgumentError("order_id", "is required")
-        bounded("order_id", order_id, limits.ID)
-        order = (await repo.load_orders(session, [order_id], for_update=not self.db.is_sqlite)).get(
-            order_id
-        )
-        if order is None:
-            raise NotFoundError("order", order_id)
-        return order
-
     async def on_stock_answer(self, event: Event[Message], session: AsyncSession) -> None:
         """catalog.stock.v1: the reservation's outcome moves a PLACED order on."""
         message = event.message
@@ -241,22 +195,22 @@ class Orders:
             if not saga.can("reserve", order.state):
                 # Cancelled meanwhile: catalog releases on our OrderCancelled; nothing to do here.
                 return
-            expires = _now() + timedelta(seconds=self.settings.payment_window_s)
-            await self._apply(
+            expires = self.deps.now() + timedelta(seconds=self.deps.settings.payment_window_s)
+            await self.transitions.apply(
                 session,
                 order,
                 "reserve",
                 lambda o: ev.OrderReserved(order=convert.order_pb(o)),
                 expires_at=expires,
             )
-            self.metrics.saga_step.labels("placed_to_reserved").observe(
-                (_now() - order.placed_at).total_seconds()
+            self.deps.metrics.saga_step.labels("placed_to_reserved").observe(
+                (self.deps.now() - order.placed_at).total_seconds()
             )
         elif isinstance(message, catalog_events.StockReservationRejected):
             if not saga.can("reject", order.state):
                 return
             reason = message.message or catalog_events.RejectionReason.Name(message.reason)
-            await self._apply(
+            await self.transitions.apply(
                 session,
                 order,
                 "reject",
@@ -266,8 +220,8 @@ class Orders:
                 rejection_reason=reason,
                 rejected_sku_id=message.sku_id,
             )
-            self.metrics.saga_step.labels("placed_to_rejected").observe(
-                (_now() - order.placed_at).total_seconds()
+            self.deps.metrics.saga_step.labels("placed_to_rejected").observe(
+                (self.deps.now() - order.placed_at).total_seconds()
             )
 
     async def pay(
@@ -277,13 +231,13 @@ class Orders:
         if not card_token:
             raise InvalidArgumentError("card_token", "is required")
         bounded("card_token", card_token, limits.TOKEN)
-        async with self.db.read() as session:
-            order = await self._load(session, order_id)
+        async with self.deps.db.read() as session:
+            order = await self.transitions.load(session, order_id)
         ensure_acts_for(principal, "buyer", order.buyer_id)
 
         def payable(current: OrderRecord) -> None:
             saga.transition("pay", current.state, order_id)
-            if current.expires_at is not None and current.expires_at <= _now():
+            if current.expires_at is not None and current.expires_at <= self.deps.now():
                 raise FailedPreconditionError(f"order {order_id} payment window has closed")
 
         payable(order)
@@ -295,12 +249,10 @@ class Orders:
     ) -> tuple[OrderRecord | None, bool]:
         """A charge succeeded: PAID (with commissions and live GMV) if the order is still payable;
         (order, False) when it expired or was cancelled meanwhile (the charge is refunded)."""
-        current = (
-            await repo.load_orders(session, [order_id], for_update=not self.db.is_sqlite)
-        ).get(order_id)
+        current = await self.transitions.find(session, order_id)
         if current is None or not saga.can("pay", current.state):
             return current, False
-        paid = await self._apply(
+        paid = await self.transitions.apply(
             session,
             current,
             "pay",
@@ -311,24 +263,24 @@ class Orders:
             ),
             payment_id=payment_id,
             expires_at=None,
-            ship_by=now + timedelta(seconds=self.settings.ship_within_s),
+            ship_by=now + timedelta(seconds=self.deps.settings.ship_within_s),
         )
         await repo.set_paid_at(session, order_id, now)
         await self.commissions.accrue(session, paid)
         await self.live.add_sale(session, paid)
-        self.metrics.gmv.labels(paid.currency).inc(paid.total_minor)
-        self.metrics.saga_step.labels("reserved_to_paid").observe(
+        self.deps.metrics.gmv.labels(paid.currency).inc(paid.total_minor)
+        self.deps.metrics.saga_step.labels("reserved_to_paid").observe(
             (now - current.placed_at).total_seconds()
         )
         return paid, True
 
     async def cancel(self, principal: Principal, order_id: str, reason: str) -> OrderRecord:
         bounded("reason", reason, limits.REASON)
-        async with self.db.transaction() as session:
-            order = await self._load(session, order_id)
+        async with self.deps.db.transaction() as session:
+            order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
             previous = order.state
-            return await self._apply(
+            return await self.transitions.apply(
                 session,
                 order,
                 "cancel",
@@ -342,19 +294,19 @@ class Orders:
 
     async def expire_due(self) -> int:
         """Expire unpaid reservations whose window closed; catalog releases their stock."""
-        async with self.db.read() as session:
-            due = await repo.expired_orders(session, _now())
+        async with self.deps.db.read() as session:
+            due = await repo.expired_orders(session, self.deps.now())
         expired = 0
         for order_id in due:
-            async with self.db.transaction() as session:
-                order = await self._load(session, order_id)
+            async with self.deps.db.transaction() as session:
+                order = await self.transitions.load(session, order_id)
                 if (
                     order.state != OrderState.RESERVED
                     or order.expires_at is None
-                    or order.expires_at > _now()
+                    or order.expires_at > self.deps.now()
                 ):
                     continue
-                await self._apply(
+                await self.transitions.apply(
                     session,
                     order,
                     "expire",
@@ -368,11 +320,11 @@ class Orders:
         if not tracking:
             raise InvalidArgumentError("tracking_number", "is required")
         bounded("tracking_number", tracking, limits.TRACKING)
-        async with self.db.transaction() as session:
-            order = await self._load(session, order_id)
+        async with self.deps.db.transaction() as session:
+            order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "seller", order.seller_id)
-            now = _now()
-            shipped = await self._apply(
+            now = self.deps.now()
+            shipped = await self.transitions.apply(
                 session,
                 order,
                 "ship",
@@ -388,11 +340,11 @@ class Orders:
         return shipped
 
     async def confirm_delivery(self, principal: Principal, order_id: str) -> OrderRecord:
-        async with self.db.transaction() as session:
-            order = await self._load(session, order_id)
+        async with self.deps.db.transaction() as session:
+            order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
-            now = _now()
-            return await self._apply(
+            now = self.deps.now()
+            return await self.transitions.apply(
                 session,
                 order,
                 "deliver",
@@ -410,8 +362,8 @@ class Orders:
         if not reason.strip():
             raise InvalidArgumentError("reason", "is required")
         bounded("reason", reason, limits.REASON)
-        async with self.db.transaction() as session:
-            order = await self._load(session, order_id)
+        async with self.deps.db.transaction() as session:
+            order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
             saga.transition("request_refund", order.state, order_id)
             pending = await repo.requested_quantities(session, order_id, pb.REFUND_STATE_REQUESTED)
@@ -448,7 +400,7 @@ class Orders:
                 currency=order.currency,
                 reason=reason.strip(),
             )
-            await repo.insert_refund(session, refund, _now(), amounts)
+            await repo.insert_refund(session, refund, self.deps.now(), amounts)
         return refund
 
     async def approve_refund(
@@ -457,22 +409,26 @@ class Orders:
         if not refund_id:
             raise InvalidArgumentError("refund_id", "is required")
         bounded("refund_id", refund_id, limits.ID)
-        async with self.db.transaction() as session:
+        async with self.deps.db.transaction() as session:
             refund = await repo.load_refund(session, refund_id)
             if refund is None:
                 raise NotFoundError("refund", refund_id)
-            order = await self._load(session, refund.order_id)
+            order = await self.transitions.load(session, refund.order_id)
             if not principal.is_admin and not (
                 principal.role == "seller" and principal.id == order.seller_id
             ):
                 raise PermissionDeniedError(f"only the order's seller approves refund {refund_id}")
             if not await repo.approve_refund(
-                session, refund_id, _now(), pb.REFUND_STATE_APPROVED, pb.REFUND_STATE_REQUESTED
+                session,
+                refund_id,
+                self.deps.now(),
+                pb.REFUND_STATE_APPROVED,
+                pb.REFUND_STATE_REQUESTED,
             ):
                 raise FailedPreconditionError(f"refund {refund_id} is already approved")
             for line_id, quantity in refund.lines.items():
                 await repo.add_refunded(session, order.order_id, line_id, quantity)
-            refreshed = await self._load(session, order.order_id)
+            refreshed = await self.transitions.load(session, order.order_id)
             state = saga.refund_state(
                 [line.quantity for line in refreshed.lines],
                 [line.refunded_quantity for line in refreshed.lines],
@@ -499,7 +455,9 @@ class Orders:
                     )
                 return message
 
-            updated = await self._apply(session, refreshed, "refund", refunded_event, state=state)
+            updated = await self.transitions.apply(
+                session, refreshed, "refund", refunded_event, state=state
+            )
             await self.commissions.reverse(session, updated, refund_id, amounts)
             owed = await self.payments.queue_buyer_refund(
                 session, updated, refund_id, refund.amount_minor
@@ -507,15 +465,15 @@ class Orders:
         if owed is not None:
             # After the commit; the sweeper retries it until the provider confirms.
             await self.payments.send_refund(owed)
-        self.metrics.refunds.inc()
-        self.metrics.refunded.labels(refund.currency).inc(refund.amount_minor)
+        self.deps.metrics.refunds.inc()
+        self.deps.metrics.refunded.labels(refund.currency).inc(refund.amount_minor)
         return replace(refund, state=pb.REFUND_STATE_APPROVED), updated
 
     # --- reading --------------------------------------------------------------------------
 
     async def get(self, principal: Principal, order_id: str) -> OrderRecord:
-        async with self.db.read() as session:
-            order = await self._load(session, order_id)
+        async with self.deps.db.read() as session:
+            order = await self.transitions.load(session, order_id)
         ensure_can_see(principal, order)
         return order
 
@@ -532,9 +490,11 @@ class Orders:
             ensure_acts_for(principal, "seller", seller_id)
         if size < 0:
             raise InvalidArgumentError("page.page_size", "must not be negative")
-        size = min(size or self.settings.list_default_page_size, self.settings.list_max_page_size)
+        size = min(
+            size or self.deps.settings.list_default_page_size, self.deps.settings.list_max_page_size
+        )
         after = decode_cursor(token)
-        async with self.db.read() as session:
+        async with self.deps.db.read() as session:
             ids = await repo.list_orders(
                 session, buyer_id=buyer_id, seller_id=seller_id, after=after, limit=size + 1
             )
