@@ -48,7 +48,7 @@ from shopstream.common.v1 import money_pb2  # noqa: E402
 from shopstream_ads.api.policy import POLICY  # noqa: E402
 from shopstream_ads.settings import AdsSettings, AttributionSettings  # noqa: E402
 from shopstream_ads.store.tables import MIGRATIONS  # noqa: E402
-from shopstream_ads.stream.agents import TOPICS  # noqa: E402
+from shopstream_ads.stream.topics import TOPICS  # noqa: E402
 from shopstream_ads.wiring import wire  # noqa: E402
 from shopstream_platform.grpc.auth import TokenCodec  # noqa: E402
 from shopstream_platform.kafka.producer import EventProducer  # noqa: E402

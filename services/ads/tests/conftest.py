@@ -15,7 +15,7 @@ from shopstream.ads.v1 import ads_service_pb2_grpc
 from shopstream_ads.api.policy import POLICY
 from shopstream_ads.settings import AdsSettings, PrivacySettings
 from shopstream_ads.store.tables import MIGRATIONS
-from shopstream_ads.stream.agents import TOPICS
+from shopstream_ads.stream.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
 from shopstream_ads.wiring import conversions_group, invalid_traffic_group, wire
 from shopstream_platform.grpc.auth import TokenCodec

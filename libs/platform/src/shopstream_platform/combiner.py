@@ -31,11 +31,12 @@ import logging
 import os
 import signal
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -49,8 +50,9 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 from google.protobuf.message import DecodeError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from shopstream_platform.child_process import child_settings, die_with_parent
 from shopstream_platform.kafka.cloudevents import (
     CONTENT_TYPE,
     SPECVERSION,
@@ -61,9 +63,12 @@ from shopstream_platform.kafka.codec import UnknownEventTypeError
 from shopstream_platform.kafka.dispatch import declared_on as dispatch_declared_on
 from shopstream_platform.kafka.dlq import dead_letter_headers, dlq_topic
 from shopstream_platform.kafka.events import InvalidEventError
-from shopstream_platform.settings import CombinerSettings, KafkaSettings
+from shopstream_platform.logging import configure_logging
+from shopstream_platform.settings import CombinerSettings, KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
 
 # Errors that make a record poison: it goes to `<topic>.dlq` inside the window's transaction.
 POISON: tuple[type[BaseException], ...] = (
@@ -100,6 +105,13 @@ class WindowReducer(Protocol):
     def take(self) -> list[tuple[int, bytes]]:
         """The window's output records as (destination partition, value); starts a new window."""
         ...
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition the platform's producer gives a record with this key (librdkafka's
+    consistent_random partitioner: CRC-32 of the key), which is where a Faust table keyed the
+    same way keeps the key: a reducer sends each input to its key's table partition."""
+    return zlib.crc32(key.encode()) % partitions
 
 
 class MissingHeadersError(InvalidEventError):
@@ -474,3 +486,18 @@ def run_combiner_process(combiner: Combiner) -> None:
     signal.signal(signal.SIGINT, combiner.stop)
     log.info("combiner process", extra={"pid": os.getpid()})
     combiner.run()
+
+
+def combiner_main(
+    settings_type: type[S], build: Callable[[S, CollectorRegistry], Combiner]
+) -> None:
+    """The body of a service's combiner entry point (`python -m <service>.stream.combiner`): it
+    runs as the child of its service (shopstream_platform.child_process), with its settings."""
+    die_with_parent()
+    settings = child_settings(settings_type)
+    configure_logging(f"{settings.service_name}-combiner", settings.log_level, settings.log_format)
+    registry = CollectorRegistry()
+    combiner_settings: CombinerSettings = getattr(settings, "combiner")  # noqa: B009
+    if combiner_settings.metrics_port:
+        start_http_server(combiner_settings.metrics_port, settings.metrics_host, registry)
+    run_combiner_process(build(settings, registry))

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shopstream_platform.settings import ServiceSettings
+from shopstream_platform.settings import CombinerSettings, ServiceSettings
 
 
 class AttributionSettings(BaseModel):
@@ -99,3 +99,8 @@ class AdsSettings(ServiceSettings):
     attribution: AttributionSettings = AttributionSettings()
     traffic: TrafficSettings = TrafficSettings()
     privacy: PrivacySettings = PrivacySettings()
+    # Changed device and buyer states kept before a flush between offset commits: bounds the
+    # memory they hold and the pause of the next commit.
+    max_dirty_keys: int = Field(default=10_000, ge=1)
+    # The combiner process in front of the attribution worker (stream/combiner.py).
+    combiner: CombinerSettings = CombinerSettings()

@@ -14,7 +14,7 @@ from shopstream_ads.book import CampaignBook
 from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain.campaigns import BidType, Campaign
 from shopstream_ads.settings import AdsSettings
-from shopstream_ads.stream.agents import CLICKS_TOPIC, IMPRESSIONS_TOPIC
+from shopstream_ads.stream.topics import CLICKS_TOPIC, IMPRESSIONS_TOPIC
 from shopstream_ads.usecases.limits import check_click, check_impression, check_select
 from shopstream_ads.usecases.reports import Report, Reports, Row
 from shopstream_platform.errors import InvalidArgumentError

@@ -12,6 +12,7 @@ Rules (versioned in AttributionSettings.version):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +49,40 @@ class Decision:
     too_fast: tuple[Credit, ...]
 
 
+# Input event ids a buyer remembers (hashed) for the inputs that are not idempotent by their own
+# ids (screened clicks, refunds): an upstream re-send is absorbed, a new input is not.
+RECENT_IDS = 256
+
+
 def new_buyer_state() -> State:
     # touches: newest last; click_times: recent clicks for the burst rule;
-    # orders: order id -> [campaign_id, kind, touch_id, touched_at, ordered_at] of its credit.
-    return {"touches": [], "click_times": [], "orders": {}}
+    # orders: order id -> the facts attribution needs and its credit;
+    # held: inputs waiting for the join grace ([due, kind, ...], see the worker);
+    # recent: hashed event ids (RECENT_IDS); wm: the last input batch offset applied.
+    return {"touches": [], "click_times": [], "orders": {}, "held": [], "recent": []}
+
+
+def first_time(state: State, event_id: str) -> bool:
+    """Remember an input's event id; False when the buyer saw it before (an upstream re-send)."""
+    recent: list[int] = state.setdefault("recent", [])
+    key = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+    if key in recent:
+        return False
+    recent.append(key)
+    if len(recent) > RECENT_IDS:
+        del recent[: len(recent) - RECENT_IDS]
+    return True
+
+
+def add_touches(state: State, new: list[list[Any]], rules: AttributionSettings) -> None:
+    """Several touches at once (a batch of one buyer's impressions): one sort, one trim."""
+    touches = state["touches"]
+    touches.extend(new)
+    touches.sort(key=lambda t: t[AT])
+    horizon = touches[-1][AT] - max(rules.click_window_s, rules.view_window_s)
+    if touches[0][AT] < horizon:
+        touches = [t for t in touches if t[AT] >= horizon]
+    state["touches"] = touches[-rules.max_touches_per_buyer :]
 
 
 def remember_touch(

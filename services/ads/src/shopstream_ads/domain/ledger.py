@@ -7,6 +7,7 @@ charged, and nothing after that (the campaign has stopped being selected by then
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,12 +22,63 @@ IMPRESSION, CLICK, CLICK_VOIDED, CONVERSION, REFUND, CONVERSION_WITHDRAWN = 1, 2
 IMPS, CLICKS, SPEND, CONVS, GMV = range(5)
 
 
+# Entry ids the ledger remembers (hashed), to absorb redelivered lines: a redelivery comes from
+# the uncommitted tail of ads.ledger.v1, a few seconds of lines per campaign.
+REMEMBERED_ENTRIES = 4_096
+# How long a billed click's charge is kept for a void: voids come from bursts (a minute), from a
+# paid order too soon after the click and from the join grace (seconds), never days later.
+VOIDABLE_FOR_S = 86_400.0
+
+
 def day_of(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
 
 
 def new_ledger_state() -> State:
-    return {"spent": 0, "days": {}, "exhausted_total": False, "exhausted_days": []}
+    # ids: hashed entry ids applied (newest last); clicks: hashed click entry id ->
+    # [charge_micros, day, clicked_at] of the billed clicks a void may still reverse. Both live
+    # in the campaign's one record, so they cannot drift from its counts under kill -9.
+    return {
+        "spent": 0,
+        "days": {},
+        "exhausted_total": False,
+        "exhausted_days": [],
+        "ids": [],
+        "clicks": {},
+    }
+
+
+def entry_key(entry_id: str) -> int:
+    """A 64-bit hash of an entry id: what the state remembers (stable across processes)."""
+    return int.from_bytes(hashlib.blake2b(entry_id.encode(), digest_size=8).digest(), "big")
+
+
+def first_time(state: State, entry_id: str) -> bool:
+    """Remember `entry_id`; False when it was applied before (a redelivered line)."""
+    ids: list[int] = state.setdefault("ids", [])
+    key = entry_key(entry_id)
+    if key in ids:
+        return False
+    ids.append(key)
+    if len(ids) > REMEMBERED_ENTRIES:
+        del ids[: len(ids) - REMEMBERED_ENTRIES]
+    return True
+
+
+def remember_click(state: State, entry_id: str, charge_micros: int, at: float) -> None:
+    """A billed click's charge, for a later void; clicks past the void horizon are forgotten."""
+    clicks: dict[str, list[Any]] = state.setdefault("clicks", {})
+    clicks[str(entry_key(entry_id))] = [charge_micros, day_of(at), at]
+    if len(clicks) % 256 == 0:  # now and then: a scan per click would cost O(clicks kept)
+        horizon = at - VOIDABLE_FOR_S
+        for key in [k for k, c in clicks.items() if c[2] < horizon]:
+            del clicks[key]
+
+
+def take_click(state: State, entry_id: str) -> list[Any] | None:
+    """The charge of a billed click to void (once: a second void finds nothing)."""
+    clicks: dict[str, list[Any]] = state.setdefault("clicks", {})
+    return clicks.pop(str(entry_key(entry_id)), None)
 
 
 @dataclass
@@ -76,6 +128,21 @@ def apply_served(
     day = day_of(at)
     _cell(state, day)[IMPS if kind == IMPRESSION else CLICKS] += 1
     return _charge(state, campaign, day, _price_micros(campaign, kind, clearing_minor))
+
+
+def apply_served_many(
+    state: State, campaign: Campaign, kind: int, at: float, served_at_price: dict[int, int]
+) -> Applied:
+    """Many impressions (or clicks) of one day at once, as counts per clearing price: charged as
+    each one would be alone (the budget caps the total the same way, whatever the order)."""
+    day = day_of(at)
+    _cell(state, day)[IMPS if kind == IMPRESSION else CLICKS] += sum(served_at_price.values())
+    applied = Applied()
+    for clearing_minor, count in sorted(served_at_price.items()):
+        step = _charge(state, campaign, day, _price_micros(campaign, kind, clearing_minor) * count)
+        applied.charge_micros += step.charge_micros
+        applied.exhausted.extend(step.exhausted)
+    return applied
 
 
 def apply_void(state: State, day: str, charge_micros: int) -> None:

@@ -1,31 +1,44 @@
-"""The attribution worker: Faust agents from raw traffic and orders to attributions and spend.
+"""The attribution worker: one Faust agent applies the combiner's input batches, one keeps the
+campaign ledgers.
 
-    ads.clicks.v1 (keyed by install) ──device screening──────────────────┐
-                                                                         ▼
-    ads.impressions.v1 ─────────────────────────────────────────────▶ buyer agents ◀── ads.screened-clicks.v1
-    commerce.orders.v1 ──re-key by buyer──▶ ads.buyer-orders.v1 ────▶ (touches, attribution)
-                                                                        │
-                     ads.invalid-traffic.v1 ◀── flags ──────────────────┤
-                     ads.attributions.v1    ◀── credits ────────────────┤
-                                                                        ▼
-                                      ads.ledger.v1 ──▶ ledger agent (spend, budgets, report cells)
-                                                                        │
-                     ads.campaigns.v1 ◀── budget exhausted ─────────────┘
+    ads.clicks.v1 ───────────┐                      ┌─ per install: screening ──▶ ads.screened-clicks.v1 ─┐
+    ads.impressions.v1 ──────┤                      │                                                    │
+    ads.screened-clicks.v1 ◀─┼──── combiner ──▶ ads.input-batches.v1 ──┤                                 │
+    commerce.orders.v1 ──────┘   (inputs.py)        └─ per buyer: touches, attribution ◀─────────────────┘
+                                                                  │
+                     ads.invalid-traffic.v1 ◀── flags ────────────┤
+                     ads.attributions.v1    ◀── credits ──────────┤
+                                                                  ▼
+                          ads.ledger.v1 (spend per campaign, day and batch; clicks; conversions)
+                                                                  │
+                                     ledger agent (budgets, report cells) ──▶ ads.campaigns.v1
 
-Each state lives in a table keyed like the stream that updates it (install, buyer, campaign), so
-a key's events meet in one partition. Every output is published, and acknowledged, before the
-state that records having emitted it is written; outputs carry ids derived from what they come
-from, so a redelivered input re-emits identical events that the next stage deduplicates.
+The combiner (a separate process, shopstream_platform.combiner) reads the raw topics and writes
+one AdsInputBatch per table partition and window, in a Kafka transaction with the offsets it
+read. Per batch record the applier screens each install's clicks and applies each buyer's inputs
+to its state in place, then writes each changed state once; a record applied before a restart is
+skipped by the state's watermark (`wm`). Impressions reach the ledger as one line per campaign,
+day and record (counts per clearing price), not one per impression.
+
+The join grace is a timer, not a wait: a click whose impression has not arrived, and a paid order
+(touches may still be on their way through screening), are held in the buyer's state until the
+impression comes or the grace ends; `_release_due` runs the held inputs whose time has come.
+
+Every output is published, and acknowledged, before the state that records having emitted it is
+written (the tables flush after the outputs' acks, at offset commits); outputs carry ids derived
+from what they come from, so a re-run re-emits identical events that the next stage deduplicates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import base64
+import heapq
 import logging
+import marshal
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +46,6 @@ from google.protobuf.message import Message
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_pb2
-from shopstream.commerce.v1 import order_events_pb2
 from shopstream_ads import convert
 from shopstream_ads.book import CampaignBook
 from shopstream_ads.campaigns import CAMPAIGNS_TOPIC, Campaigns
@@ -42,6 +54,14 @@ from shopstream_ads.domain import ledger as lg
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
+from shopstream_ads.stream.topics import (
+    ATTRIBUTIONS_TOPIC,
+    INPUT_BATCHES_TOPIC,
+    INVALID_TOPIC,
+    LEDGER_TOPIC,
+    SCREENED_TOPIC,
+    TABLE_PARTITIONS,
+)
 from shopstream_platform.faust_app import (
     Batching,
     agent_dispatcher,
@@ -57,35 +77,36 @@ from shopstream_platform.metrics import PlatformMetrics
 
 log = logging.getLogger(__name__)
 
-IMPRESSIONS_TOPIC = "ads.impressions.v1"
-CLICKS_TOPIC = "ads.clicks.v1"
-ORDERS_TOPIC = "commerce.orders.v1"
-SCREENED_TOPIC = "ads.screened-clicks.v1"
-BUYER_ORDERS_TOPIC = "ads.buyer-orders.v1"
-LEDGER_TOPIC = "ads.ledger.v1"
-INVALID_TOPIC = "ads.invalid-traffic.v1"
-ATTRIBUTIONS_TOPIC = "ads.attributions.v1"
-TOPICS = [
-    IMPRESSIONS_TOPIC,
-    CLICKS_TOPIC,
-    ORDERS_TOPIC,
-    SCREENED_TOPIC,
-    BUYER_ORDERS_TOPIC,
-    LEDGER_TOPIC,
-    INVALID_TOPIC,
-    ATTRIBUTIONS_TOPIC,
-    CAMPAIGNS_TOPIC,
-]
-TABLE_PARTITIONS = 6
-LOCK_STRIPES = 1_024
-# Input event ids remembered per buyer, to absorb redelivery.
-SEEN_PER_BUYER = 1_000
+LOCK_STRIPES = 256
 ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
+# How often held inputs are looked at (their grace is seconds).
+RELEASE_INTERVAL_S = 0.1
+# Held inputs: [due, kind, ...]; a click: [due, "click", event_id, ScreenedClick (base64)];
+# an order: [due, "order", order_id]; a refund: [due, "refund", event_id, BuyerOrder (base64)].
+DUE, HELD_KIND = 0, 1
 
 
 def _entry_id(kind: str, ident: str) -> str:
     return f"{kind}:{ident}"
+
+
+def _pack(message: Message) -> str:
+    return base64.b64encode(message.SerializeToString()).decode()
+
+
+class _Spend:
+    """A batch record's impressions per (campaign, day): counts per clearing price."""
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[str, str], tuple[float, Counter[int]]] = {}
+
+    def add(self, campaign_id: str, when: float, clearing_minor: int) -> None:
+        key = (campaign_id, lg.day_of(when))
+        line = self.lines.get(key)
+        if line is None:
+            line = self.lines[key] = (when, Counter())
+        line[1][clearing_minor] += 1
 
 
 class AttributionStreams:
@@ -111,26 +132,25 @@ class AttributionStreams:
             data_dir=settings.data_dir,
             partitions=TABLE_PARTITIONS,
         )
-        # Outputs are acknowledged once per batch of inputs, before the batch's table writes
-        # reach the store and the changelogs (shopstream_platform.faust_batch).
+        # Outputs are acknowledged before the table writes that record them reach the store
+        # and the changelogs (shopstream_platform.faust_batch).
         self.outputs = StreamOutputs(producer)
 
-        def table(name: str) -> BatchedTable:
+        def table(name: str, *, direct: bool) -> BatchedTable:
             return BatchedTable(
-                self.app.Table(name, default=None, partitions=TABLE_PARTITIONS), self.outputs
+                self.app.Table(name, default=None, partitions=TABLE_PARTITIONS),
+                self.outputs,
+                direct_changelog=direct,
             )
 
-        self.devices = table("devices")
-        self.buyers = table("buyers")
-        self.ledgers = table("ledgers")
-        # Ledger entry id -> [charge_micros, day, voided]: the ledger's deduplication and the
-        # charge a voided click gives back.
-        self.entries = table("entries")
-        self._tables = (self.devices, self.buyers, self.ledgers, self.entries)
-        batch = Batching(flush=self._flush)
-        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        self.devices = table("devices", direct=True)
+        self.buyers = table("buyers", direct=True)
+        self.ledgers = table("ledgers", direct=False)
+        # (due, buyer id, partition) of buyers holding inputs for the join grace.
+        self._held: list[tuple[float, str, int]] = []
+        self._ledger_locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
-        def agent(name: str, topic: str, routes: dict[type[Message], Any]) -> None:
+        def agent(name: str, topic: str, routes: dict[type[Message], Any], batch: Batching) -> None:
             dispatcher = agent_dispatcher(
                 settings.faust_app_id,
                 name,
@@ -141,19 +161,23 @@ class AttributionStreams:
             )
             protobuf_agent(self.app, topic, dispatcher, platform_metrics, batch=batch)
 
+        # A batch record holds a window of one partition: a few records per Faust batch. The
+        # states reach the store and changelogs at offset commits (and when many wait), not per
+        # batch.
         agent(
-            "orders",
-            ORDERS_TOPIC,
-            {
-                order_events_pb2.OrderPaid: self.on_order,
-                order_events_pb2.OrderRefunded: self.on_order,
-            },
+            "inputs",
+            INPUT_BATCHES_TOPIC,
+            {ev.AdsInputBatch: self.on_batch},
+            Batching(flush=self._after_batch, max_events=64, within_s=0.01),
         )
-        agent("clicks", CLICKS_TOPIC, {ads_pb2.Click: self.on_click})
-        agent("impressions", IMPRESSIONS_TOPIC, {ads_pb2.Impression: self.on_impression})
-        agent("screened", SCREENED_TOPIC, {ev.ScreenedClick: self.on_screened_click})
-        agent("buyer-orders", BUYER_ORDERS_TOPIC, {ev.BuyerOrder: self.on_buyer_order})
-        agent("ledger", LEDGER_TOPIC, {ev.LedgerEntry: self.on_ledger})
+        agent(
+            "ledger",
+            LEDGER_TOPIC,
+            {ev.LedgerEntry: self.on_ledger},
+            Batching(flush=self._flush_ledgers),
+        )
+        self.app.add_commit_barrier(self._flush_states)
+        self.app.timer(RELEASE_INTERVAL_S)(self._release_due)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -161,7 +185,8 @@ class AttributionStreams:
         await run_faust_app(self.app, self.settings.kafka)
 
     async def recovered(self) -> None:
-        """Tables restored from their changelogs and the ledgers mirrored into the book."""
+        """Tables restored from their changelogs, the ledgers mirrored into the book and the
+        buyers holding inputs put back on the release timer."""
         tables: Any = self.app.tables
         # Faust's own wait returns at once if recovery has not started yet: poll its flag.
         while not tables.recovery.completed.is_set():  # noqa: ASYNC110
@@ -169,23 +194,33 @@ class AttributionStreams:
         for campaign_id, state in list(self.ledgers.items()):
             if state is not None:
                 self._book.put_ledger(campaign_id, state)
-        log.info("ads tables recovered", extra={"campaigns": len(self.ledgers)})
+        for buyer_id, state in list(self.buyers.items()):
+            if state is not None and state.get("held"):
+                self._schedule(buyer_id, zlib.crc32(buyer_id.encode()) % TABLE_PARTITIONS, state)
+        log.info(
+            "ads tables recovered",
+            extra={"campaigns": len(self.ledgers), "held": len(self._held)},
+        )
 
     # --- plumbing -------------------------------------------------------------------------
 
-    async def _flush(self) -> None:
-        """End of a batch: outputs acknowledged, then every table's pending writes."""
-        for table in self._tables:
-            await table.flush()
-        await self.outputs.acked()
+    async def _after_batch(self) -> None:
+        await self.outputs.check()
+        await self.devices.flush_if_over(self.settings.max_dirty_keys)
+        await self.buyers.flush_if_over(self.settings.max_dirty_keys)
 
-    def _lock(self, key: str) -> asyncio.Lock:
-        return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
+    async def _flush_states(self) -> None:
+        await self.devices.flush()
+        await self.buyers.flush()
+
+    async def _flush_ledgers(self) -> None:
+        await self.ledgers.flush()
+        await self.outputs.acked()
 
     def _emit(
         self, topic: str, key: str, message: Message, derived_from: str, at: float | None = None
     ) -> None:
-        """Produce now; the batch waits for the acknowledgements before its table writes."""
+        """Produce now; the states wait for the acknowledgements before they are written."""
         meta = self._producer.meta_for(
             message,
             subject=key,
@@ -202,17 +237,343 @@ class AttributionStreams:
         when: float,
         amount: Any = None,
         reverses: str = "",
+        served_at_price: dict[int, int] | None = None,
     ) -> None:
         entry = ev.LedgerEntry(
             entry_id=entry_id,
             campaign_id=campaign_id,
             kind=ev.LedgerKind.ValueType(kind),
             reverses=reverses,
+            served_at_price=served_at_price,
         )
         entry.at.FromDatetime(datetime.fromtimestamp(when, UTC))
         if amount is not None:
             entry.amount.CopyFrom(amount)
         self._emit(LEDGER_TOPIC, campaign_id, entry, f"ledger:{entry_id}", when)
+
+    # --- applying a batch -----------------------------------------------------------------
+
+    async def on_batch(self, event: Event[Message]) -> Outcome:
+        """Apply one window of one partition. A failure ends the worker rather than letting the
+        record be dead-lettered: states are changed in place (`_apply_batch`), so nothing of a
+        failed batch may be written or committed."""
+        try:
+            # The commit barrier's flush waits for this batch rather than writing states it is
+            # changing in place (whose outputs it would not have waited for).
+            async with self.devices.lock, self.buyers.lock:
+                return self._apply_batch(event)
+        except Exception as exc:
+            log.critical("input batch failed; ending the worker", extra={"error": repr(exc)})
+            self.app.fail(exc)
+            await asyncio.Future()  # never returns: the worker is stopping
+            raise
+
+    def _apply_batch(self, event: Event[Message]) -> Outcome:
+        """Per install its clicks, per buyer its inputs, each state changed in place and set
+        once. No await inside: nothing interleaves. This agent is the only writer of the devices
+        and buyers tables (with `_release_due`, which takes the same locks)."""
+        batch = event.message
+        assert isinstance(batch, ev.AdsInputBatch)
+        partition, offset = event.partition, event.offset
+        installs: dict[str, list[ev.AdsInput]] = {}
+        buyers: dict[str, list[ev.AdsInput]] = {}
+        for item in batch.inputs:
+            (installs if item.WhichOneof("input") == "click" else buyers).setdefault(
+                item.key, []
+            ).append(item)
+        applied = 0
+        for install, clicks in installs.items():
+            applied += self._screen(install, clicks, partition, offset)
+        spend = _Spend()
+        now = time.time()
+        for buyer_id, items in buyers.items():
+            applied += self._apply_buyer(buyer_id, items, partition, offset, spend, now)
+        for (campaign_id, day), (when, prices) in spend.lines.items():
+            self._ledger(
+                campaign_id,
+                lg.IMPRESSION,
+                f"imps:{partition}:{offset}:{campaign_id}:{day}",
+                when,
+                served_at_price=dict(prices),
+            )
+        return Outcome.PROCESSED if applied else Outcome.DUPLICATE
+
+    def _screen(self, install: str, clicks: list[ev.AdsInput], partition: int, offset: int) -> int:
+        """Screening per install: the edge keys clicks by install (device hint), so one device's
+        clicks meet here whichever buyer ids they carry."""
+        current = self.devices.get(install, partition)
+        if current is not None and current.get("wm", -1) >= offset:
+            return 0  # this record was applied before a restart
+        state = current if current is not None else tr.new_device_state()
+        for item in clicks:
+            click = item.click
+            if tr.seen_event(state, item.event_id):
+                continue  # the same click event re-sent upstream
+            facts = tr.ClickFacts(
+                click.click_id, click.buyer_id, click.campaign_id, convert.seconds(click.at)
+            )
+            for v in tr.screen_device(state, install, facts, item.event_id, self.settings.traffic):
+                screened = ev.ScreenedClick(
+                    flagged=ev.InvalidTrafficReason.ValueType(v.reason),
+                    detail=v.detail,
+                    retroactive=v.retroactive,
+                )
+                screened.observed_at.GetCurrentTime()
+                if v.retroactive:
+                    screened.click.click_id = v.click_id
+                    screened.click.buyer_id = v.buyer_id
+                    screened.click.campaign_id = v.campaign_id
+                    screened.click.install_id = click.install_id
+                    screened.click.at.CopyFrom(click.at)
+                else:
+                    screened.click.CopyFrom(click)
+                self._emit(
+                    SCREENED_TOPIC,
+                    v.buyer_id,
+                    screened,
+                    f"{item.event_id}:screen:{v.click_id}",
+                    facts.at,
+                )
+        state["wm"] = offset
+        self.devices.set(install, state, partition)
+        return len(clicks)
+
+    def _apply_buyer(
+        self,
+        buyer_id: str,
+        items: list[ev.AdsInput],
+        partition: int,
+        offset: int,
+        spend: _Spend,
+        now: float,
+    ) -> int:
+        current = self.buyers.get(buyer_id, partition)
+        if current is not None and current.get("wm", -1) >= offset:
+            return 0  # this record was applied before a restart
+        state = current if current is not None else at.new_buyer_state()
+        state.pop("seen", None)  # the event ids versions before the combiner remembered
+        state.setdefault("held", [])
+        impressions = [i for i in items if i.WhichOneof("input") == "impression"]
+        if impressions:
+            self._impressions(state, impressions, spend)
+            if state["held"]:
+                self._release(state, now)  # clicks that waited for these impressions
+        for item in items:
+            kind = item.WhichOneof("input")
+            if kind == "screened":
+                self._screened(state, item, now)
+            elif kind == "order":
+                self._order(state, item, now)
+        state["wm"] = offset
+        self.buyers.set(buyer_id, state, partition)
+        if state["held"]:
+            self._schedule(buyer_id, partition, state)
+        return len(items)
+
+    # --- per buyer ------------------------------------------------------------------------
+
+    def _impressions(self, state: dict[str, Any], items: list[ev.AdsInput], spend: _Spend) -> None:
+        """A batch of one buyer's impressions: each new one a view touch and a charge in the
+        batch's spend lines; one sort of the touches, one reconsideration of the orders."""
+        known = {t[at.TOUCH_ID] for t in state["touches"] if t[at.KIND] == at.VIEW}
+        new: list[list[Any]] = []
+        placements: Counter[str] = Counter()
+        for item in items:
+            imp = item.impression
+            if imp.impression_id in known:
+                continue  # the same impression re-sent under a new event id
+            known.add(imp.impression_id)
+            when = convert.seconds(imp.at)
+            spend.add(imp.campaign_id, when, imp.clearing_price.amount_minor)
+            new.append([at.VIEW, imp.impression_id, imp.campaign_id, when, ""])
+            placements[imp.placement or "unknown"] += 1
+        if not new:
+            return
+        at.add_touches(state, new, self.settings.attribution)
+        for placement, count in placements.items():
+            self.metrics.impressions.labels(placement).inc(count)
+        self._reconsider(state, min(t[at.AT] for t in new), items[0].event_id)
+
+    def _screened(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
+        if not at.first_time(state, item.event_id):
+            return  # the same screened click re-sent
+        screened = item.screened
+        click = screened.click
+        if (
+            not screened.retroactive
+            and not screened.flagged
+            and click.impression_id
+            and not at.has_touch(state, at.VIEW, click.impression_id)
+            and screened.HasField("observed_at")
+        ):
+            # The impression comes on another topic: hold the click for the join grace.
+            due = convert.seconds(screened.observed_at) + self.settings.attribution.join_grace_s
+            if due > now:
+                state["held"].append([due, "click", item.event_id, _pack(screened)])
+                return
+        self._click(state, screened, item.event_id)
+
+    def _click(self, state: dict[str, Any], screened: ev.ScreenedClick, cause: str) -> None:
+        click = screened.click
+        when = convert.seconds(click.at)
+        rules = self.settings.traffic
+        if screened.retroactive:
+            if at.forget_touch(state, at.CLICK, click.click_id):
+                self._void(click, screened.flagged, screened.detail, cause)
+            return
+        state["click_times"], burst = tr.buyer_burst(state["click_times"], when, rules)
+        if screened.flagged:
+            at.forget_touch(state, at.VIEW, click.impression_id)
+            self._flag(click, screened.flagged, screened.detail, cause)
+            return
+        reason, detail = 0, ""
+        if at.has_touch(state, at.CLICK, click.click_id):
+            reason, detail = (
+                tr.DUPLICATE_CLICK_ID,
+                f"click id {click.click_id} seen before for this buyer",
+            )
+        elif burst:
+            reason, detail = tr.BUYER_BURST, burst
+        elif not click.impression_id or not at.has_touch(state, at.VIEW, click.impression_id):
+            reason = tr.NO_IMPRESSION
+            detail = f"no impression {click.impression_id or '(none given)'} before this click"
+        if reason:
+            at.forget_touch(state, at.VIEW, click.impression_id)
+            self._flag(click, reason, detail, cause)
+            if reason == tr.BUYER_BURST:
+                # The burst shows only now: the buyer's earlier clicks in it are invalid too.
+                horizon = when - rules.burst_window_s
+                for t in [
+                    t for t in state["touches"] if t[at.KIND] == at.CLICK and t[at.AT] > horizon
+                ]:
+                    at.forget_touch(state, at.CLICK, t[at.TOUCH_ID])
+                    earlier = ads_pb2.Click(
+                        click_id=t[at.TOUCH_ID],
+                        buyer_id=click.buyer_id,
+                        campaign_id=t[at.CAMPAIGN],
+                    )
+                    earlier.at.FromDatetime(datetime.fromtimestamp(t[at.AT], UTC))
+                    self._void(earlier, reason, detail, cause)
+            return
+        amount = click.clearing_price if click.HasField("clearing_price") else None
+        self._ledger(click.campaign_id, lg.CLICK, _entry_id("click", click.click_id), when, amount)
+        at.remember_touch(
+            state,
+            at.CLICK,
+            click.click_id,
+            click.campaign_id,
+            when,
+            self.settings.attribution,
+            via=click.impression_id,
+        )
+        self._reconsider(state, when, cause)
+        self.metrics.clicks.labels(click.placement or "unknown").inc()
+
+    def _order(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
+        order = item.order
+        orders: dict[str, Any] = state["orders"]
+        if order.refund:
+            if not at.first_time(state, item.event_id):
+                return  # the same refund re-sent
+            facts = orders.get(order.order_id)
+            if facts is not None and facts.get("held"):
+                # Its order waits for the grace: the refund follows it, in order.
+                state["held"].append([facts["held"], "refund", item.event_id, _pack(order)])
+                return
+            self._refund(state, order, item.event_id)
+            return
+        if order.order_id in orders:
+            return  # the same paid order re-sent
+        facts = {
+            "buyer": order.buyer_id,
+            "at": convert.seconds(order.at),
+            "consent": order.tracking_consent,
+            "clicks": list(order.ad_click_ids),
+            "amount": order.amount.amount_minor,
+            "currency": order.amount.currency,
+            "creators": list(order.creator_ids),
+            "credit": None,
+        }
+        orders[order.order_id] = facts
+        for stale in list(orders)[:-ORDERS_PER_BUYER]:
+            del orders[stale]
+        due = 0.0
+        if order.HasField("observed_at"):
+            due = convert.seconds(order.observed_at) + self.settings.attribution.join_grace_s
+        if due > now:
+            # Touches still in the screening pipeline get the grace to join the order.
+            facts["held"] = due
+            state["held"].append([due, "order", order.order_id])
+            return
+        self._decide(state, order.order_id, item.event_id, arrival=True)
+
+    def _refund(self, state: dict[str, Any], order: ev.BuyerOrder, cause: str) -> None:
+        facts = state["orders"].get(order.order_id)
+        if not facts or not facts["credit"]:
+            return
+        self._publish_credit(
+            order.order_id,
+            facts,
+            facts["credit"],
+            cause,
+            kind=lg.REFUND,
+            amount=order.amount.amount_minor,
+        )
+
+    # --- the join grace ---------------------------------------------------------------------
+
+    def _release(self, state: dict[str, Any], now: float) -> None:
+        """Run the held inputs whose time has come, in the order they arrived: a click once its
+        impression is known or its grace is over, an order when its grace is over, a refund
+        right after its order."""
+        kept: list[list[Any]] = []
+        for held in state["held"]:
+            due, kind = held[DUE], held[HELD_KIND]
+            if kind == "click":
+                screened = ev.ScreenedClick.FromString(base64.b64decode(held[3]))
+                if due <= now or at.has_touch(state, at.VIEW, screened.click.impression_id):
+                    self._click(state, screened, held[2])
+                    continue
+            elif kind == "order":
+                facts = state["orders"].get(held[2])
+                if facts is None:
+                    continue  # trimmed away meanwhile
+                if due <= now:
+                    facts.pop("held", None)
+                    self._decide(state, held[2], f"held:{held[2]}", arrival=True)
+                    continue
+            elif kind == "refund":
+                order = ev.BuyerOrder.FromString(base64.b64decode(held[3]))
+                facts = state["orders"].get(order.order_id)
+                if facts is None or not facts.get("held"):
+                    self._refund(state, order, held[2])
+                    continue
+            kept.append(held)
+        state["held"] = kept
+
+    def _schedule(self, buyer_id: str, partition: int, state: dict[str, Any]) -> None:
+        heapq.heappush(self._held, (min(h[DUE] for h in state["held"]), buyer_id, partition))
+
+    async def _release_due(self) -> None:
+        """The timer: buyers whose held inputs are due."""
+        now = time.time()
+        due: dict[str, int] = {}
+        while self._held and self._held[0][0] <= now:
+            _, buyer_id, partition = heapq.heappop(self._held)
+            due[buyer_id] = partition
+        if not due:
+            return
+        async with self.devices.lock, self.buyers.lock:
+            for buyer_id, partition in due.items():
+                state = self.buyers.get(buyer_id, partition)
+                if state is None or not state.get("held"):
+                    continue
+                self._release(state, now)
+                self.buyers.set(buyer_id, state, partition)
+                if state["held"]:
+                    self._schedule(buyer_id, partition, state)
+
+    # --- outputs ---------------------------------------------------------------------------
 
     def _flag(
         self,
@@ -237,222 +598,6 @@ class AttributionStreams:
         self._emit(INVALID_TOPIC, click.buyer_id, flagged, f"flag:{derived_from}")
         self.metrics.flagged.labels(tr.REASON_NAMES[reason]).inc()
 
-    async def _buyer_update(
-        self,
-        event: Event[Message],
-        buyer_id: str,
-        apply: Callable[[dict[str, Any]], Awaitable[Outcome]],
-    ) -> Outcome:
-        """Read-modify-write of one buyer's state, taking turns with the other buyer agents.
-
-        `apply` publishes what it must before returning; the state (with this event's id
-        remembered) reaches the table only after those outputs are acknowledged (at the batch's
-        flush), so a crash in between re-runs `apply` on redelivery.
-        """
-        if not buyer_id:
-            raise InvalidEventError("buyer_id is empty")
-        async with self._lock(buyer_id):
-            current = self.buyers.get(buyer_id)
-            state = copy.deepcopy(current) if current is not None else at.new_buyer_state()
-            seen: list[str] = state.setdefault("seen", [])
-            if event.meta.id in seen:
-                return Outcome.DUPLICATE
-            outcome = await apply(state)
-            seen.append(event.meta.id)
-            del seen[:-SEEN_PER_BUYER]
-            self.buyers.set(buyer_id, state, event.partition)
-        return outcome
-
-    # --- re-keying ------------------------------------------------------------------------
-
-    async def on_order(self, event: Event[Message]) -> Outcome:
-        """Paid and refunded orders, re-keyed by buyer with what attribution needs."""
-        message = event.message
-        order = message.order  # type: ignore[attr-defined]
-        if not order.buyer_id:
-            raise InvalidEventError("order has no buyer_id")
-        refund = isinstance(message, order_events_pb2.OrderRefunded)
-        out = ev.BuyerOrder(
-            order_id=order.order_id,
-            buyer_id=order.buyer_id,
-            refund=refund,
-            tracking_consent=order.tracking_consent,
-            ad_click_ids=sorted(
-                {ln.attribution.ad_click_id for ln in order.lines if ln.attribution.ad_click_id}
-            ),
-            creator_ids=sorted(
-                {ln.attribution.creator_id for ln in order.lines if ln.attribution.creator_id}
-            ),
-        )
-        out.observed_at.GetCurrentTime()
-        if refund:
-            out.amount.CopyFrom(message.amount)  # type: ignore[attr-defined]
-            out.at.FromDatetime(event.meta.time)
-        else:
-            out.amount.CopyFrom(order.total)
-            paid_at = message.paid_at  # type: ignore[attr-defined]
-            out.at.CopyFrom(paid_at if paid_at.seconds else order.updated_at)
-        self._emit(
-            BUYER_ORDERS_TOPIC,
-            order.buyer_id,
-            out,
-            f"{event.meta.id}:buyer-order",
-            convert.seconds(out.at),
-        )
-        return Outcome.PROCESSED
-
-    # --- per install ----------------------------------------------------------------------
-
-    async def on_click(self, event: Event[Message]) -> Outcome:
-        """Screening per install: the edge keys clicks by install (device hint), so one
-        device's clicks meet here whichever buyer ids they carry."""
-        click = event.message
-        assert isinstance(click, ads_pb2.Click)
-        _require(click.click_id, "click_id")
-        _require(click.buyer_id, "buyer_id")
-        _require(click.campaign_id, "campaign_id")
-        if not click.at.seconds:
-            raise InvalidEventError("click has no time (at)")
-        install = click.install_id or click.buyer_id
-        async with self._lock(install):
-            current = self.devices.get(install)
-            state = copy.deepcopy(current) if current is not None else tr.new_device_state()
-            if tr.seen_event(state, event.meta.id):
-                return Outcome.DUPLICATE
-            facts = tr.ClickFacts(
-                click.click_id, click.buyer_id, click.campaign_id, convert.seconds(click.at)
-            )
-            verdicts = tr.screen_device(state, install, facts, event.meta.id, self.settings.traffic)
-            for v in verdicts:
-                screened = ev.ScreenedClick(
-                    flagged=ev.InvalidTrafficReason.ValueType(v.reason),
-                    detail=v.detail,
-                    retroactive=v.retroactive,
-                )
-                screened.observed_at.GetCurrentTime()
-                if v.retroactive:
-                    screened.click.click_id = v.click_id
-                    screened.click.buyer_id = v.buyer_id
-                    screened.click.campaign_id = v.campaign_id
-                    screened.click.install_id = click.install_id
-                    screened.click.at.CopyFrom(click.at)
-                else:
-                    screened.click.CopyFrom(click)
-                self._emit(
-                    SCREENED_TOPIC,
-                    v.buyer_id,
-                    screened,
-                    f"{event.meta.id}:screen:{v.click_id}",
-                    facts.at,
-                )
-            self.devices.set(install, state, event.partition)
-        return Outcome.PROCESSED
-
-    # --- per buyer ------------------------------------------------------------------------
-
-    async def on_impression(self, event: Event[Message]) -> Outcome:
-        imp = event.message
-        assert isinstance(imp, ads_pb2.Impression)
-        _require(imp.impression_id, "impression_id")
-        _require(imp.campaign_id, "campaign_id")
-        if not imp.at.seconds:
-            raise InvalidEventError("impression has no time (at)")
-        when = convert.seconds(imp.at)
-
-        async def apply(state: dict[str, Any]) -> Outcome:
-            if at.has_touch(state, at.VIEW, imp.impression_id):
-                return Outcome.DUPLICATE  # the same impression re-sent under a new event id
-            amount = imp.clearing_price if imp.HasField("clearing_price") else None
-            self._ledger(
-                imp.campaign_id, lg.IMPRESSION, _entry_id("imp", imp.impression_id), when, amount
-            )
-            at.remember_touch(
-                state, at.VIEW, imp.impression_id, imp.campaign_id, when, self.settings.attribution
-            )
-            self._reconsider(state, when, event.meta.id)
-            self.metrics.impressions.labels(imp.placement or "unknown").inc()
-            return Outcome.PROCESSED
-
-        return await self._buyer_update(event, imp.buyer_id, apply)
-
-    async def on_screened_click(self, event: Event[Message]) -> Outcome:
-        screened = event.message
-        assert isinstance(screened, ev.ScreenedClick)
-        click = screened.click
-        when = convert.seconds(click.at)
-        rules = self.settings.traffic
-        if not screened.retroactive and not screened.flagged and click.impression_id:
-            await self._await_impression(click, screened)
-
-        async def apply(state: dict[str, Any]) -> Outcome:
-            if screened.retroactive:
-                if at.forget_touch(state, at.CLICK, click.click_id):
-                    self._void(click, screened.flagged, screened.detail, event.meta.id)
-                return Outcome.PROCESSED
-            state["click_times"], burst = tr.buyer_burst(state["click_times"], when, rules)
-            if screened.flagged:
-                at.forget_touch(state, at.VIEW, click.impression_id)
-                self._flag(click, screened.flagged, screened.detail, event.meta.id)
-                return Outcome.PROCESSED
-            reason, detail = 0, ""
-            if at.has_touch(state, at.CLICK, click.click_id):
-                reason, detail = (
-                    tr.DUPLICATE_CLICK_ID,
-                    f"click id {click.click_id} seen before for this buyer",
-                )
-            elif burst:
-                reason, detail = tr.BUYER_BURST, burst
-            elif not click.impression_id or not at.has_touch(state, at.VIEW, click.impression_id):
-                reason = tr.NO_IMPRESSION
-                detail = f"no impression {click.impression_id or '(none given)'} before this click"
-            if reason:
-                at.forget_touch(state, at.VIEW, click.impression_id)
-                self._flag(click, reason, detail, event.meta.id)
-                if reason == tr.BUYER_BURST:
-                    # The burst shows only now: the buyer's earlier clicks in it are invalid too.
-                    horizon = when - rules.burst_window_s
-                    for t in [
-                        t for t in state["touches"] if t[at.KIND] == at.CLICK and t[at.AT] > horizon
-                    ]:
-                        at.forget_touch(state, at.CLICK, t[at.TOUCH_ID])
-                        earlier = ads_pb2.Click(
-                            click_id=t[at.TOUCH_ID],
-                            buyer_id=click.buyer_id,
-                            campaign_id=t[at.CAMPAIGN],
-                        )
-                        earlier.at.FromDatetime(datetime.fromtimestamp(t[at.AT], UTC))
-                        self._void(earlier, reason, detail, event.meta.id)
-                return Outcome.PROCESSED
-            amount = click.clearing_price if click.HasField("clearing_price") else None
-            self._ledger(
-                click.campaign_id, lg.CLICK, _entry_id("click", click.click_id), when, amount
-            )
-            at.remember_touch(
-                state,
-                at.CLICK,
-                click.click_id,
-                click.campaign_id,
-                when,
-                self.settings.attribution,
-                via=click.impression_id,
-            )
-            self._reconsider(state, when, event.meta.id)
-            self.metrics.clicks.labels(click.placement or "unknown").inc()
-            return Outcome.PROCESSED
-
-        return await self._buyer_update(event, click.buyer_id, apply)
-
-    async def _await_impression(self, click: ads_pb2.Click, screened: ev.ScreenedClick) -> None:
-        """Give the click's impression (another topic, another agent) the join grace to arrive."""
-        if not screened.HasField("observed_at"):
-            return
-        deadline = convert.seconds(screened.observed_at) + self.settings.attribution.join_grace_s
-        while time.time() < deadline:
-            state = self.buyers.get(click.buyer_id)
-            if state is not None and at.has_touch(state, at.VIEW, click.impression_id):
-                return
-            await asyncio.sleep(0.05)
-
     def _void(self, click: ads_pb2.Click, reason: int, detail: str, cause: str) -> None:
         """A click billed before it was found invalid: reverse its charge, report it."""
         self._ledger(
@@ -463,49 +608,6 @@ class AttributionStreams:
             reverses=_entry_id("click", click.click_id),
         )
         self._flag(click, reason, detail, f"{cause}:{click.click_id}", reversed_charge=True)
-
-    async def on_buyer_order(self, event: Event[Message]) -> Outcome:
-        order = event.message
-        assert isinstance(order, ev.BuyerOrder)
-        when = convert.seconds(order.at)
-        if order.HasField("observed_at"):
-            wait = convert.seconds(order.observed_at) + self.settings.attribution.join_grace_s
-            if wait > time.time():
-                await asyncio.sleep(wait - time.time())
-
-        async def apply(state: dict[str, Any]) -> Outcome:
-            orders: dict[str, Any] = state["orders"]
-            if order.refund:
-                facts = orders.get(order.order_id)
-                if not facts or not facts["credit"]:
-                    return Outcome.IGNORED
-                self._publish_credit(
-                    order.order_id,
-                    facts,
-                    facts["credit"],
-                    event.meta.id,
-                    kind=lg.REFUND,
-                    amount=order.amount.amount_minor,
-                )
-                return Outcome.PROCESSED
-            if order.order_id in orders:
-                return Outcome.DUPLICATE
-            orders[order.order_id] = {
-                "buyer": order.buyer_id,
-                "at": when,
-                "consent": order.tracking_consent,
-                "clicks": list(order.ad_click_ids),
-                "amount": order.amount.amount_minor,
-                "currency": order.amount.currency,
-                "creators": list(order.creator_ids),
-                "credit": None,
-            }
-            self._decide(state, order.order_id, event.meta.id, arrival=True)
-            for stale in list(orders)[:-ORDERS_PER_BUYER]:
-                del orders[stale]
-            return Outcome.PROCESSED
-
-        return await self._buyer_update(event, order.buyer_id, apply)
 
     def _decide(
         self, state: dict[str, Any], order_id: str, cause: str, *, arrival: bool = False
@@ -555,7 +657,8 @@ class AttributionStreams:
         """A touch arrived: orders it precedes within the click window may owe it their credit."""
         window = self.settings.attribution.click_window_s
         for order_id, facts in list(state["orders"].items()):
-            if facts is not None and 0 <= facts["at"] - touch_at <= window:
+            # A held order is decided when its grace ends, with every touch known by then.
+            if facts is not None and "held" not in facts and 0 <= facts["at"] - touch_at <= window:
                 self._decide(state, order_id, cause)
 
     def _publish_credit(
@@ -622,36 +725,46 @@ class AttributionStreams:
         if campaign is None:
             raise InvalidEventError(f"unknown campaign {entry.campaign_id!r}")
         when = convert.seconds(entry.at)
-        async with self._lock(campaign.campaign_id):
-            if self.entries.get(entry.entry_id) is not None:
-                return Outcome.DUPLICATE
+        async with self._ledger_lock(campaign.campaign_id):
             current = self.ledgers.get(campaign.campaign_id)
-            state = copy.deepcopy(current) if current is not None else lg.new_ledger_state()
-            record: list[Any] = [0, lg.day_of(when), False]
+            # A copy (marshal: a few µs): a failure below must leave the stored state untouched.
+            state = (
+                marshal.loads(marshal.dumps(current))
+                if current is not None
+                else lg.new_ledger_state()
+            )
+            # The entry ids applied live in the campaign's own record: one write, no drift.
+            if not lg.first_time(state, entry.entry_id):
+                return Outcome.DUPLICATE
             if entry.kind in (lg.IMPRESSION, lg.CLICK):
-                applied = lg.apply_served(
-                    state, campaign, entry.kind, when, entry.amount.amount_minor
-                )
-                record[0] = applied.charge_micros
+                if entry.served_at_price:
+                    applied = lg.apply_served_many(
+                        state, campaign, entry.kind, when, dict(entry.served_at_price)
+                    )
+                else:
+                    applied = lg.apply_served(
+                        state, campaign, entry.kind, when, entry.amount.amount_minor
+                    )
+                if entry.kind == lg.CLICK:
+                    lg.remember_click(state, entry.entry_id, applied.charge_micros, when)
                 for budget in applied.exhausted:
                     self._exhausted(campaign, state, budget, lg.day_of(when))
                 if applied.charge_micros:
                     self.metrics.spend.labels(campaign.currency).inc(applied.charge_micros / 1_000)
             elif entry.kind == lg.CLICK_VOIDED:
-                original = self.entries.get(entry.reverses)
-                if original is not None and not original[2]:
+                original = lg.take_click(state, entry.reverses)
+                if original is not None:
                     lg.apply_void(state, original[1], original[0])
-                    self.entries.set(
-                        entry.reverses, [original[0], original[1], True], event.partition
-                    )
             elif entry.kind in (lg.CONVERSION, lg.REFUND, lg.CONVERSION_WITHDRAWN):
                 lg.apply_conversion(state, entry.kind, when, entry.amount.amount_minor)
             else:
                 raise InvalidEventError(f"unknown ledger kind {entry.kind}")
-            self.entries.set(entry.entry_id, record, event.partition)
             self.ledgers.set(campaign.campaign_id, state, event.partition)
             self._book.put_ledger(campaign.campaign_id, state)
         return Outcome.PROCESSED
+
+    def _ledger_lock(self, key: str) -> asyncio.Lock:
+        return self._ledger_locks[zlib.crc32(key.encode()) % len(self._ledger_locks)]
 
     def _exhausted(self, campaign: Any, state: dict[str, Any], budget: str, day: str) -> None:
         total = budget == "total"
@@ -677,8 +790,3 @@ class AttributionStreams:
             "campaign budget exhausted",
             extra={"campaign_id": campaign.campaign_id, "budget": budget},
         )
-
-
-def _require(value: str, field: str) -> None:
-    if not value:
-        raise InvalidEventError(f"{field} is empty")

@@ -6,7 +6,7 @@ run as its own deployment (settings `combiner.mode=off` in the service).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score.settings import CreatorScoreSettings
@@ -16,10 +16,8 @@ from shopstream_creator_score.stream.topics import (
     SOURCE_TOPICS,
     TABLE_PARTITIONS,
 )
-from shopstream_platform.child_process import child_settings, die_with_parent
-from shopstream_platform.combiner import Combiner, CombinerMetrics, run_combiner_process
+from shopstream_platform.combiner import Combiner, CombinerMetrics, combiner_main
 from shopstream_platform.kafka.codec import type_name
-from shopstream_platform.logging import configure_logging
 
 
 def combiner_group(settings: CreatorScoreSettings) -> str:
@@ -44,13 +42,7 @@ def build(settings: CreatorScoreSettings, registry: CollectorRegistry) -> Combin
 
 
 def main() -> None:
-    die_with_parent()
-    settings = child_settings(CreatorScoreSettings)
-    configure_logging(f"{settings.service_name}-combiner", settings.log_level, settings.log_format)
-    registry = CollectorRegistry()
-    if settings.combiner.metrics_port:
-        start_http_server(settings.combiner.metrics_port, settings.metrics_host, registry)
-    run_combiner_process(build(settings, registry))
+    combiner_main(CreatorScoreSettings, build)
 
 
 if __name__ == "__main__":

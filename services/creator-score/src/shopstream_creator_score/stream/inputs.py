@@ -9,7 +9,6 @@ applier only sees inputs it can apply.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -28,19 +27,12 @@ from shopstream_creator_score.stream.topics import (
     ORDERS_TOPIC,
     PROFILES_TOPIC,
 )
-from shopstream_platform.combiner import SourceEvent
+from shopstream_platform.combiner import SourceEvent, partition_for
 from shopstream_platform.kafka.cloudevents import parse_time
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.events import InvalidEventError
 
 Item = creators_pb2.CreatorInput
-
-
-def partition_for(creator_id: str, partitions: int) -> int:
-    """The partition the platform's producer gives a record keyed by the creator id (librdkafka's
-    consistent_random partitioner: CRC-32 of the key), which is where the creator's table
-    partition has always been."""
-    return zlib.crc32(creator_id.encode()) % partitions
 
 
 class CreatorInputs:
@@ -99,7 +91,7 @@ class CreatorInputs:
     # --- building items -------------------------------------------------------------------
 
     def _item(self, creator_id: str) -> Item:
-        partition = zlib.crc32(creator_id.encode()) % self._partitions
+        partition = partition_for(creator_id, self._partitions)
         batch = self._batches.get(partition)
         if batch is None:
             batch = self._batches[partition] = creators_pb2.CreatorInputBatch()
