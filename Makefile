@@ -160,7 +160,11 @@ prometheus-up: ## Start the local Prometheus on 127.0.0.1:9090 (Debian package b
 prometheus-down: ## Stop the local Prometheus
 	@bash deploy/prometheus/prometheus.sh stop
 
-stop: kafka-down postgres-down prometheus-down ## Stop everything `make run` or the tests started
+# The services first (their supervisors, the services, their combiners), while Kafka is still up
+# for their graceful shutdown; no virtualenv means nothing of ours can be running.
+stop: ## Stop everything `make run` or the tests started: services, Kafka, PostgreSQL, Prometheus
+	@if [ -x .venv/bin/python ]; then $(UV) run --frozen --no-sync shopstream down --keep-kafka; fi
+	@$(MAKE) --no-print-directory kafka-down postgres-down prometheus-down
 
 clean: stop ## Remove local state (.run, the PostgreSQL data) and generated code
 	bash deploy/postgres/postgres.sh wipe

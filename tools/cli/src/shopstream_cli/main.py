@@ -140,8 +140,24 @@ def parser() -> argparse.ArgumentParser:
     sub = _Subparsers(p.add_subparsers(dest="command", required=True), common)
 
     sub.add_parser("up", help="start Kafka and every service, wait until they serve")
-    sub.add_parser("down", help="stop every service and Kafka")
-    sub.add_parser("status", help="Kafka and service health")
+    down = sub.add_parser("down", help="stop every service (and their supervisors) and Kafka")
+    down.add_argument(
+        "--keep-kafka", action="store_true", help="stop the services only (`make stop` does)"
+    )
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=stack.STOP_TIMEOUT_S,
+        metavar="SECONDS",
+        help="graceful shutdown time before what is left is killed (default %(default).0f)",
+    )
+    sub.add_parser(
+        "status", help="Kafka and service health; exits 1 unless every component is healthy"
+    )
+    lg = sub.add_parser("logs", help="a service's log (.run/logs/SERVICE.log)")
+    lg.add_argument("service", choices=[s.name for s in stack.SERVICES])
+    lg.add_argument("-n", "--lines", type=int, default=50, help="last lines to show (default 50)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
 
     t = sub.add_parser("topics", help="the topic registry and live records")
     tsub = _Subparsers(t.add_subparsers(dest="topics_command", required=True), common)
@@ -205,9 +221,12 @@ def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
         case "up":
             return stack.up(kafka)
         case "down":
-            return stack.down()
+            return stack.down(keep_kafka=args.keep_kafka, timeout_s=args.timeout)
         case "status":
-            return stack.status(kafka, as_json=args.json)
+            addresses = {s.name: settings.address_of(s.name) for s in stack.SERVICES}
+            return stack.status(kafka, addresses, as_json=args.json)
+        case "logs":
+            return stack.logs(args.service, lines=args.lines, follow=args.follow)
         case "topics" if args.topics_command == "list":
             return topics.list_topics(as_json=args.json)
         case "topics" if args.topics_command == "asyncapi":

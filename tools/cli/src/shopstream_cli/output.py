@@ -41,6 +41,11 @@ def emit_table(
     console.print(table)
 
 
+def emit_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, default=str, indent=2)
+    sys.stdout.write("\n")
+
+
 def emit_json_line(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
     sys.stdout.flush()

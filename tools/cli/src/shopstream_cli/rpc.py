@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import grpc
 
 from shopstream_cli.stack import SERVICES
+from shopstream_cli.stack import local_address as stack_address
 from shopstream_platform.grpc.auth import ROLES, TokenCodec
 from shopstream_platform.settings import AuthSettings
 
@@ -28,7 +29,7 @@ def local_address(service: str) -> str:
     """The fixed local-stack address of a service (stack.SERVICES, the ports `make run` uses)."""
     for spec in SERVICES:
         if spec.name == service:
-            return f"127.0.0.1:{spec.grpc_port}"
+            return stack_address(spec)
     raise KeyError(f"unknown service {service!r}")
 
 
