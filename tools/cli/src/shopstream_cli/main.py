@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
+import platform
+import re
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shopstream_cli import asyncapi, campaigns, creators, dlq, orders, products, stack, topics
+from shopstream_cli import (
+    asyncapi,
+    campaigns,
+    completion,
+    creators,
+    dlq,
+    groups,
+    orders,
+    products,
+    stack,
+    topics,
+)
+from shopstream_cli import tail as tail_module
+from shopstream_cli.broker import CliError
 from shopstream_cli.output import fail
 from shopstream_cli.rpc import (
     DEFAULT_PRINCIPAL,
@@ -22,6 +39,7 @@ from shopstream_cli.rpc import (
     parse_principal,
 )
 from shopstream_platform.grpc.auth import ROLES, TokenCodec
+from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.settings import ServiceSettings, load_settings
 
 
@@ -55,6 +73,35 @@ class _Subparsers:
             name, parents=[self._common, *parents], **kwargs
         )
         return parser
+
+
+def version_text() -> str:
+    try:
+        cli = importlib.metadata.version("shopstream-cli")
+    except importlib.metadata.PackageNotFoundError:
+        cli = "unknown"
+    return f"shopstream {cli} (Python {platform.python_version()})"
+
+
+def _start_at(text: str) -> tail_module.StartAt:
+    try:
+        return tail_module.StartAt.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _since(text: str) -> datetime:
+    try:
+        return tail_module.parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"--grep: {exc}") from None
 
 
 def _rpc_options() -> argparse.ArgumentParser:
@@ -131,6 +178,7 @@ def _add_query_commands(sub: _Subparsers, common: argparse.ArgumentParser) -> No
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shopstream", description="shopstream local stack and tools")
+    p.add_argument("--version", action="version", version=version_text())
     p.add_argument("--json", action="store_true", help="machine-readable output")
     # --json is accepted after the subcommand too; SUPPRESS keeps the top-level value otherwise.
     common = argparse.ArgumentParser(add_help=False)
@@ -162,10 +210,46 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topics", help="the topic registry and live records")
     tsub = _Subparsers(t.add_subparsers(dest="topics_command", required=True), common)
     tsub.add_parser("list", help="every registered topic")
-    tail = tsub.add_parser("tail", help="print records of a topic decoded from protobuf")
+    tail = tsub.add_parser(
+        "tail",
+        help="print records of a topic decoded from protobuf",
+        description=tail_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     tail.add_argument("topic")
-    tail.add_argument("--from-beginning", action="store_true")
-    tail.add_argument("--max", type=int, default=None, help="stop after this many records")
+    tail.add_argument(
+        "-p", "--partition", type=int, action="append", help="only this partition (repeatable)"
+    )
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
+        "-o",
+        "--offset",
+        type=_start_at,
+        default=None,
+        metavar="WHERE",
+        help="earliest, latest, N (offset N of each partition) or -N (the last N matching records)",
+    )
+    start.add_argument(
+        "--since", type=_since, default=None, metavar="WHEN", help="30s, 15m, 2h, 1d or an ISO time"
+    )
+    start.add_argument("--from-beginning", action="store_true", help="same as --offset earliest")
+    tail.add_argument("-k", "--key", default=None, help="only records with this key")
+    tail.add_argument(
+        "-t", "--type", dest="ce_type", default=None, help="only this ce_type (full or short name)"
+    )
+    tail.add_argument(
+        "-g", "--grep", type=_pattern, default=None, metavar="REGEX", help="only records matching"
+    )
+    tail.add_argument(
+        "-c", "--count", "--max", dest="count", type=int, default=None, help="stop after N records"
+    )
+    follow = tail.add_mutually_exclusive_group()
+    follow.add_argument(
+        "-f", "--follow", action="store_true", default=None, help="wait for new records at the end"
+    )
+    follow.add_argument(
+        "--no-follow", dest="follow", action="store_false", help="stop at the partitions' end"
+    )
     tail.add_argument(
         "--idle-exit", type=float, default=None, help="stop after this many idle seconds"
     )
@@ -186,6 +270,15 @@ def parser() -> argparse.ArgumentParser:
     dr.add_argument("topic", help="the original topic (without .dlq)")
     dr.add_argument("--max", type=int, default=1000)
     dr.add_argument("--dry-run", action="store_true")
+
+    g = sub.add_parser("groups", help="consumer groups with their lag")
+    g.add_argument("--all", action="store_true", help="also the CLI's own throwaway groups")
+    gsub = _Subparsers(g.add_subparsers(dest="groups_command"), common)
+    gl = gsub.add_parser("lag", help="a group's lag per partition, with the member reading it")
+    gl.add_argument("group")
+
+    comp = sub.add_parser("completion", help="print a shell completion script")
+    comp.add_argument("shell", choices=["bash", "zsh"])
 
     tok = sub.add_parser("token", help="mint a development JWT for a role and id")
     tok.add_argument("role", choices=sorted(ROLES))
@@ -210,7 +303,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(CliSettings)
     try:
         return _dispatch(args, settings)
-    except RpcFailure as exc:
+    except (RpcFailure, CliError) as exc:
         return fail(str(exc))
 
 
@@ -232,14 +325,26 @@ def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
         case "topics" if args.topics_command == "asyncapi":
             return asyncapi.asyncapi_command(args.output, check=args.check)
         case "topics":
-            return topics.tail(
-                kafka,
-                args.topic,
-                from_beginning=args.from_beginning,
-                max_records=args.max,
+            tail_request = tail_module.TailRequest(
+                topic=args.topic,
+                partitions=args.partition,
+                start=tail_module.StartAt("earliest") if args.from_beginning else args.offset,
+                since=args.since,
+                filters=tail_module.Filters(key=args.key, ce_type=args.ce_type, pattern=args.grep),
+                count=args.count,
+                follow=args.follow,
                 idle_exit_s=args.idle_exit,
-                as_json=args.json,
             )
+            return tail_module.tail(kafka, tail_request, as_json=args.json)
+        case "groups" if args.groups_command == "lag":
+            return groups.show_lag(kafka, args.group, as_json=args.json)
+        case "groups":
+            return groups.list_groups(kafka, include_all=args.all, as_json=args.json)
+        case "completion":
+            extra = {"topics tail": [t.name for t in load_registry()]}
+            extra["dlq list"] = extra["dlq redrive"] = extra["topics tail"]
+            sys.stdout.write(completion.script(parser(), args.shell, extra))
+            return 0
         case "dlq" if args.dlq_command == "list":
             return dlq.list_dead_letters(kafka, args.topic, limit=args.max, as_json=args.json)
         case "dlq":

@@ -166,3 +166,14 @@ def test_down_clears_a_service_whose_supervisor_was_killed(local_stack: dict[str
     assert stack.status(KafkaSettings(), local_stack, as_json=False) == 1
     assert stack.down(keep_kafka=True, timeout_s=3) == 0
     assert not _alive(state["pid"])
+
+
+def test_logs_prints_the_last_lines_of_a_service_log(tmp_path: Path) -> None:
+    env = {**os.environ, "SHOPSTREAM_RUN_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "shopstream_cli", "logs", "commerce", "-n", "2"]
+    missing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "has not run here" in missing.stderr
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "commerce.log").write_text("one\ntwo\nthree\n")
+    shown = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout == "two\nthree\n"
