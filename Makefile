@@ -7,10 +7,11 @@ ROOT       := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 RUN_DIR    := $(ROOT)/.run
 TOOLS_BIN  := $(RUN_DIR)/tools/bin
 UV_VERSION := 0.13.9
-BUF_VERSION := v1.75.0
 PYTHON     ?= python3
 UV         := $(shell command -v uv 2>/dev/null || echo $(TOOLS_BIN)/uv)
-BUF        := $(TOOLS_BIN)/buf
+# buf comes from the buf-bin wheel in the locked dev dependencies (no Go toolchain needed).
+BUF        := $(ROOT)/.venv/bin/buf
+PROTO_DIR  ?= protos
 # Every Python source tree that exists (services appear as they land).
 PY_SRC     := $(wildcard libs tools services/*/)
 # mypy --strict covers the shipped code; tests are linted by ruff, not type-checked.
@@ -57,21 +58,29 @@ $(PROTO_STAMP): $(PROTOS) libs/protos/generate.py | python-deps
 	@$(UV) run --frozen python libs/protos/generate.py
 	@touch $@
 
-$(BUF):
-	@command -v go >/dev/null || { echo "Go is required to build buf (apt-get install golang)"; exit 1; }
-	@echo "building buf $(BUF_VERSION) (first time only)"
-	@GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
-
 # --- checks -----------------------------------------------------------------------------------
 
-.PHONY: proto-check proto-release lint format
-proto-check: $(BUF) ## Lint protos and check for breaking changes against the released contract
-	@cd protos && $(BUF) lint
-	@cd protos && $(BUF) breaking --against released.binpb
-	@echo "protos: lint and breaking-change checks passed"
+.PHONY: proto-check proto-release proto-baseline-check lint format
+proto-check: python-deps ## Lint protos, check the baseline knows every file, check for breaking changes
+	@cd $(PROTO_DIR) && $(BUF) lint
+	@$(MAKE) --no-print-directory proto-baseline-check
+	@cd $(PROTO_DIR) && $(BUF) breaking --against released.binpb
+	@echo "protos: lint, baseline and breaking-change checks passed"
 
-proto-release: $(BUF) proto-check ## Record the current protos as the released contract (after review)
-	@cd protos && $(BUF) build -o released.binpb && echo "protos/released.binpb updated"
+# buf breaking compares only files the baseline has, so a file it does not know would ship
+# unguarded; a new file joins the baseline deliberately (make proto-release) in the same change.
+proto-baseline-check: ## Fail when a proto file exists that protos/released.binpb does not know
+	@[ -x $(BUF) ] || { echo "buf is missing: make python-deps installs it"; exit 1; }
+	@cd $(PROTO_DIR) && unknown="$$(comm -13 <($(BUF) ls-files released.binpb | sort) <($(BUF) ls-files | sort))"; \
+	  if [ -n "$$unknown" ]; then \
+	    echo "$(PROTO_DIR)/released.binpb does not know:"; echo "$$unknown" | sed 's/^/  /'; \
+	    echo "add them to the released contract after review: make proto-release"; exit 1; \
+	  fi
+
+proto-release: python-deps ## Record the current protos as the released contract (after review)
+	@cd $(PROTO_DIR) && $(BUF) lint
+	@cd $(PROTO_DIR) && $(BUF) breaking --against released.binpb
+	@cd $(PROTO_DIR) && $(BUF) build -o released.binpb && echo "$(PROTO_DIR)/released.binpb updated"
 
 lint: python-deps proto ## ruff (lint + format check), mypy --strict, the topic catalog is current
 	@$(UV) run --frozen ruff check $(PY_SRC)
