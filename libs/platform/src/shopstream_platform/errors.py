@@ -30,6 +30,14 @@ class FailedPreconditionError(DomainError):
     """The request is well-formed but the entity's state does not allow it now."""
 
 
+class ConflictError(DomainError):
+    """The entity changed since the caller read it (a stale version, a lost optimistic lock).
+
+    ABORTED, not FAILED_PRECONDITION: gRPC's guidance is that the caller retries the whole
+    read-modify-write sequence, whereas a failed precondition is not fixed by retrying.
+    """
+
+
 class UnauthenticatedError(DomainError):
     pass
 

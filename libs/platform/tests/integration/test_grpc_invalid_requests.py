@@ -10,10 +10,13 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from sqlalchemy import exc as sa
 
 from shopstream.ads.v1 import ads_service_pb2
 from shopstream.catalog.v1 import catalog_service_pb2
+from shopstream_platform.errors import ConflictError
 from shopstream_platform.grpc.auth import AccessPolicy, TokenCodec
 from shopstream_platform.grpc.server import GrpcServer, ServiceBinding
 from shopstream_platform.metrics import PlatformMetrics
@@ -40,6 +43,10 @@ async def sum_overflow(request: Any, context: Any) -> Any:
     raise sa.OperationalError("SELECT sum(...)", {}, sqlite3.OperationalError("integer overflow"))
 
 
+async def stale(request: Any, context: Any) -> Any:
+    raise ConflictError("product p is at version 3, not 2")
+
+
 async def locked(request: Any, context: Any) -> Any:
     raise sa.OperationalError("UPDATE ...", {}, sqlite3.OperationalError("database is locked"))
 
@@ -61,6 +68,7 @@ def register(_servicer: object, server: Any) -> None:
         "Overflow": handler(overflow, get),
         "SumOverflow": handler(sum_overflow, get),
         "Locked": handler(locked, get),
+        "Stale": handler(stale, get),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
@@ -101,10 +109,26 @@ def invalid(result: object) -> str:
     return result.details() or ""
 
 
+def violations(result: object) -> list[tuple[str, str]]:
+    """The google.rpc.BadRequest field violations of an INVALID_ARGUMENT, read as a client does."""
+    assert isinstance(result, grpc.aio.AioRpcError), result
+    trailer = dict(result.trailing_metadata() or ())
+    status = status_pb2.Status.FromString(trailer[rpc_status.GRPC_DETAILS_METADATA_KEY])
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert status.message == result.details()
+    bad_request = error_details_pb2.BadRequest()
+    [detail] = status.details
+    assert detail.Unpack(bad_request)
+    return [(v.field, v.description) for v in bad_request.field_violations]
+
+
 async def test_invalid_utf8_in_a_string_field_is_invalid_argument(channel: Any) -> None:
     # Field 1 (product_id), wire type 2, three bytes that are not UTF-8.
-    details = invalid(await call(channel, "Get", b"\x0a\x03\xff\xfe\xfd"))
+    result = await call(channel, "Get", b"\x0a\x03\xff\xfe\xfd")
+    details = invalid(result)
     assert details.startswith("request: the body is not a valid protobuf message")
+    [(field, description)] = violations(result)
+    assert field == "request" and description.startswith("the body is not a valid protobuf")
 
 
 async def test_truncated_body_is_invalid_argument(channel: Any) -> None:
@@ -148,8 +172,9 @@ async def test_timestamps_at_the_edges_of_the_range_pass(channel: Any) -> None:
 async def test_negative_page_size_is_invalid_argument_naming_it(channel: Any) -> None:
     request = ads_service_pb2.ListCampaignsRequest()
     request.page.page_size = -1
-    details = invalid(await call(channel, "List", request.SerializeToString()))
-    assert details == "page.page_size: must not be negative"
+    result = await call(channel, "List", request.SerializeToString())
+    assert invalid(result) == "page.page_size: must not be negative"
+    assert violations(result) == [("page.page_size", "must not be negative")]
 
 
 async def test_values_too_large_to_store_are_invalid_argument(channel: Any) -> None:
@@ -163,3 +188,11 @@ async def test_a_locked_database_is_unavailable_not_internal(channel: Any) -> No
     result = await call(channel, "Locked", body)
     assert isinstance(result, grpc.aio.AioRpcError)
     assert result.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_stale_version_is_aborted(channel: Any) -> None:
+    body = catalog_service_pb2.GetProductRequest(product_id="p").SerializeToString()
+    result = await call(channel, "Stale", body)
+    assert isinstance(result, grpc.aio.AioRpcError)
+    assert result.code() == grpc.StatusCode.ABORTED
+    assert result.details() == "product p is at version 3, not 2"

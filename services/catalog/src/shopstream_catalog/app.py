@@ -38,6 +38,7 @@ from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
 from shopstream_platform.errors import (
     AlreadyExistsError,
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -225,7 +226,7 @@ class CatalogApp:
             if changes.prices and len(changes.prices) > validation.MAX_SKUS:
                 raise InvalidArgumentError("prices", f"at most {validation.MAX_SKUS} prices")
             if changes.expected_version and changes.expected_version != current.version:
-                raise FailedPreconditionError(
+                raise ConflictError(
                     f"product {product_id} is at version {current.version}, not {changes.expected_version}"
                 )
             skus = current.skus

@@ -145,7 +145,7 @@ async def test_seller_lists_a_product_with_three_skus_and_manages_it(
             metadata=catalog.auth("seller", seller),
             timeout=10,
         ),
-        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,  # a conflict: read again and retry (gRPC's guidance)
     )
     fetched = await catalog.stub.GetProduct(
         pb.GetProductRequest(product_id=created.product_id), timeout=10

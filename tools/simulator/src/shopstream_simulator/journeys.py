@@ -451,7 +451,8 @@ async def _advance(
             return True
         except aio.AioRpcError as exc:
             # FAILED_PRECONDITION after a retried call: the first attempt may have done it.
-            lost = exc.code() in AMBIGUOUS
+            # ABORTED: the order changed under the call; read it again, retry if still needed.
+            lost = exc.code() in AMBIGUOUS or exc.code() is grpc.StatusCode.ABORTED
             if not lost and exc.code() is not grpc.StatusCode.FAILED_PRECONDITION:
                 raise
             failure = exc

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from shopstream_platform.grpc import auth
-from shopstream_platform.grpc.errors import status_for
+from shopstream_platform.grpc.errors import rpc_status_for
 from shopstream_platform.grpc.requests import check_request, tolerant_deserializer
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.tracing import child_traceparent, current_traceparent
@@ -103,8 +103,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 code = _aborted_code(context)
                 raise
             except Exception as exc:
-                code, message = status_for(exc, method)
-                await context.abort(code, message)
+                status = rpc_status_for(exc, method)
+                code = status.code
+                await context.abort(status.code, status.message, status.trailing_metadata)
             finally:
                 if tokens is not None:
                     self._exit(tokens)
@@ -130,8 +131,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
                 code = _aborted_code(context)
                 raise
             except Exception as exc:
-                code, message = status_for(exc, method)
-                await context.abort(code, message)
+                status = rpc_status_for(exc, method)
+                code = status.code
+                await context.abort(status.code, status.message, status.trailing_metadata)
             finally:
                 if tokens is not None:
                     self._exit(tokens)

@@ -17,7 +17,7 @@ from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import OrderRecord
 from shopstream_commerce.store import repository as repo
 from shopstream_commerce.usecases.context import Deps
-from shopstream_platform.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from shopstream_platform.errors import ConflictError, InvalidArgumentError, NotFoundError
 
 ORDERS_TOPIC = "commerce.orders.v1"
 
@@ -51,14 +51,15 @@ class OrderTransitions:
         **changes: Any,
     ) -> OrderRecord:
         """Move `order` by `action` (to `state` when the action computes it) and publish
-        `event(updated order)`; FAILED_PRECONDITION when not allowed or changed concurrently."""
+        `event(updated order)`; FAILED_PRECONDITION when not allowed, ABORTED when changed
+        concurrently."""
         target = saga.transition(action, order.state, order.order_id) or state
         assert target is not None
         updated = replace(
             order, state=target, version=order.version + 1, updated_at=self.deps.now(), **changes
         )
         if not await repo.update_order(session, updated, order.version):
-            raise FailedPreconditionError(f"order {order.order_id} changed concurrently; retry")
+            raise ConflictError(f"order {order.order_id} changed concurrently; retry")
         await self.deps.outbox.add(session, ORDERS_TOPIC, order.order_id, event(updated))
         self.deps.metrics.orders.labels(target.name).inc()
         return updated
