@@ -15,7 +15,10 @@ PROTO_DIR  ?= protos
 # Every Python source tree that exists (services appear as they land).
 PY_SRC     := $(wildcard libs tools services/*/)
 # mypy --strict covers the shipped code; tests are linted by ruff, not type-checked.
-MYPY_SRC   := libs/platform/src $(wildcard tools/*/src services/*/src) libs/protos/generate.py
+MYPY_SRC   := libs/platform/src $(wildcard tools/*/src services/*/src) libs/protos/generate.py \
+              deploy/k8s/gen_kafka.py deploy/images/grpc_health_check.py
+# Python under deploy/ (the manifest generator, the image health check, the deployment checks).
+DEPLOY_PY  := deploy/images deploy/k8s deploy/tests
 PROTO_STAMP := libs/protos/src/shopstream/.stamp
 PROTOS     := $(shell find protos -name '*.proto' -o -name 'topics.yaml')
 
@@ -58,6 +61,33 @@ $(PROTO_STAMP): $(PROTOS) libs/protos/generate.py | python-deps
 	@$(UV) run --frozen python libs/protos/generate.py
 	@touch $@
 
+# kustomize is a Go module: built once into .run/tools/bin, like the pinned uv.
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE  := $(TOOLS_BIN)/kustomize
+GO         ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+STRIMZI_DIR := $(RUN_DIR)/strimzi
+STRIMZI_SRC := $(shell find deploy/k8s/strimzi/src -name '*.java')
+
+.PHONY: deploy-tools
+deploy-tools: $(KUSTOMIZE) $(STRIMZI_DIR)/classes/.stamp ## kustomize and the Strimzi model checker that test-deploy uses (built once)
+
+$(KUSTOMIZE):
+	@[ -x "$(GO)" ] || { echo "Go is required to build kustomize (apt-get install golang)"; exit 1; }
+	@echo "building kustomize $(KUSTOMIZE_VERSION) (first time only)"
+	@mkdir -p $(TOOLS_BIN)
+	@GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+# The operator's API model and its runtime deps from Maven Central, and the checker compiled
+# against them; again only when the pom or the checker changes.
+$(STRIMZI_DIR)/classes/.stamp: deploy/k8s/strimzi/pom.xml $(STRIMZI_SRC)
+	@command -v javac >/dev/null || { echo "a JDK 17+ is required (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	@echo "fetching the Strimzi API model and building deploy/k8s/strimzi"
+	@rm -rf $(STRIMZI_DIR)
+	@mvn -q -B -Dstyle.color=never -f deploy/k8s/strimzi/pom.xml dependency:copy-dependencies@strimzi-libs -DoutputDirectory=$(STRIMZI_DIR)/libs
+	@mkdir -p $(STRIMZI_DIR)/classes
+	@javac -nowarn -d $(STRIMZI_DIR)/classes -cp '$(STRIMZI_DIR)/libs/*' $(STRIMZI_SRC)
+	@touch $@
+
 # --- checks -----------------------------------------------------------------------------------
 
 .PHONY: proto-check proto-release proto-baseline-check lint format
@@ -83,8 +113,8 @@ proto-release: python-deps ## Record the current protos as the released contract
 	@cd $(PROTO_DIR) && $(BUF) build -o released.binpb && echo "$(PROTO_DIR)/released.binpb updated"
 
 lint: python-deps proto ## ruff (lint + format check), mypy --strict, the topic catalog is current
-	@$(UV) run --frozen ruff check $(PY_SRC)
-	@$(UV) run --frozen ruff format --check $(PY_SRC)
+	@$(UV) run --frozen ruff check $(PY_SRC) $(DEPLOY_PY)
+	@$(UV) run --frozen ruff format --check $(PY_SRC) $(DEPLOY_PY)
 	@$(UV) run --frozen mypy $(MYPY_SRC)
 	@$(MAKE) --no-print-directory asyncapi-check
 
@@ -96,20 +126,25 @@ asyncapi-check: python-deps proto ## Fail if docs/asyncapi.yaml is stale
 	@$(UV) run --frozen shopstream topics asyncapi --check
 
 format: python-deps ## Format and auto-fix the Python code
-	@$(UV) run --frozen ruff format $(PY_SRC)
-	@$(UV) run --frozen ruff check --fix $(PY_SRC)
+	@$(UV) run --frozen ruff format $(PY_SRC) $(DEPLOY_PY)
+	@$(UV) run --frozen ruff check --fix $(PY_SRC) $(DEPLOY_PY)
 
 # --- tests ------------------------------------------------------------------------------------
 
 PYTEST := $(UV) run --frozen pytest
 TEST_PG_URL := postgresql+asyncpg://postgres@127.0.0.1:5433/postgres
 
-.PHONY: test test-unit test-integration test-e2e test-cluster postgres-up postgres-down
-test: setup lint proto-check test-unit test-integration test-e2e test-cluster ## Everything CI runs: set-up, checks, unit, integration, end-to-end, cluster tests
+.PHONY: test test-unit test-deploy test-integration test-e2e test-cluster postgres-up postgres-down
+test: setup lint proto-check test-unit test-deploy test-integration test-e2e test-cluster ## Everything CI runs: set-up, checks, unit, deployment, integration, end-to-end, cluster tests
 	@echo "make test: all passed"
 
 test-unit: setup ## Unit tests (no I/O)
 	@$(PYTEST) -m "not integration and not cluster and not e2e" $(PY_SRC)
+
+# Offline: kustomize renders the overlays, kubernetes-validate's bundled schemas check the core
+# kinds, the Strimzi operator's own API model (io.strimzi:api) checks the Strimzi kinds.
+test-deploy: setup deploy-tools ## Images, Kubernetes manifests, compose file: schemas, Strimzi model, settings, hadolint
+	@$(PYTEST) deploy/tests
 
 test-integration: setup ## Integration tests against a real Kafka node and PostgreSQL (started and stopped here)
 	@status=0; $(MAKE) --no-print-directory kafka-up postgres-up || status=$$?; \
