@@ -6,12 +6,26 @@ Names follow Prometheus conventions (`*_total` counters, `*_seconds` histograms)
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
 NAMESPACE = "shopstream"
+# The commit a build came from: set by the image build or `shopstream up`; "unknown" otherwise.
+REVISION_ENV = "SHOPSTREAM_BUILD_REVISION"
 
 # Latency buckets from 0.5 ms: GetProduct's target p99 is 5 ms, so the low end must be fine.
 LATENCY_BUCKETS = (
@@ -43,6 +57,24 @@ class PlatformMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # The standard process_* (CPU, memory, open fds, start time) and python_* (version, GC)
+        # series, on this registry rather than the library's global one.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.build_info = Gauge(
+            "build_info",
+            "Always 1; the labels say which build is running",
+            ["service", "version", "revision", "python"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.build_info.labels(
+            self.service,
+            service_version(self.service),
+            os.environ.get(REVISION_ENV, "unknown"),
+            platform.python_version(),
+        ).set(1)
         self.rpc_requests = Counter(
             "rpc_requests_total",
             "gRPC requests handled, by method and status code",
@@ -136,6 +168,16 @@ class PlatformMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+
+
+def service_version(service: str) -> str:
+    """The installed version of the service's package (shopstream-<service>), else the platform's."""
+    for package in (f"shopstream-{service}", "shopstream-platform"):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:

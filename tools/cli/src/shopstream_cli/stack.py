@@ -22,6 +22,7 @@ from shopstream_cli.output import console, emit_json, emit_table, fail
 from shopstream_cli.supervisor import read_state
 from shopstream_platform.kafka.admin import ensure_topics, probe_kafka
 from shopstream_platform.kafka.topics import load_registry
+from shopstream_platform.metrics import REVISION_ENV
 from shopstream_platform.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -166,8 +167,23 @@ def up(kafka: KafkaSettings, *, wait_s: float = 120.0) -> int:
     return status(kafka, {s.name: local_address(s) for s in SERVICES}, as_json=False)
 
 
+def _revision() -> str:
+    """The checkout's commit, for the services' shopstream_build_info."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
 def _service_env(spec: ServiceSpec) -> dict[str, str]:
     return {
+        REVISION_ENV: _revision(),
         **os.environ,
         f"{spec.env_prefix()}GRPC__PORT": str(spec.grpc_port),
         f"{spec.env_prefix()}METRICS_PORT": str(spec.metrics_port),
