@@ -170,9 +170,33 @@ def top(target: Target, auth: AuthSettings, category: str, limit: int, *, as_jso
         emit_message(response)
         return 0
     emit_table(
-        f"Top creators in {category}", COLUMNS, creator_rows(response.creators), as_json=False
+        f"Top creators in {category} (ranked by their standing in it)",
+        ["#", "creator", "name", "in category", "score", "tier", "followers", "gmv", "flags"],
+        top_rows(response.creators, category),
+        as_json=False,
     )
     return 0
+
+
+def top_rows(creators: Sequence[Creator], category: str) -> list[tuple[object, ...]]:
+    """A category's top list shows the standing it is ranked by next to the overall score."""
+    rows: list[tuple[object, ...]] = []
+    for i, c in enumerate(creators):
+        strength = next((s for s in c.category_strengths if s.category_id == category), None)
+        rows.append(
+            (
+                strength.rank if strength is not None and strength.rank else i + 1,
+                c.creator_id,
+                c.display_name,
+                "-" if strength is None else f"{strength.score:.1f}",
+                f"{c.score:.1f}",
+                f"L{c.tier}",
+                f"{c.followers:,}",
+                money(c.gmv),
+                ", ".join(c.flags),
+            )
+        )
+    return rows
 
 
 def get(target: Target, auth: AuthSettings, creator_id: str, *, as_json: bool) -> int:

@@ -310,3 +310,18 @@ def test_status_error_exits_1_with_code_and_message(
     _, address = creator_score
     assert run(["creators", "get", "nobody", "--addr", address]) == 1
     assert "creator-score answered NOT_FOUND: creator 'nobody' not found" in capsys.readouterr().err
+
+
+def test_top_rows_show_the_category_standing_they_are_ranked_by() -> None:
+    from shopstream.creators.v1 import creators_pb2
+    from shopstream_cli.creators import top_rows
+
+    first = creators_pb2.Creator(creator_id="c2", display_name="zoe", score=40.0, tier=3)
+    first.category_strengths.add(category_id="beauty", score=88.0, rank=1)
+    second = creators_pb2.Creator(creator_id="c1", display_name="mia", score=71.5, tier=6)
+    second.category_strengths.add(category_id="beauty", score=61.0, rank=2)
+    rows = top_rows([first, second], "beauty")
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        (1, "c2", "88.0", "40.0"),
+        (2, "c1", "61.0", "71.5"),
+    ]

@@ -135,9 +135,12 @@ def _fraud(t: Telemetry) -> RenderableType:
 
 def _creators(t: Telemetry) -> RenderableType:
     table = Table(expand=True, box=None, header_style="bold")
+    # Ranked by the standing in the category (its sales there and the overall score), so that is
+    # the number shown first; the overall score alone made the list look unsorted.
     for column, justify in (
         ("category", "left"),
         ("creator", "left"),
+        ("in category", "right"),
         ("score", "right"),
         ("tier", "right"),
         ("GMV", "right"),
@@ -152,13 +155,14 @@ def _creators(t: Telemetry) -> RenderableType:
             table.add_row(
                 category if i == 0 else "",
                 name,
+                "-" if row.standing is None else f"{row.standing:.1f}",
                 f"{row.score:.1f}",
                 f"L{row.tier}",
                 money(row.gmv_minor, t.config.currency),
                 style=None if row.mine else "dim",
             )
     if not t.snapshot.top:
-        table.add_row("-", "waiting for creator-score", "", "", "")
+        table.add_row("-", "waiting for creator-score", "", "", "", "")
     return Panel(table, title="top creators by category", border_style="blue")
 
 

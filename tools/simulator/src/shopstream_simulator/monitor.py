@@ -57,6 +57,9 @@ class CreatorRow:
     followers: int
     gmv_minor: int
     mine: bool
+    # In a category's top list: the standing it is ranked by (0-100) and the rank.
+    standing: float | None = None
+    rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ class Telemetry:
         self.stage, self.done, self.total = stage, done, total
 
 
-def _row(c: creators_pb2.Creator, mine: bool) -> CreatorRow:
+def _row(c: creators_pb2.Creator, mine: bool, category: str | None = None) -> CreatorRow:
+    strength = next((s for s in c.category_strengths if s.category_id == category), None)
     return CreatorRow(
         creator_id=c.creator_id,
         name=c.display_name,
@@ -144,6 +148,8 @@ def _row(c: creators_pb2.Creator, mine: bool) -> CreatorRow:
         followers=c.followers,
         gmv_minor=c.gmv.amount_minor,
         mine=mine,
+        standing=strength.score if strength is not None else None,
+        rank=int(strength.rank) if strength is not None else None,
     )
 
 
@@ -200,7 +206,7 @@ class Monitor:
                 )
             except aio.AioRpcError:
                 return category, []
-            return category, [_row(c, c.creator_id in mine) for c in answer.creators]
+            return category, [_row(c, c.creator_id in mine, category) for c in answer.creators]
 
         async def one(creator_id: str) -> CreatorRow | None:
             try:

@@ -107,3 +107,36 @@ def test_the_live_view_and_the_progress_line_render() -> None:
         assert expected in text, expected
     line = progress_line(telemetry, 0.0)
     assert "orders 1 paid 1" in line and "bot 130" in line and "flagged 122" in line
+
+
+def test_top_creators_show_the_category_standing_they_are_ranked_by() -> None:
+    from shopstream.creators.v1 import creators_pb2
+    from shopstream_simulator.monitor import _row
+
+    creator = creators_pb2.Creator(creator_id="c2", display_name="zoe.skin", score=40.0, tier=3)
+    creator.category_strengths.add(category_id="fashion", score=12.0, rank=9)
+    creator.category_strengths.add(category_id="beauty", score=88.25, rank=1)
+    row = _row(creator, True, "beauty")
+    assert (row.standing, row.rank, row.score) == (88.25, 1, 40.0)
+    assert _row(creator, True).standing is None
+
+    # Ranked by standing: the overall scores (40.0 above 71.5) would look unsorted on their own.
+    first = CreatorRow("c2", "zoe.skin", 40.0, 3, 90.0, (), 1_000, 500, True, 88.25, 1)
+    second = CreatorRow("c1", "mia.glow1", 71.5, 6, 95.0, (), 90_000, 12_345, True, 61.0, 2)
+    telemetry = Telemetry(
+        config=SimConfig(),
+        ledger=Ledger(),
+        phase="simulating",
+        run_id="s7",
+        services={},
+        snapshot=Snapshot(top={"beauty": [first, second]}),
+    )
+    console = Console(record=True, width=180)
+    console.print(render(telemetry))
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "in category" in line)
+    zoe = next(line for line in lines if "zoe.skin" in line)
+    mia = next(line for line in lines if "mia.glow1" in line)
+    assert header.index("in category") < header.index("score")
+    assert zoe.index("88.2") < zoe.index("40.0") and mia.index("61.0") < mia.index("71.5")
+    assert lines.index(zoe) < lines.index(mia)
