@@ -18,7 +18,7 @@ class CatalogMetrics:
         )
         self.reservations = Counter(
             "catalog_reservations_total",
-            "Order reservations by outcome (reserved, rejected, released, committed)",
+            "Order reservations by outcome (reserved, rejected, released, released_partially, committed)",
             ["outcome"],
             namespace=NAMESPACE,
             registry=registry,

@@ -188,7 +188,7 @@ async def test_rejection_names_the_sku_and_reserves_nothing_of_a_multi_line_orde
     assert await stock_of(catalog, plenty.product_id) == (100, 0)
 
 
-async def test_a_full_refund_before_shipping_releases_the_reservation_once(
+async def test_a_refund_before_shipping_releases_what_will_never_ship_once(
     catalog,
     kafka_settings,
     ids: Callable[[str], str],  # type: ignore[no-untyped-def]
@@ -221,7 +221,7 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
     )
     for o, state, units in (
         (refunded, order_pb2.ORDER_STATE_REFUNDED, 3),  # paid, refunded in full, never shipped
-        (partly, order_pb2.ORDER_STATE_PARTIALLY_REFUNDED, 1),  # the rest may still ship
+        (partly, order_pb2.ORDER_STATE_PARTIALLY_REFUNDED, 1),  # 1 of 2 released, 1 may ship
         (shipped, order_pb2.ORDER_STATE_REFUNDED, 1),  # a return after shipping: stock is gone
     ):
         await producer.publish_and_wait("commerce.orders.v1", o.order_id, refund(o, state, units))
@@ -233,12 +233,15 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
     )
     producer.close()
 
-    after = await answers_for(catalog, kafka_settings, order_ids, expect=5)
+    after = await answers_for(catalog, kafka_settings, order_ids, expect=6)
     assert after[refunded.order_id] == [
         "shopstream.catalog.v1.StockReserved",
         "shopstream.catalog.v1.StockReleased",
     ]
-    assert after[partly.order_id] == ["shopstream.catalog.v1.StockReserved"]
+    assert after[partly.order_id] == [
+        "shopstream.catalog.v1.StockReserved",
+        "shopstream.catalog.v1.StockReleased",
+    ]
     assert after[shipped.order_id] == [
         "shopstream.catalog.v1.StockReserved",
         "shopstream.catalog.v1.StockCommitted",
@@ -246,8 +249,8 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
     # 3 placed, 1 shipped, 3 refunds, 1 replay (at least: other tests' orders count too; it was
     # 9, which only a shared broker's foreign traffic ever reached)
     await wait_consumed(catalog, 8)
-    # on-hand 10 - 1 shipped; reserved: only the partly refunded order's 2 units.
-    assert await stock_of(catalog, product.product_id) == (9, 2)
+    # on-hand 10 - 1 shipped; reserved: only the unit of the partly refunded order still to ship.
+    assert await stock_of(catalog, product.product_id) == (9, 1)
     released = events_pb2.StockReleased.FromString(
         (
             await read_all_async(
@@ -261,3 +264,31 @@ async def test_a_full_refund_before_shipping_releases_the_reservation_once(
         or b""
     )
     assert released.cause == "refunded" and released.lines[0].quantity == 3
+    assert not released.partial
+    partial = events_pb2.StockReleased.FromString(
+        (
+            await read_all_async(
+                kafka_settings,
+                "catalog.stock.v1",
+                expect=2,
+                timeout_s=10,
+                match=lambda r: r.key() == partly.order_id.encode() and from_catalog(catalog, r),
+            )
+        )[1].value()
+        or b""
+    )
+    assert partial.partial and partial.cause == "refunded"
+    assert [(line.line_id, line.quantity) for line in partial.lines] == [
+        (partly.lines[0].line_id, 1)
+    ]
+    # The partly refunded order ships its one remaining unit: committed, nothing left reserved.
+    shipping = order_pb2.Order()
+    shipping.CopyFrom(partly)
+    shipping.lines[0].refunded_quantity = 1
+    again = EventProducer(kafka_settings, "shopstream/commerce-test")
+    await again.publish_and_wait(
+        "commerce.orders.v1", partly.order_id, order_events_pb2.OrderShipped(order=shipping)
+    )
+    again.close()
+    await answers_for(catalog, kafka_settings, order_ids, expect=7)
+    assert await stock_of(catalog, product.product_id) == (8, 0)

@@ -4,6 +4,7 @@ from shopstream_catalog.domain.reservation import (
     Rejection,
     RequestedLine,
     SkuStock,
+    excess,
     plan,
 )
 
@@ -40,3 +41,18 @@ def test_invalid_quantities_and_empty_orders() -> None:
     assert isinstance(plan([], {}), Rejection)
     result = plan([RequestedLine("l1", "s1", 0)], {"s1": SkuStock(ACTIVE, {"w1": 1})})
     assert isinstance(result, Rejection) and result.reason == "INVALID_ORDER"
+
+
+def test_excess_gives_back_the_refunded_units_from_the_last_allocations_first() -> None:
+    held = [
+        Allocation("l1", "s1", "w1", 2),
+        Allocation("l1", "s1", "w2", 1),
+        Allocation("l2", "s2", "w1", 4),
+    ]
+    # l1 keeps 1 of 3 (w2's unit goes first, then one of w1's); l2 keeps all; unknown lines keep all.
+    assert excess(held, {"l1": 1, "l2": 4}) == [
+        Allocation("l1", "s1", "w2", 1),
+        Allocation("l1", "s1", "w1", 1),
+    ]
+    assert excess(held, {"l2": 0}) == [Allocation("l2", "s2", "w1", 4)]
+    assert excess(held, {"l1": 3}) == []

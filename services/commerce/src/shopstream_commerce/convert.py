@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from shopstream.commerce.v1 import commerce_service_pb2, commissions_pb2, live_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
+from shopstream_commerce.domain.leaks import LeakReport
 from shopstream_commerce.domain.money import gpm
 from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
 
@@ -109,4 +110,40 @@ def ledger_pb(e: LedgerRecord) -> commissions_pb2.LedgerEntry:
         product_id=e.product_id,
         rate_bps=e.rate_bps,
         created_at=timestamp(e.created_at),
+    )
+
+
+def leak_report_pb(r: LeakReport) -> commerce_service_pb2.CheckLeaksResponse:
+    return commerce_service_pb2.CheckLeaksResponse(
+        leaked_reservations=[
+            commerce_service_pb2.LeakedReservation(
+                order_id=h.order_id,
+                state=int(h.state),  # type: ignore[arg-type]  # OrderState mirrors the proto enum
+                since=timestamp(h.since),
+            )
+            for h in r.reservations
+        ],
+        overdue_intents=[
+            commerce_service_pb2.OverdueIntent(
+                intent_id=i.intent_id,
+                order_id=i.order_id,
+                amount=money(i.amount_minor, i.currency),
+                opened_at=timestamp(i.opened_at),
+                checks=i.checks,
+            )
+            for i in r.intents
+        ],
+        unsettled_refunds=[
+            commerce_service_pb2.UnsettledRefund(
+                refund_key=u.refund_key,
+                order_id=u.order_id,
+                amount=money(u.amount_minor, u.currency),
+                refused=u.refused,
+                message=u.message,
+                queued_at=timestamp(u.queued_at),
+            )
+            for u in r.refunds
+        ],
+        clean=r.clean,
+        checked_at=timestamp(r.checked_at),
     )

@@ -67,6 +67,27 @@ class CommerceMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.leaked_reservations = Gauge(
+            "commerce_leaked_reservations",
+            "Orders whose stock catalog still holds although they can no longer ship (day-end check)",
+            [],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.overdue_intents = Gauge(
+            "commerce_overdue_payment_intents",
+            "Payment intents still open well past the sweeper's resolve time (day-end check)",
+            [],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.unconfirmed_refunds = Gauge(
+            "commerce_unconfirmed_provider_refunds",
+            "Refunds at the provider not confirmed: pending past the grace, or refused (day-end check)",
+            ["state"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.live_sessions = Gauge(
             "commerce_live_sessions",
             "Live sessions currently live",

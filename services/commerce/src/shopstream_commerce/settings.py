@@ -36,5 +36,9 @@ class CommerceSettings(ServiceSettings):
     # optional file for its records (charges and refunds survive a crash of commerce).
     sandbox_slow_s: float = Field(default=1.0, ge=0)
     sandbox_ledger_path: str = ""
+    # The day-end check: how long catalog may take to release or commit an ended order's stock
+    # (and the provider to confirm a refund) before it counts as a leak, and how often it runs.
+    leak_grace_s: float = Field(default=60.0, ge=0)
+    leak_check_interval_s: float = Field(default=60.0, gt=0)
     list_default_page_size: int = Field(default=20, ge=1)
     list_max_page_size: int = Field(default=100, ge=1)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -22,6 +24,7 @@ from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store.tables import live_sessions, orders
 from shopstream_commerce.usecases.commissions import COMMISSIONS_TOPIC, Commissions
 from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import LIVE, LIVE_TOPIC, Live
 from shopstream_commerce.usecases.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
 from shopstream_commerce.usecases.transitions import OrderTransitions
@@ -34,11 +37,32 @@ SOCIAL_LIVE_TOPIC = "social.live-stats.v1"
 GAUGE_INTERVAL_S = 10.0
 
 
+def _periodic(
+    name: str, interval_s: float, step: Callable[[], Awaitable[object]]
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Run `step` every `interval_s`. A failed run is logged and retried next interval: a
+    database that is briefly locked or gone must not end the service (the sweeps' work is
+    idempotent and picked up again)."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await step()
+            except OperationalError as exc:
+                log.warning(f"{name} failed; retrying", extra={"error": str(exc)})
+            except Exception:
+                log.exception(f"{name} failed; retrying next interval")
+            await asyncio.sleep(interval_s)
+
+    return loop
+
+
 @dataclass
 class Commerce:
     orders: Orders
     live: Live
     commissions: Commissions
+    leak_check: LeakCheck
     metrics: CommerceMetrics
 
 
@@ -49,6 +73,7 @@ def wire(runtime: Runtime) -> Commerce:
     deps = Deps(runtime.db, runtime.outbox, settings, metrics)
     commissions = Commissions(runtime.db, runtime.outbox, settings, metrics)
     live = Live(runtime.db, runtime.outbox, metrics)
+    leak_check = LeakCheck(deps)
     order_cases = Orders(
         deps,
         OrderTransitions(deps),
@@ -61,6 +86,7 @@ def wire(runtime: Runtime) -> Commerce:
         ),
         commissions,
         live,
+        leak_check,
     )
     runtime.declare_topics(
         [
@@ -75,7 +101,7 @@ def wire(runtime: Runtime) -> Commerce:
     runtime.add_grpc_service(
         commerce_service_pb2.DESCRIPTOR.services_by_name["CommerceService"].full_name,
         commerce_service_pb2_grpc.add_CommerceServiceServicer_to_server,
-        CommerceServicer(order_cases, live, commissions),
+        CommerceServicer(order_cases, live, commissions, leak_check),
     )
     transient = (OperationalError,)
     runtime.add_consumer(
@@ -86,6 +112,8 @@ def wire(runtime: Runtime) -> Commerce:
             {
                 catalog_events.StockReserved: order_cases.on_stock_answer,
                 catalog_events.StockReservationRejected: order_cases.on_stock_answer,
+                catalog_events.StockReleased: leak_check.on_stock_ended,
+                catalog_events.StockCommitted: leak_check.on_stock_ended,
             },
         ),
         transient=transient,
@@ -104,37 +132,32 @@ def wire(runtime: Runtime) -> Commerce:
     )
 
     async def sweeps() -> None:
-        while True:
-            try:
-                await order_cases.expire_due()
-                await commissions.settle_due()
-                # Open payment intents (time-out, crash) and refunds the provider has not confirmed.
-                await order_cases.payments.sweep()
-            except OperationalError as exc:
-                log.warning("sweep failed; retrying", extra={"error": str(exc)})
-            await asyncio.sleep(settings.sweep_interval_s)
+        await order_cases.expire_due()
+        await commissions.settle_due()
+        # Open payment intents (time-out, crash) and refunds the provider has not confirmed.
+        await order_cases.payments.sweep()
 
     async def gauges() -> None:
-        while True:
-            async with runtime.db.read() as session:
-                rows = (
-                    await session.execute(
-                        select(orders.c.state, func.count()).group_by(orders.c.state)
-                    )
-                ).all()
-                live_now = (
-                    await session.execute(
-                        select(func.count())
-                        .select_from(live_sessions)
-                        .where(live_sessions.c.state == LIVE)
-                    )
-                ).scalar_one()
-            counts: dict[int, int] = {int(state): int(n) for state, n in rows}
-            for state in OrderState:
-                metrics.orders_by_state.labels(state.name).set(counts.get(int(state), 0))
-            metrics.live_sessions.set(live_now)
-            await asyncio.sleep(GAUGE_INTERVAL_S)
+        async with runtime.db.read() as session:
+            rows = (
+                await session.execute(select(orders.c.state, func.count()).group_by(orders.c.state))
+            ).all()
+            live_now = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(live_sessions)
+                    .where(live_sessions.c.state == LIVE)
+                )
+            ).scalar_one()
+        counts: dict[int, int] = {int(state): int(n) for state, n in rows}
+        for state in OrderState:
+            metrics.orders_by_state.labels(state.name).set(counts.get(int(state), 0))
+        metrics.live_sessions.set(live_now)
 
-    runtime.add_task("sweeps", sweeps)
-    runtime.add_task("gauges", gauges)
-    return Commerce(order_cases, live, commissions, metrics)
+    runtime.add_task("sweeps", _periodic("sweeps", settings.sweep_interval_s, sweeps))
+    runtime.add_task("gauges", _periodic("gauges", GAUGE_INTERVAL_S, gauges))
+    runtime.add_task(
+        "day-end-check",
+        _periodic("day-end check", settings.leak_check_interval_s, leak_check.refresh),
+    )
+    return Commerce(order_cases, live, commissions, leak_check, metrics)

@@ -245,9 +245,9 @@ async def test_a_full_refund_before_shipping_releases_the_stock_and_refunds_at_t
     )
     assert partly.order.state == OS.ORDER_STATE_PARTIALLY_REFUNDED
     assert partly.order.lines[0].attribution.ad_click_id == ""
-    # Partly refunded, the order may still ship: its reservation stays.
-    await asyncio.sleep(0.5)
-    assert await shop.available(product_id) == 7
+    # Partly refunded, the order may still ship its other 2 units: only the refunded one is
+    # released.
+    await wait_available(shop, product_id, 8)
     rest = await shop.stub.RequestRefund(
         pb.RequestRefundRequest(order_id=order.order_id, reason="not needed any more"),
         **call_kwargs(shop, "buyer", buyer),

@@ -181,6 +181,12 @@ def report(summary: Summary, console: Console) -> None:
         if "bot_clicks" in verdict:
             flagged = verdict.get("flagged_by_reason", {}).get("device_burst", 0)
             detail = f"{flagged:,.0f} device-burst flags for {verdict['bot_clicks']} bot clicks"
+        if "leaked_reservations" in verdict:
+            detail = (
+                f"(clean = caught) leaked reservations {len(verdict['leaked_reservations'])}, "
+                f"open intents {len(verdict['overdue_intents'])}, "
+                f"unconfirmed refunds {len(verdict['unconfirmed_refunds'])}"
+            )
         console.print(f"  {fraud}: {mark} {detail}")
     for warning in summary.warnings[:10]:
         console.print(f"[yellow]! {warning}[/]")

@@ -6,6 +6,9 @@
 | fake followers | creator-score GetCreator: FOLLOWER_SPIKE_WITHOUT_ENGAGEMENT flag |
 | refund-heavy seller | catalog GetSellerQuality: a listing SUPPRESSED (HIGH_REFUND_RATE) or tier POOR |
 | click-spam bots | ads /metrics: shopstream_ads_flagged_clicks_total{reason="device_burst"} grew by at least the bot clicks over the burst limit |
+
+And commerce's day-end check (CheckLeaks) is clean: no unit reserved for an order that can no
+longer ship, no payment intent left open, no refund at the provider unconfirmed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from grpc import aio
 
 from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2
+from shopstream.commerce.v1 import commerce_service_pb2
 from shopstream.creators.v1 import creator_score_service_pb2 as cs
 from shopstream_simulator.clients import ADMIN
 from shopstream_simulator.context import Context
@@ -29,11 +33,17 @@ MIN_ORDERS_TO_JUDGE = 10
 
 async def check(ctx: Context, snapshot: Snapshot) -> dict[str, Any]:
     results = await asyncio.gather(
-        _counterfeits(ctx), _fakes(ctx), _refund_seller(ctx), _bots(ctx, snapshot)
+        _counterfeits(ctx), _fakes(ctx), _refund_seller(ctx), _bots(ctx, snapshot), _leaks(ctx)
     )
     return dict(
         zip(
-            ("counterfeit_listings", "fake_followers", "refund_heavy_seller", "click_bots"),
+            (
+                "counterfeit_listings",
+                "fake_followers",
+                "refund_heavy_seller",
+                "click_bots",
+                "day_end_check",
+            ),
             results,
             strict=True,
         )
@@ -42,6 +52,22 @@ async def check(ctx: Context, snapshot: Snapshot) -> dict[str, Any]:
 
 def all_caught(verdicts: dict[str, Any]) -> bool:
     return all(v.get("caught") is not False for v in verdicts.values())
+
+
+async def _leaks(ctx: Context) -> dict[str, Any]:
+    """`caught` here means the day-end check came back clean (nothing leaked to catch)."""
+    try:
+        report = await ctx.rpc(
+            ctx.services.commerce.CheckLeaks, commerce_service_pb2.CheckLeaksRequest(), as_=ADMIN
+        )
+    except aio.AioRpcError as exc:
+        return {"caught": False, "error": exc.code().name}
+    return {
+        "leaked_reservations": [r.order_id for r in report.leaked_reservations],
+        "overdue_intents": [i.intent_id for i in report.overdue_intents],
+        "unconfirmed_refunds": [u.refund_key for u in report.unsettled_refunds],
+        "caught": report.clean,
+    }
 
 
 async def _counterfeits(ctx: Context) -> dict[str, Any]:

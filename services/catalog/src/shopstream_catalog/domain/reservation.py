@@ -84,3 +84,24 @@ def plan(lines: list[RequestedLine], stock: Mapping[str, SkuStock]) -> list[Allo
                 f"SKU {line.sku_id}: {line.quantity} wanted, {have} available",
             )
     return allocations
+
+
+def excess(held: list[Allocation], keep: Mapping[str, int]) -> list[Allocation]:
+    """The units of `held` beyond `keep` (units per line still to ship), as allocations to
+    release: a line refunded in part before shipping gives back what it will never ship, taken
+    from its last allocations first. Lines missing from `keep` keep everything."""
+    released: list[Allocation] = []
+    for line_id in dict.fromkeys(a.line_id for a in held):
+        if line_id not in keep:
+            continue
+        mine = [a for a in held if a.line_id == line_id]
+        over = sum(a.quantity for a in mine) - max(keep[line_id], 0)
+        for allocation in reversed(mine):
+            if over <= 0:
+                break
+            units = min(over, allocation.quantity)
+            released.append(
+                Allocation(allocation.line_id, allocation.sku_id, allocation.warehouse_id, units)
+            )
+            over -= units
+    return released

@@ -1,8 +1,9 @@
 """commerce.orders.v1 → the reservation protocol and the quality signals.
 
 OrderPlaced reserves every line or none; OrderCancelled and OrderExpired release; OrderShipped
-commits; an OrderRefunded that leaves the order REFUNDED before it shipped releases too (paid and
-refunded in full, the units will never ship). Each handler runs inside the inbox transaction (dedup by ce_id), and is also idempotent
+commits; an OrderRefunded before the order shipped releases what will never ship: everything
+when it leaves the order REFUNDED, the refunded units when PARTIALLY_REFUNDED (StockReleased with
+partial set; the rest is committed on shipment). Each handler runs inside the inbox transaction (dedup by ce_id), and is also idempotent
 by order id: the order's reservation state decides whether an event still has work to do, so a
 replay with new event ids changes nothing either.
 """
@@ -20,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.catalog.v1 import events_pb2
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream_catalog.app import PRODUCTS_TOPIC, STOCK_TOPIC, CatalogApp
-from shopstream_catalog.domain.reservation import Allocation, Rejection, RequestedLine, plan
+from shopstream_catalog.domain.reservation import (
+    Allocation,
+    Rejection,
+    RequestedLine,
+    excess,
+    plan,
+)
 from shopstream_catalog.store import repository as repo
 from shopstream_platform.db.inbox import SqlInbox
 from shopstream_platform.kafka.events import Event, Handler, InvalidEventError, Outcome
@@ -228,13 +235,35 @@ class OrderEventHandlers:
                     f"refunded line {line.line_id} has quantity {line.quantity}"
                 )
             await repo.add_refunded(session, order.order_id, line.line_id, line.quantity)
-        if (
-            order.state == order_pb2.ORDER_STATE_REFUNDED
-            and await repo.reservation_state(session, order.order_id) == RESERVED
-        ):
-            # Refunded in full while still reserved (a shipped order's stock is COMMITTED).
-            await self._release(session, order.order_id, "refunded")
+        if await repo.reservation_state(session, order.order_id) == RESERVED:
+            # Refunded while still reserved (a shipped order's stock is COMMITTED): in full, the
+            # order will never ship; in part, the refunded units will not.
+            if order.state == order_pb2.ORDER_STATE_REFUNDED:
+                await self._release(session, order.order_id, "refunded")
+            else:
+                await self._release_refunded_units(session, order)
         await self._reassess(session, order)
+
+    async def _release_refunded_units(self, session: AsyncSession, order: order_pb2.Order) -> None:
+        """Release what the order's snapshot says will not ship (quantity - refunded per line).
+        Idempotent by the held allocations: a replay finds nothing in excess."""
+        keep = {line.line_id: line.quantity - line.refunded_quantity for line in order.lines}
+        released = excess(await repo.allocations_of(session, order.order_id), keep)
+        if not released:
+            return
+        for allocation in released:
+            await repo.release_or_commit(session, allocation, commit=False)
+            await repo.shrink_allocation(session, order.order_id, allocation)
+        await self._after_stock_change(session, released, "released")
+        await self._app.outbox.add(
+            session,
+            STOCK_TOPIC,
+            order.order_id,
+            events_pb2.StockReleased(
+                order_id=order.order_id, lines=_lines_pb(released), cause="refunded", partial=True
+            ),
+        )
+        self._app.metrics.reservations.labels("released_partially").inc()
 
     async def _reassess(self, session: AsyncSession, order: order_pb2.Order) -> None:
         sellers = {line.seller_id for line in order.lines if line.seller_id}

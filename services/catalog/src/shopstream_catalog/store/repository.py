@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -469,6 +469,23 @@ async def record_allocations(
                 quantity=a.quantity,
             )
         )
+
+
+async def shrink_allocation(session: AsyncSession, order_id: str, released: Allocation) -> None:
+    """The order now holds `released.quantity` fewer units of this allocation (a partial
+    release); an allocation with nothing left is removed."""
+    row = (
+        reservations.c.order_id == order_id,
+        reservations.c.line_id == released.line_id,
+        reservations.c.sku_id == released.sku_id,
+        reservations.c.warehouse_id == released.warehouse_id,
+    )
+    await session.execute(
+        update(reservations)
+        .where(*row)
+        .values(quantity=reservations.c.quantity - released.quantity)
+    )
+    await session.execute(delete(reservations).where(*row, reservations.c.quantity <= 0))
 
 
 async def allocations_of(session: AsyncSession, order_id: str) -> list[Allocation]:

@@ -23,6 +23,7 @@ POLICY = AccessPolicy.of(
         "EndLiveSession": CREATOR,
         "SetCommissionRate": SELLER,
         "GetCreatorEarnings": CREATOR,
+        "CheckLeaks": ADMIN,
     },
     public=["GetLiveSession"],
 )

@@ -12,6 +12,7 @@ from shopstream_commerce.domain import limits
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.records import Attribution, OrderRecord
 from shopstream_commerce.usecases.commissions import Commissions
+from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.orders import LineRequest, Orders
 from shopstream_platform.errors import InvalidArgumentError
@@ -26,10 +27,13 @@ def _order_view(principal: Principal, order: OrderRecord) -> order_pb2.Order:
 
 
 class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
-    def __init__(self, orders: Orders, live: Live, commissions: Commissions) -> None:
+    def __init__(
+        self, orders: Orders, live: Live, commissions: Commissions, leak_check: LeakCheck
+    ) -> None:
         self._orders = orders
         self._live = live
         self._commissions = commissions
+        self._leak_check = leak_check
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: Context
@@ -183,3 +187,8 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
             entries=[convert.ledger_pb(e) for e in entries],
             page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
         )
+
+    async def CheckLeaks(
+        self, request: pb.CheckLeaksRequest, context: Context
+    ) -> pb.CheckLeaksResponse:
+        return convert.leak_report_pb(await self._leak_check.check())

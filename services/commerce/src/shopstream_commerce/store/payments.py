@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shopstream_commerce.domain.leaks import OpenIntent, UnconfirmedRefund
 from shopstream_commerce.domain.payments import IntentState, holds_order
 from shopstream_commerce.store.tables import payment_intents, payments, provider_refunds
 from shopstream_platform.db.database import rowcount
@@ -228,6 +229,61 @@ async def finish_refund(
         )
     )
     return rowcount(result) == 1
+
+
+async def overdue_intents(
+    session: AsyncSession, opened_before: datetime, limit: int = 500
+) -> list[OpenIntent]:
+    """OPEN intents opened at or before `opened_before` (the sweeper should have resolved them)."""
+    rows = (
+        await session.execute(
+            select(payment_intents)
+            .where(
+                payment_intents.c.state == int(IntentState.OPEN),
+                payment_intents.c.created_at <= opened_before,
+            )
+            .order_by(payment_intents.c.created_at)
+            .limit(limit)
+        )
+    ).all()
+    return [
+        OpenIntent(r.intent_id, r.order_id, r.amount_minor, r.currency, r.created_at, r.checks)
+        for r in rows
+    ]
+
+
+async def unconfirmed_refunds(
+    session: AsyncSession, queued_before: datetime, limit: int = 500
+) -> list[UnconfirmedRefund]:
+    """Refunds the provider refused, and pending ones queued at or before `queued_before`."""
+    rows = (
+        await session.execute(
+            select(provider_refunds)
+            .where(
+                or_(
+                    provider_refunds.c.state == REFUND_REFUSED,
+                    and_(
+                        provider_refunds.c.state == REFUND_PENDING,
+                        provider_refunds.c.created_at <= queued_before,
+                    ),
+                )
+            )
+            .order_by(provider_refunds.c.created_at)
+            .limit(limit)
+        )
+    ).all()
+    return [
+        UnconfirmedRefund(
+            r.refund_key,
+            r.order_id,
+            r.amount_minor,
+            r.currency,
+            r.state == REFUND_REFUSED,
+            r.message,
+            r.created_at,
+        )
+        for r in rows
+    ]
 
 
 async def money_by_order(session: AsyncSession) -> dict[str, tuple[int, int]]:

@@ -11,6 +11,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream_commerce.domain.commission_rates import RateChange
+from shopstream_commerce.domain.leaks import ENDED, HeldStock, Reservation
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import (
     Attribution,
@@ -301,6 +302,42 @@ async def mark_settled(session: AsyncSession, order_id: str) -> bool:
         .values(settled=True)
     )
     return rowcount(result) == 1
+
+
+# --- catalog's hold on an order's stock (the day-end check) ----------------------------------
+
+
+async def reservation(session: AsyncSession, order_id: str) -> Reservation | None:
+    query = select(orders.c.reservation).where(orders.c.order_id == order_id)
+    found = (await session.execute(query)).scalar_one_or_none()
+    return None if found is None else Reservation(found)
+
+
+async def set_reservation(
+    session: AsyncSession, order_id: str, current: Reservation, to: Reservation, at: datetime
+) -> bool:
+    result = await session.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id, orders.c.reservation == int(current))
+        .values(reservation=int(to), reservation_at=at)
+    )
+    return rowcount(result) == 1
+
+
+async def held_after_end(session: AsyncSession, limit: int = 500) -> list[HeldStock]:
+    """Orders whose stock catalog still holds although their state will never ship."""
+    rows = (
+        await session.execute(
+            select(orders.c.order_id, orders.c.state, orders.c.updated_at)
+            .where(
+                orders.c.reservation == int(Reservation.HELD),
+                orders.c.state.in_([int(s) for s in ENDED]),
+            )
+            .order_by(orders.c.updated_at)
+            .limit(limit)
+        )
+    ).all()
+    return [HeldStock(r.order_id, OrderState(r.state), r.updated_at) for r in rows]
 
 
 # --- payments -------------------------------------------------------------------------------

@@ -64,7 +64,12 @@ orders = Table(
     Column("shipped_at", UtcDateTime(), nullable=True),
     Column("delivered_at", UtcDateTime(), nullable=True),
     Column("settled", Boolean, nullable=False, default=False),
+    # Added by migration 4: catalog's hold on the order's stock (domain.leaks.Reservation), as
+    # heard on catalog.stock.v1, for the day-end check.
+    Column("reservation", Integer, nullable=False, server_default="0"),
+    Column("reservation_at", UtcDateTime(), nullable=True),
     UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_idempotency"),
+    Index("ix_orders_reservation", "reservation", "state"),
     Index("ix_orders_state_expiry", "state", "expires_at"),
     Index("ix_orders_buyer", "buyer_id", "order_id"),
     Index("ix_orders_seller", "seller_id", "order_id"),
@@ -247,6 +252,18 @@ def _add_category_columns(conn: Connection) -> None:
             )
 
 
+def _add_reservation_columns(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("orders")}
+    if "reservation" not in columns:
+        conn.execute(text("ALTER TABLE orders ADD COLUMN reservation INTEGER NOT NULL DEFAULT 0"))
+        conn.execute(text(f"ALTER TABLE orders ADD COLUMN reservation_at {_timestamp(conn)}"))
+        conn.execute(text("CREATE INDEX ix_orders_reservation ON orders (reservation, state)"))
+
+
+def _timestamp(conn: Connection) -> str:
+    return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+
+
 MIGRATIONS = [
     create_tables(1, "commerce tables", metadata),
     Migration(2, "category of SKUs and order lines", _add_category_columns),
@@ -256,4 +273,5 @@ MIGRATIONS = [
         "payment intents and provider refunds",
         lambda conn: metadata.create_all(conn, tables=[payment_intents, provider_refunds]),
     ),
+    Migration(4, "catalog's hold on each order's stock", _add_reservation_columns),
 ]

@@ -30,6 +30,7 @@ from shopstream_commerce.payments.provider import PaymentProvider
 from shopstream_commerce.store import repository as repo
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.payments import PAYMENTS_TOPIC, Payments
 from shopstream_commerce.usecases.transitions import ORDERS_TOPIC, OrderTransitions
@@ -64,11 +65,13 @@ class Orders:
         provider: PaymentProvider,
         commissions: Commissions,
         live: Live,
+        leak_check: LeakCheck,
     ) -> None:
         self.deps = deps
         self.transitions = transitions
         self.commissions = commissions
         self.live = live
+        self.leak_check = leak_check
         self.payments = Payments(deps, transitions, provider, self._settle_charge)
 
     # --- placing --------------------------------------------------------------------------
@@ -192,6 +195,8 @@ class Orders:
         if order is None:
             raise InvalidEventError(f"stock answer for unknown order {order_id}")
         if isinstance(message, catalog_events.StockReserved):
+            # Whatever the order's state: catalog holds the stock until it releases or commits.
+            await self.leak_check.on_stock_held(session, order_id)
             if not saga.can("reserve", order.state):
                 # Cancelled meanwhile: catalog releases on our OrderCancelled; nothing to do here.
                 return
