@@ -62,3 +62,14 @@ def test_unexpected_errors_hide_details_behind_a_reference() -> None:
     code, message = status_for(KeyError("secret internals"), "M")
     assert code == grpc.StatusCode.INTERNAL
     assert "secret" not in message and message.startswith("internal error (ref ")
+
+
+def test_messages_echoing_the_request_are_clipped_below_the_header_limit() -> None:
+    long_id = "a" * 10_000
+    status = rpc_status_for(NotFoundError("campaign", long_id), "M")
+    assert status.code == grpc.StatusCode.NOT_FOUND
+    assert len(status.message) == 1000 and status.message.endswith("…")
+    invalid = rpc_status_for(InvalidArgumentError("name", f"{long_id} is too long"), "M")
+    assert len(invalid.message) == 1000
+    [(_, trailer)] = invalid.trailing_metadata
+    assert isinstance(trailer, bytes) and len(trailer) < 2_000

@@ -77,12 +77,22 @@ class RpcStatus:
     trailing_metadata: tuple[tuple[str, str | bytes], ...] = ()
 
 
+# Messages echo what the caller sent (an id, a name); the status travels in HTTP/2 headers, and a
+# client drops headers past 8 KiB with RESOURCE_EXHAUSTED, hiding the real code. So clip them.
+MAX_MESSAGE_CHARS = 1000
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def rpc_status_for(error: BaseException, method: str) -> RpcStatus:
     code, message = status_for(error, method)
+    message = clip(message)
     if code is not grpc.StatusCode.INVALID_ARGUMENT:
         return RpcStatus(code, message)
     if isinstance(error, InvalidArgumentError):
-        violation = (error.field, error.problem)
+        violation = (clip(error.field, 200), clip(error.problem, 500))
     else:  # a value too large to store: which one, the database does not say
         violation = ("request", message)
     return RpcStatus(code, message, bad_request_trailer(message, [violation]))
