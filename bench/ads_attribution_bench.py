@@ -1,20 +1,23 @@
-"""Attribution worker throughput and freshness of one ads process.
+"""Ads attribution worker: drain rate of pre-produced impressions and clicks, CPU per process,
+floors measured in the same run, and attribution lag at a steady rate.
 
-Targets (design): ad attribution >= 50,000 input events/s per worker; attribution freshness
-p99 <= 1 s at 10,000 events/s.
+Targets (design): >= 50,000 impressions + clicks/s per worker, and >= 3x a Faust agent that does
+nothing on the same machine; attribution lag p99 <= 1 s at 10,000 events/s.
 
-Runs the ads service in this process (gRPC, SQLite in a temp dir, Faust with memory tables,
-the Kafka broker given by --bootstrap; its worker group starts at the topics' current end),
-creates one CPC campaign, then:
-1. throughput: produces --events edge records as fast as the producer goes (impressions, and a
-   click on every tenth, for --buyers buyers spread over the partitions) and times how long the
-   worker takes until its ledger counted every one of them (events/s = records / that time,
-   producing included, so it is a lower bound when producing is slower than processing);
-2. freshness: at --rate paid orders per second, each preceded by a click, for --seconds, and
-   reads the worker's own attribution-lag histogram (order paid -> credit published; it
-   includes the join grace of `join_grace_s`, which the run sets to --grace).
+1. Create --campaigns campaigns (half CPM, half CPC) through the gRPC API, then pre-produce
+   --events edge records before anything is timed: impressions over --buyers buyers, a click on
+   every 33rd (3%, after its impression), and a paid order crediting every 10th click.
+2. Client floor: a bare confluent-kafka loop that scans the headers and decodes every record.
+3. Faust floor: a Faust agent that does nothing over the same records (bench/faust_floor.py).
+4. The worker: ads in this process (Faust, memory tables) and its combiner process, started once
+   the worker is ready; drain rate = impressions + clicks counted / time from the combiner's
+   first output to the last counted (clicks take a second hop: screening per install, then the
+   buyer). CPU of the worker, the combiner and the broker over the drain, as µs per event.
+5. Lag: --rate records/s for --seconds from a producer process (1% paid orders, each after an
+   impression and a click of its buyer), then the worker's attribution-lag histogram (order paid
+   -> credit published) for that phase. It includes the join grace (`--grace`).
 
-    uv run python bench/ads_attribution_bench.py [--bootstrap 127.0.0.1:9092] [--events 20000]
+    uv run python bench/ads_attribution_bench.py [--events 300000] [--buyers 2000]
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,186 +37,369 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+import grpc
+from _common import (
     bucket_quantile,
     counter_total,
     default_bootstrap,
     histogram_buckets,
+    machine_facts,
+    proc_cpu_seconds,
     require_loopback,
 )
+from _stream import OutputWatch, RawProducer, broker_pid, client_floor, faust_floor, rss_mib
 
-from shopstream.ads.v1 import ads_pb2  # noqa: E402
-from shopstream.ads.v1 import ads_service_pb2 as pb  # noqa: E402
-from shopstream.ads.v1 import ads_service_pb2_grpc  # noqa: E402
-from shopstream.commerce.v1 import order_events_pb2, order_pb2  # noqa: E402
-from shopstream.common.v1 import money_pb2  # noqa: E402
-from shopstream_ads.api.policy import POLICY  # noqa: E402
-from shopstream_ads.settings import AdsSettings, AttributionSettings  # noqa: E402
-from shopstream_ads.store.tables import MIGRATIONS  # noqa: E402
-from shopstream_ads.stream.topics import TOPICS  # noqa: E402
-from shopstream_ads.wiring import wire  # noqa: E402
-from shopstream_platform.grpc.auth import TokenCodec  # noqa: E402
-from shopstream_platform.kafka.producer import EventProducer  # noqa: E402
-from shopstream_platform.settings import GrpcSettings, KafkaSettings  # noqa: E402
-from shopstream_platform.testing import hosted_service, start_group_at_end  # noqa: E402
+from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
+from shopstream.ads.v1 import ads_service_pb2 as pb
+from shopstream.commerce.v1 import order_events_pb2, order_pb2
+from shopstream.common.v1 import money_pb2
+from shopstream_ads.api.policy import POLICY
+from shopstream_ads.settings import AdsSettings, AttributionSettings
+from shopstream_ads.store.tables import MIGRATIONS
+from shopstream_ads.stream.topics import (
+    CLICKS_TOPIC,
+    IMPRESSIONS_TOPIC,
+    INPUT_BATCHES_TOPIC,
+    ORDERS_TOPIC,
+    TOPICS,
+)
+from shopstream_ads.wiring import wire
+from shopstream_platform.child_process import SETTINGS_ENV, settings_json
+from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_platform.kafka.codec import type_name
+from shopstream_platform.settings import GrpcSettings, KafkaSettings
+from shopstream_platform.testing import hosted_service, start_group_at_end
 
-
+IMPRESSIONS = "shopstream_ads_impressions_total"
+CLICKS = "shopstream_ads_clicks_total"
+FLAGGED = "shopstream_ads_flagged_clicks_total"
+ATTRIBUTED = "shopstream_ads_attributions_total"
+UNATTRIBUTED = "shopstream_ads_unattributed_orders_total"
 LAG = "shopstream_ads_attribution_lag_seconds"
+BENCH_TOPICS = (IMPRESSIONS_TOPIC, CLICKS_TOPIC, ORDERS_TOPIC)
+TARGET_EVENTS_PER_S = 50_000
+TARGET_FAUST_MULTIPLE = 3.0
+TARGET_LAG_P99_S = 1.0
+CLICK_EVERY = 33
+ORDER_EVERY_CLICKS = 10
+PRICES = (800, 1_000, 1_200, 1_500)
+TYPES = {
+    IMPRESSIONS_TOPIC: type_name(ads_pb2.Impression),
+    CLICKS_TOPIC: type_name(ads_pb2.Click),
+    ORDERS_TOPIC: type_name(order_events_pb2.OrderPaid),
+}
+DECODERS = {
+    type_name(ads_pb2.Impression): ads_pb2.Impression.FromString,
+    type_name(ads_pb2.Click): ads_pb2.Click.FromString,
+    type_name(order_events_pb2.OrderPaid): order_events_pb2.OrderPaid.FromString,
+}
+
+
+def usd(minor: int) -> money_pb2.Money:
+    return money_pb2.Money(amount_minor=minor, currency="USD")
+
+
+class Mix:
+    """Impressions, a click on every 33rd, a paid order on every 10th click."""
+
+    def __init__(
+        self, kafka: KafkaSettings, campaigns: list[str], buyers: int, run_id: str, paced: bool
+    ) -> None:
+        self.raw = RawProducer(kafka, "bench-ads-inputs")
+        self.campaigns = campaigns
+        self.buyers = buyers
+        self.run_id = run_id
+        # Pre-produced: event times an hour back, a millisecond apart; paced: now.
+        self.paced = paced
+        self.t0 = datetime.now(UTC) - timedelta(hours=1)
+        self.counts = {"impressions": 0, "clicks": 0, "orders": 0}
+
+    def send(self, i: int) -> None:
+        buyer = f"b{self.run_id}-{i % self.buyers}"
+        campaign = self.campaigns[i % len(self.campaigns)]
+        now = datetime.now(UTC)
+        at = now - timedelta(seconds=60) if self.paced else self.t0 + timedelta(milliseconds=i)
+        imp = ads_pb2.Impression(
+            impression_id=f"i{self.run_id}-{i}",
+            campaign_id=campaign,
+            buyer_id=buyer,
+            placement="feed",
+            install_id=f"inst-{buyer}",
+            clearing_price=usd(PRICES[i % len(PRICES)]),
+        )
+        imp.at.FromDatetime(at)
+        self.raw.produce(
+            IMPRESSIONS_TOPIC, buyer, imp.SerializeToString(), TYPES[IMPRESSIONS_TOPIC], now
+        )
+        self.counts["impressions"] += 1
+        if i % CLICK_EVERY != CLICK_EVERY - 1:
+            return
+        click = ads_pb2.Click(
+            click_id=f"c{self.run_id}-{i}",
+            impression_id=imp.impression_id,
+            campaign_id=campaign,
+            buyer_id=buyer,
+            install_id=imp.install_id,
+            placement="feed",
+            clearing_price=usd(40),
+        )
+        click.at.FromDatetime(at + timedelta(seconds=5))
+        self.raw.produce(
+            CLICKS_TOPIC, click.install_id, click.SerializeToString(), TYPES[CLICKS_TOPIC], now
+        )
+        self.counts["clicks"] += 1
+        if (i // CLICK_EVERY) % ORDER_EVERY_CLICKS != 0:
+            return
+        order = order_pb2.Order(
+            order_id=f"o{self.run_id}-{i}", buyer_id=buyer, total=usd(2_500), tracking_consent=True
+        )
+        order.lines.add(
+            line_id="1",
+            line_total=usd(2_500),
+            attribution=order_pb2.AttributionContext(ad_click_id=click.click_id),
+        )
+        paid = order_events_pb2.OrderPaid(order=order)
+        paid.paid_at.FromDatetime(now if self.paced else at + timedelta(seconds=60))
+        self.raw.produce(
+            ORDERS_TOPIC, order.order_id, paid.SerializeToString(), TYPES[ORDERS_TOPIC], now
+        )
+        self.counts["orders"] += 1
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+async def create_campaigns(port: int, codec: TokenCodec, n: int, run_id: str) -> list[str]:
+    ids = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = ads_service_pb2_grpc.AdsServiceStub(channel)
+        auth = (("authorization", f"Bearer {codec.mint('admin', 'bench')}"),)
+        for k in range(n):
+            cpm = k % 2 == 0
+            created = await stub.CreateCampaign(
+                pb.CreateCampaignRequest(
+                    request_id=f"bench-{run_id}-{k}",
+                    advertiser_id=f"bench-seller-{run_id}-{k % 5}",
+                    name=f"bench {k}",
+                    promoted_product_ids=["p1"],
+                    bid_type=ads_pb2.BID_TYPE_CPM if cpm else ads_pb2.BID_TYPE_CPC,
+                    bid=usd(2_000 if cpm else 50),
+                    daily_budget=usd(10**12),
+                    total_budget=usd(10**12),
+                ),
+                metadata=auth,
+                timeout=10,
+            )
+            ids.append(created.campaign.campaign_id)
+    return ids
+
+
+def counted(registry: Any) -> dict[str, int]:
+    return {
+        "impressions": int(counter_total(registry, IMPRESSIONS)),
+        # A flagged click was processed too (screening or the buyer's rules).
+        "clicks": int(counter_total(registry, CLICKS) + counter_total(registry, FLAGGED)),
+        "orders": int(counter_total(registry, ATTRIBUTED) + counter_total(registry, UNATTRIBUTED)),
+    }
+
+
+async def wait_counted(
+    registry: Any, target: dict[str, int], timeout_s: float
+) -> tuple[dict[str, int], float]:
+    """Counts once every target is reached (or at the timeout), and when the last one was."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = counted(registry)
+        if all(now[k] >= v for k, v in target.items()):
+            break
+        await asyncio.sleep(0.01)
+    return counted(registry), time.perf_counter()
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     tmp = Path(tempfile.mkdtemp(prefix="ads-bench-"))
+    tag = uuid.uuid4().hex[:8]
     settings = AdsSettings(
         database_url=f"sqlite+aiosqlite:///{tmp}/ads.db",
         store="memory",
         data_dir=tmp / "faust",
-        faust_app_id=f"ads-bench-{uuid.uuid4().hex[:8]}",
+        faust_app_id=f"ads-bench-{tag}",
         kafka=kafka,
         grpc=GrpcSettings(port=0, shutdown_grace_s=1),
         metrics_port=0,
         log_level="WARNING",
         attribution=AttributionSettings(join_grace_s=args.grace),
     )
+    settings.combiner.mode = "off"  # started below, once the worker is ready
+    client_group, faust_group = f"bench-client-floor-{tag}", f"bench-faust-floor-{tag}"
     start_group_at_end(kafka, settings.faust_app_id, TOPICS)
-    producer = EventProducer(kafka, "shopstream/bench-edge")
-    codec = TokenCodec(settings.auth)
-    run_id = uuid.uuid4().hex[:6]
-    result: dict[str, Any] = {"events": args.events, "buyers": args.buyers}
+    for group in (client_group, faust_group):
+        start_group_at_end(kafka, group, BENCH_TOPICS)
+    result: dict[str, Any] = {
+        "machine": machine_facts(),
+        "loadavg_1m_before": round(os.getloadavg()[0], 2),
+        "events": args.events,
+        "buyers": args.buyers,
+        "campaigns": args.campaigns,
+        "join_grace_s": args.grace,
+    }
     async with hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted:
-        import grpc
+        registry = hosted.runtime.metrics.registry
+        campaigns = await create_campaigns(
+            hosted.port, TokenCodec(settings.auth), args.campaigns, tag
+        )
 
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel:
-            stub = ads_service_pb2_grpc.AdsServiceStub(channel)
-            usd = lambda m: money_pb2.Money(amount_minor=m, currency="USD")  # noqa: E731
-            created = await stub.CreateCampaign(
-                pb.CreateCampaignRequest(
-                    request_id="bench",
-                    advertiser_id=f"bench-seller-{run_id}",
-                    name="bench",
-                    promoted_product_ids=["p1"],
-                    bid_type=ads_pb2.BID_TYPE_CPC,
-                    bid=usd(1),
-                    daily_budget=usd(10**12),
-                    total_budget=usd(10**12),
-                ),
-                metadata=(("authorization", f"Bearer {codec.mint('admin', 'bench')}"),),
-                timeout=10,
-            )
-        campaign = created.campaign.campaign_id
-        book = hosted.wired.book
-        now = datetime.now(UTC) - timedelta(hours=1)
-
-        # 1. Throughput.
-        clicks = 0
+        # 1. Pre-produce.
+        mix = Mix(kafka, campaigns, args.buyers, tag, paced=False)
         started = time.perf_counter()
         for i in range(args.events):
-            buyer = f"b{run_id}-{i % args.buyers}"
-            at = now + timedelta(milliseconds=i)
-            imp = ads_pb2.Impression(
-                impression_id=f"i{run_id}-{i}",
-                campaign_id=campaign,
-                buyer_id=buyer,
-                placement="feed",
-            )
-            imp.at.FromDatetime(at)
-            producer.publish("ads.impressions.v1", buyer, imp)
-            if i % 10 == 9:
-                click = ads_pb2.Click(
-                    click_id=f"c{run_id}-{i}",
-                    impression_id=imp.impression_id,
-                    campaign_id=campaign,
-                    buyer_id=buyer,
-                    install_id=f"inst-{buyer}",
-                )
-                click.at.FromDatetime(at + timedelta(seconds=5))
-                producer.publish("ads.clicks.v1", click.install_id, click)
-                clicks += 1
-            if i % 5_000 == 0:
-                await asyncio.sleep(0)
-        await asyncio.to_thread(producer.flush, 60)
-        produced_s = time.perf_counter() - started
-        total = args.events + clicks
-        registry = hosted.runtime.metrics.registry
+            mix.send(i)
+        mix.flush()
+        records = sum(mix.counts.values())
+        result["produced"] = dict(mix.counts)
+        result["produce_records_per_s"] = round(records / (time.perf_counter() - started))
 
-        def flagged() -> int:
-            # With no join grace a click can overtake its impression (another topic, another
-            # agent) and is flagged "no impression" instead of billed: it was processed too.
-            return int(counter_total(registry, "shopstream_ads_flagged_clicks_total"))
+        # 2-3. Floors over the same records.
+        result["client_floor"] = await asyncio.to_thread(
+            client_floor, kafka, client_group, BENCH_TOPICS, DECODERS, records, args.timeout
+        )
+        if not args.skip_faust_floor:
+            result["faust_floor"] = await asyncio.to_thread(
+                faust_floor, args.bootstrap, faust_group, BENCH_TOPICS, records, args.timeout
+            )
 
-        deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline:
-            imps, clks = book.totals(campaign)
-            if imps >= args.events and clks + flagged() >= clicks:
-                break
-            await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        imps, clks = book.totals(campaign)
-        result.update(
-            input_records=total,
-            produce_s=round(produced_s, 2),
-            processed_s=round(elapsed, 2),
-            counted=imps + clks,
-            flagged_clicks=flagged(),
-            complete=imps >= args.events and clks + flagged() >= clicks,
-            events_per_s=round((imps + clks + flagged()) / elapsed),
+        # 4. The worker drains them, from the combiner's first output record on.
+        base = counted(registry)
+        target = {k: base[k] + v for k, v in mix.counts.items()}
+        watch = OutputWatch(kafka, INPUT_BATCHES_TOPIC)
+        # Popen returns at once (the child runs beside the loop).
+        combiner = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "shopstream_ads.stream.combiner"],
+            env={**os.environ, SETTINGS_ENV: settings_json(settings)},
         )
+        pids = {"worker": os.getpid(), "combiner": combiner.pid, "broker": broker_pid()}
+        first = await asyncio.to_thread(watch.wait_first, args.timeout)
+        cpu0 = {k: proc_cpu_seconds(p) for k, p in pids.items() if p}
+        done, ended = await wait_counted(registry, target, args.timeout)
+        cpu = {k: proc_cpu_seconds(p) - cpu0[k] for k, p in pids.items() if p}
+        drain_s = ended - (first or ended)
+        served = done["impressions"] + done["clicks"] - base["impressions"] - base["clicks"]
+        rate = round(served / drain_s) if drain_s > 0 else 0
+        result["worker"] = {
+            "counted": {k: done[k] - base[k] for k in done},
+            "complete": all(done[k] >= target[k] for k in target),
+            "drain_s": round(drain_s, 3),
+            "impressions_clicks_per_s": rate,
+            "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+            "us_per_event_cpu": {k: round(v / max(served, 1) * 1e6, 1) for k, v in cpu.items()},
+            "rss_mib": {k: round(rss_mib(p), 1) for k, p in pids.items() if p and k != "broker"},
+            "spend_minor": int(counter_total(registry, "shopstream_ads_spend_minor_total")),
+        }
+        faust_rate = result.get("faust_floor", {}).get("events_per_s") or 0
+        client_rate = result["client_floor"].get("events_per_s") or 0
+        result["targets"] = {
+            "events_per_s": {
+                "value": rate,
+                "target": TARGET_EVENTS_PER_S,
+                "met": rate >= TARGET_EVENTS_PER_S,
+            },
+            "x_faust_floor": {
+                "value": round(rate / faust_rate, 2) if faust_rate else None,
+                "target": TARGET_FAUST_MULTIPLE,
+                "met": bool(faust_rate) and rate / faust_rate >= TARGET_FAUST_MULTIPLE,
+            },
+            "x_client_floor": round(rate / client_rate, 3) if client_rate else None,
+        }
 
-        # 2. Freshness at a steady order rate.
-        interval = 1.0 / args.rate
-        n = int(args.seconds * args.rate)
-        t0 = time.perf_counter()
-        for k in range(n):
-            buyer = f"f{run_id}-{k}"
-            at = datetime.now(UTC)
-            imp = ads_pb2.Impression(
-                impression_id=f"fi{run_id}-{k}", campaign_id=campaign, buyer_id=buyer
+        # 5. Attribution lag at a steady rate, from another process (as the app's edge would).
+        if args.seconds > 0:
+            before = histogram_buckets(registry, LAG)
+            counted_before = counted(registry)["orders"]
+            n = int(args.seconds * args.rate)
+            sender = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--bootstrap",
+                args.bootstrap,
+                "--buyers",
+                str(args.buyers),
+                "--rate",
+                str(args.rate),
+                "--paced",
+                f"{tag}p",
+                str(n),
+                ",".join(campaigns),
             )
-            imp.at.FromDatetime(at - timedelta(minutes=2))
-            producer.publish("ads.impressions.v1", buyer, imp)
-            click = ads_pb2.Click(
-                click_id=f"fc{run_id}-{k}",
-                impression_id=imp.impression_id,
-                campaign_id=campaign,
-                buyer_id=buyer,
-            )
-            click.at.FromDatetime(at - timedelta(minutes=1))
-            producer.publish("ads.clicks.v1", buyer, click)
-            order = order_pb2.Order(
-                order_id=f"fo{run_id}-{k}", buyer_id=buyer, total=usd(1_000), tracking_consent=True
-            )
-            paid = order_events_pb2.OrderPaid(order=order)
-            paid.paid_at.FromDatetime(at)
-            producer.publish("commerce.orders.v1", order.order_id, paid)
-            await asyncio.sleep(max(0.0, t0 + (k + 1) * interval - time.perf_counter()))
-        await asyncio.sleep(args.grace + 5)
-        attributed = (
-            registry.get_sample_value("shopstream_ads_attributions_total", {"touch": "click"}) or 0
-        )
-        result.update(
-            freshness_orders=n,
-            freshness_rate_per_s=args.rate,
-            freshness_attributed=int(attributed),
-            join_grace_s=args.grace,
-            lag_p50_s=bucket_quantile(histogram_buckets(registry, LAG), 0.5),
-            lag_p99_s=bucket_quantile(histogram_buckets(registry, LAG), 0.99),
-        )
-    producer.close()
+            await sender.wait()
+            # Until the orders counted stop moving (the sender's last ones are through).
+            last, still = -1, 0.0
+            while still < args.grace + 2:
+                now = counted(registry)["orders"]
+                still = still + 0.25 if now == last else 0.0
+                last = now
+                await asyncio.sleep(0.25)
+            orders = last - counted_before
+            after = histogram_buckets(registry, LAG)
+            p99 = bucket_quantile(after, 0.99, before)
+            result["lag"] = {
+                "rate_per_s": args.rate,
+                "records": n,
+                "orders": orders,
+                "p50_s": bucket_quantile(after, 0.5, before),
+                "p99_s": p99,
+            }
+            result["targets"]["attribution_lag_p99_s"] = {
+                "value": p99,
+                "target": TARGET_LAG_P99_S,
+                "met": p99 is not None and p99 <= TARGET_LAG_P99_S,
+            }
+        combiner.terminate()
+        combiner.wait(30)
+    result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     return result
+
+
+def paced(args: argparse.Namespace) -> None:
+    """Produce impressions (and their clicks and orders) at a steady rate of records."""
+    run_id, count, campaigns = args.paced[0], int(args.paced[1]), args.paced[2].split(",")
+    mix = Mix(KafkaSettings(bootstrap_servers=args.bootstrap), campaigns, args.buyers, run_id, True)
+    t0 = time.perf_counter()
+    tick = max(1, int(args.rate / 200))  # 5 ms slices
+    i = 0
+    while sum(mix.counts.values()) < count:
+        mix.send(i)
+        i += 1
+        if i % tick == 0:
+            mix.raw.producer.poll(0)
+            sent = sum(mix.counts.values())
+            time.sleep(max(0.0, t0 + sent / args.rate - time.perf_counter()))
+    mix.flush()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bootstrap", default=default_bootstrap())
-    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--events", type=int, default=300_000, help="impressions to pre-produce")
     p.add_argument("--buyers", type=int, default=2_000)
-    p.add_argument("--rate", type=float, default=50.0, help="paid orders/s in the freshness run")
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--campaigns", type=int, default=20)
+    p.add_argument("--rate", type=float, default=10_000.0, help="records/s in the lag run")
+    p.add_argument("--seconds", type=float, default=20.0, help="0 skips the lag run")
     p.add_argument("--grace", type=float, default=0.0, help="join grace for the run (s)")
-    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--skip-faust-floor", action="store_true")
+    p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--paced",
+        nargs=3,
+        metavar=("RUN_ID", "COUNT", "CAMPAIGNS"),
+        help="(internal) only produce COUNT records at --rate, then exit",
+    )
     args = p.parse_args()
     require_loopback(args.bootstrap)
+    if args.paced:
+        paced(args)
+        return
     result = asyncio.run(run(args))
     print(json.dumps(result, indent=2))
     if args.json:

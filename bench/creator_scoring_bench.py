@@ -40,7 +40,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    REPO,
     bucket_quantile,
     counter_total,
     default_bootstrap,
@@ -49,7 +48,7 @@ from _common import (
     proc_cpu_seconds,
     require_loopback,
 )
-from confluent_kafka import Consumer, Producer, TopicPartition
+from _stream import OutputWatch, RawProducer, broker_pid, client_floor, faust_floor, rss_mib
 
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
@@ -65,9 +64,7 @@ from shopstream_creator_score.stream.topics import (
 )
 from shopstream_creator_score.wiring import wire
 from shopstream_platform.child_process import SETTINGS_ENV, settings_json
-from shopstream_platform.kafka.cloudevents import format_time
 from shopstream_platform.kafka.codec import type_name
-from shopstream_platform.kafka.producer import producer_config
 from shopstream_platform.settings import GrpcSettings, KafkaSettings
 from shopstream_platform.testing import hosted_service, start_group_at_end
 
@@ -76,7 +73,6 @@ SCORED = "shopstream_creator_score_creators_scored_total"
 CREATORS = "shopstream_creator_score_creators"
 FRESHNESS = "shopstream_creator_score_freshness_seconds"
 BENCH_TOPICS = (PROFILES_TOPIC, CONTENT_TOPIC, ORDERS_TOPIC)
-SOURCE = "shopstream/bench"
 TARGET_EVENTS_PER_S = 50_000
 TARGET_FAUST_MULTIPLE = 3.0
 TARGET_FRESHNESS_P99_S = 1.0
@@ -99,7 +95,7 @@ class Mix:
         run_id: str | None = None,
         views_from: int = 0,
     ) -> None:
-        self.producer = Producer(producer_config(kafka, "bench-creator-inputs"))
+        self.raw = RawProducer(kafka, "bench-creator-inputs")
         self.run_id = run_id or uuid.uuid4().hex[:6]
         self.creators = creators
         # Content counters are cumulative: a second producer continues above the first's.
@@ -164,138 +160,10 @@ class Mix:
             self._produce(ORDERS_TOPIC, order.order_id, value, now)
 
     def _produce(self, topic: str, key: str, value: bytes, now: datetime) -> None:
-        headers = [
-            ("ce_specversion", "1.0"),
-            ("ce_id", os.urandom(16).hex()),
-            ("ce_type", self._types[topic]),
-            ("ce_source", SOURCE),
-            ("ce_time", format_time(now)),
-            ("content-type", "application/protobuf"),
-        ]
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        self.raw.produce(topic, key, value, self._types[topic], now)
 
     def flush(self) -> None:
-        while self.producer.flush(30):
-            pass
-
-
-def client_floor(kafka: KafkaSettings, group: str, expect: int, timeout_s: float) -> dict[str, Any]:
-    """Bare confluent-kafka: consume in batches, scan headers, decode each value."""
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.max.bytes": 52_428_800,
-        }
-    )
-    consumer.subscribe(list(BENCH_TOPICS))
-    cpu0 = proc_cpu_seconds(os.getpid())
-    n, foreign, first, deadline = 0, 0, None, time.monotonic() + timeout_s
-    while n < expect and time.monotonic() < deadline:
-        for msg in consumer.consume(num_messages=10_000, timeout=0.5):
-            if msg.error():
-                continue
-            if first is None:
-                first = time.perf_counter()
-            ce_type = ce_source = ""
-            for name, value in msg.headers() or ():
-                if name == "ce_type":
-                    ce_type = value.decode()
-                elif name == "ce_source":
-                    ce_source = value.decode()
-            if ce_source != SOURCE:
-                foreign += 1  # another producer on the shared topics: the run is not clean
-                continue
-            DECODERS[ce_type](msg.value())
-            n += 1
-    seconds = time.perf_counter() - (first or time.perf_counter())
-    cpu = proc_cpu_seconds(os.getpid()) - cpu0
-    consumer.close()
-    return {
-        "events": n,
-        "foreign_records": foreign,
-        "seconds": round(seconds, 3),
-        "events_per_s": round(n / seconds) if seconds > 0 else 0,
-        "us_per_event_cpu": round(cpu / max(n, 1) * 1e6, 1),
-    }
-
-
-def faust_floor(bootstrap: str, group: str, expect: int, timeout_s: float) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "faust_floor.py"),
-            "--bootstrap",
-            bootstrap,
-            "--group",
-            group,
-            "--expect",
-            str(expect),
-            "--timeout",
-            str(timeout_s),
-            *BENCH_TOPICS,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s + 120,
-        check=False,
-    )
-    for line in reversed(out.stdout.splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    return {"error": (out.stderr or out.stdout)[-2_000:]}
-
-
-class OutputWatch:
-    """When the combiner writes its first record to the input batches (end offsets move)."""
-
-    def __init__(self, kafka: KafkaSettings) -> None:
-        self._consumer = Consumer(
-            {**kafka.client_config(), "group.id": f"bench-watch-{uuid.uuid4().hex[:6]}"}
-        )
-        meta = self._consumer.list_topics(INPUT_BATCHES_TOPIC, timeout=10)
-        self._tps = [
-            TopicPartition(INPUT_BATCHES_TOPIC, p)
-            for p in meta.topics[INPUT_BATCHES_TOPIC].partitions
-        ]
-        self._start = self._ends()
-
-    def _ends(self) -> list[int]:
-        return [self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._tps]
-
-    def wait_first(self, timeout_s: float) -> float | None:
-        deadline = time.monotonic() + timeout_s
-        try:
-            while time.monotonic() < deadline:
-                if self._ends() != self._start:
-                    return time.perf_counter()
-                time.sleep(0.005)
-            return None
-        finally:
-            self._consumer.close()
-
-
-def broker_pid() -> int | None:
-    try:
-        return int((REPO / ".run" / "kafka" / "single" / "kafka.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+        self.raw.flush()
 
 
 def applied(registry: Any) -> int:
@@ -355,11 +223,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # 2-3. Floors over the same records.
     result["client_floor"] = await asyncio.to_thread(
-        client_floor, kafka, client_group, args.events, args.timeout
+        client_floor, kafka, client_group, BENCH_TOPICS, DECODERS, args.events, args.timeout
     )
     if not args.skip_faust_floor:
         result["faust_floor"] = await asyncio.to_thread(
-            faust_floor, args.bootstrap, faust_group, args.events, args.timeout
+            faust_floor, args.bootstrap, faust_group, BENCH_TOPICS, args.events, args.timeout
         )
 
     # 4. The worker drains the same records. Its combiner is started here, once the worker is
@@ -370,7 +238,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with hosted_service(settings, wire, policy=POLICY) as hosted:
             registry = hosted.runtime.metrics.registry
-            watch = OutputWatch(kafka)
+            watch = OutputWatch(kafka, INPUT_BATCHES_TOPIC)
             # Popen returns at once (the child runs beside the loop).
             combiner = subprocess.Popen(  # noqa: ASYNC220
                 [sys.executable, "-m", "shopstream_creator_score.stream.combiner"],
@@ -485,7 +353,7 @@ def paced(args: argparse.Namespace) -> None:
     for k in range(count):
         mix.send(start + k)
         if k % tick == tick - 1:
-            mix.producer.poll(0)
+            mix.raw.producer.poll(0)
             time.sleep(max(0.0, t0 + (k + 1) / args.rate - time.perf_counter()))
     mix.flush()
 

@@ -215,3 +215,52 @@ def test_epochs_and_release_days() -> None:
     assert day_closed("2026-12-05", at, 3_600) and not day_closed("2026-12-05", at, 4 * 3_600)
     assert not day_closed("2026-12-06", at, 0)
     assert cost_micro(0.1) * 10 == cost_micro(1.0) == MICRO
+
+
+def test_impressions_in_one_line_are_charged_as_one_by_one() -> None:
+    """A line of many impressions (counts per clearing price) ends where the same impressions
+    applied one at a time end: counts, spend, the budget's cap and the exhaustion events."""
+    rng = random.Random(3)
+    for _ in range(50):
+        c = campaign(bid=1_200, bid_type=BidType.CPM, daily=rng.randint(1, 40), total=10**6)
+        prices = [rng.choice([0, 800, 1_000, 1_500]) for _ in range(rng.randint(1, 60))]
+        one = lg.new_ledger_state()
+        exhausted_one = [
+            e for p in prices for e in lg.apply_served(one, c, lg.IMPRESSION, 10.0, p).exhausted
+        ]
+        many = lg.new_ledger_state()
+        counts: dict[int, int] = {}
+        for p in prices:
+            counts[p] = counts.get(p, 0) + 1
+        applied = lg.apply_served_many(many, c, lg.IMPRESSION, 10.0, counts)
+        assert (many["spent"], many["days"]) == (one["spent"], one["days"])
+        assert applied.charge_micros == one["spent"]
+        assert applied.exhausted == exhausted_one
+
+
+def test_the_ledger_remembers_entries_and_voids_a_click_once() -> None:
+    state = lg.new_ledger_state()
+    assert lg.first_time(state, "click:1")
+    assert not lg.first_time(state, "click:1")
+    for i in range(lg.REMEMBERED_ENTRIES):
+        lg.first_time(state, f"imps:{i}")
+    assert len(state["ids"]) == lg.REMEMBERED_ENTRIES
+    assert lg.first_time(state, "click:1")  # long forgotten: bounded memory
+    lg.remember_click(state, "click:c1", 40_000, 100.0)
+    assert lg.take_click(state, "click:c1") == [40_000, lg.day_of(100.0), 100.0]
+    assert lg.take_click(state, "click:c1") is None
+    # Clicks past the void horizon are forgotten as new ones come.
+    for i in range(600):
+        lg.remember_click(state, f"click:{i}", 1, 100.0 + i * 1_000)
+    assert lg.take_click(state, "click:0") is None
+    assert lg.take_click(state, "click:599") is not None
+
+
+def test_a_batch_of_touches_is_sorted_and_trimmed_once() -> None:
+    rules = AttributionSettings(view_window_s=100, click_window_s=100, max_touches_per_buyer=3)
+    state = at.new_buyer_state()
+    at.add_touches(state, [[at.VIEW, "b", "c1", 50.0, ""], [at.VIEW, "a", "c1", 10.0, ""]], rules)
+    at.add_touches(state, [[at.VIEW, "d", "c1", 200.0, ""], [at.VIEW, "c", "c1", 120.0, ""]], rules)
+    # Newest last, older than the window before the newest dropped, at most three.
+    assert [t[at.TOUCH_ID] for t in state["touches"]] == ["c", "d"]
+    assert at.first_time(state, "e1") and not at.first_time(state, "e1")

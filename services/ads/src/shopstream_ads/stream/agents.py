@@ -62,6 +62,7 @@ from shopstream_ads.stream.topics import (
     SCREENED_TOPIC,
     TABLE_PARTITIONS,
 )
+from shopstream_platform.combiner import partition_for
 from shopstream_platform.faust_app import (
     Batching,
     agent_dispatcher,
@@ -82,7 +83,8 @@ ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
 # How often held inputs are looked at (their grace is seconds).
 RELEASE_INTERVAL_S = 0.1
-# Held inputs: [due, kind, ...]; a click: [due, "click", event_id, ScreenedClick (base64)];
+# Held inputs: [due, kind, ...]; a click: [due, "click", event_id, ScreenedClick (base64),
+# click_id];
 # an order: [due, "order", order_id]; a refund: [due, "refund", event_id, BuyerOrder (base64)].
 DUE, HELD_KIND = 0, 1
 
@@ -173,7 +175,7 @@ class AttributionStreams:
         agent(
             "ledger",
             LEDGER_TOPIC,
-            {ev.LedgerEntry: self.on_ledger},
+            {ev.LedgerEntry: self.on_ledger, ev.LedgerLines: self.on_ledger_lines},
             Batching(flush=self._flush_ledgers),
         )
         self.app.add_commit_barrier(self._flush_states)
@@ -288,15 +290,30 @@ class AttributionStreams:
         now = time.time()
         for buyer_id, items in buyers.items():
             applied += self._apply_buyer(buyer_id, items, partition, offset, spend, now)
+        self._spend(spend, partition, offset)
+        return Outcome.PROCESSED if applied else Outcome.DUPLICATE
+
+    def _spend(self, spend: _Spend, partition: int, offset: int) -> None:
+        """The record's impressions as ledger lines, one record per ledger partition: a few
+        records per window whatever the number of campaigns. Line ids derive from the input
+        record, so a record applied again (after a crash, before its states were written)
+        gives the same lines, which the ledger then skips."""
+        grouped: dict[int, ev.LedgerLines] = {}
         for (campaign_id, day), (when, prices) in spend.lines.items():
-            self._ledger(
-                campaign_id,
-                lg.IMPRESSION,
-                f"imps:{partition}:{offset}:{campaign_id}:{day}",
-                when,
+            lines = grouped.get(partition_for(campaign_id, TABLE_PARTITIONS))
+            if lines is None:
+                lines = grouped[partition_for(campaign_id, TABLE_PARTITIONS)] = ev.LedgerLines()
+            entry = lines.entries.add(
+                entry_id=f"imps:{partition}:{offset}:{campaign_id}:{day}",
+                campaign_id=campaign_id,
+                kind=ev.LEDGER_KIND_IMPRESSION,
                 served_at_price=dict(prices),
             )
-        return Outcome.PROCESSED if applied else Outcome.DUPLICATE
+            entry.at.FromDatetime(datetime.fromtimestamp(when, UTC))
+        for lines in grouped.values():
+            # Keyed by one of its campaigns: the partitioner puts it in their partition.
+            key = lines.entries[0].campaign_id
+            self._emit(LEDGER_TOPIC, key, lines, f"ledger-lines:{partition}:{offset}:{key}")
 
     def _screen(self, install: str, clicks: list[ev.AdsInput], partition: int, offset: int) -> int:
         """Screening per install: the edge keys clicks by install (device hint), so one device's
@@ -409,7 +426,7 @@ class AttributionStreams:
             # The impression comes on another topic: hold the click for the join grace.
             due = convert.seconds(screened.observed_at) + self.settings.attribution.join_grace_s
             if due > now:
-                state["held"].append([due, "click", item.event_id, _pack(screened)])
+                state["held"].append([due, "click", item.event_id, _pack(screened), click.click_id])
                 return
         self._click(state, screened, item.event_id)
 
@@ -420,6 +437,9 @@ class AttributionStreams:
         if screened.retroactive:
             if at.forget_touch(state, at.CLICK, click.click_id):
                 self._void(click, screened.flagged, screened.detail, cause)
+            elif self._unhold_click(state, click.click_id):
+                # Still waiting for its impression, so never billed: flagged, nothing to reverse.
+                self._flag(click, screened.flagged, screened.detail, cause)
             return
         state["click_times"], burst = tr.buyer_burst(state["click_times"], when, rules)
         if screened.flagged:
@@ -550,6 +570,13 @@ class AttributionStreams:
                     continue
             kept.append(held)
         state["held"] = kept
+
+    @staticmethod
+    def _unhold_click(state: dict[str, Any], click_id: str) -> bool:
+        held = state["held"]
+        kept = [h for h in held if not (h[HELD_KIND] == "click" and h[4] == click_id)]
+        state["held"] = kept
+        return len(kept) != len(held)
 
     def _schedule(self, buyer_id: str, partition: int, state: dict[str, Any]) -> None:
         heapq.heappush(self._held, (min(h[DUE] for h in state["held"]), buyer_id, partition))
@@ -721,6 +748,24 @@ class AttributionStreams:
     async def on_ledger(self, event: Event[Message]) -> Outcome:
         entry = event.message
         assert isinstance(entry, ev.LedgerEntry)
+        return await self._apply_line(entry, event.partition)
+
+    async def on_ledger_lines(self, event: Event[Message]) -> Outcome:
+        lines = event.message
+        assert isinstance(lines, ev.LedgerLines)
+        outcomes, failed = [], []
+        for entry in lines.entries:
+            try:
+                outcomes.append(await self._apply_line(entry, event.partition))
+            except InvalidEventError as exc:
+                failed.append(f"{entry.entry_id}: {exc}")
+        if failed:
+            # The record goes to the DLQ with the reason; the lines applied are skipped by id
+            # when it is re-driven.
+            raise InvalidEventError(f"{len(failed)} ledger line(s) failed: {'; '.join(failed)}")
+        return Outcome.PROCESSED if Outcome.PROCESSED in outcomes else Outcome.DUPLICATE
+
+    async def _apply_line(self, entry: ev.LedgerEntry, partition: int) -> Outcome:
         campaign = await self._campaigns.find(entry.campaign_id)
         if campaign is None:
             raise InvalidEventError(f"unknown campaign {entry.campaign_id!r}")
@@ -759,7 +804,7 @@ class AttributionStreams:
                 lg.apply_conversion(state, entry.kind, when, entry.amount.amount_minor)
             else:
                 raise InvalidEventError(f"unknown ledger kind {entry.kind}")
-            self.ledgers.set(campaign.campaign_id, state, event.partition)
+            self.ledgers.set(campaign.campaign_id, state, partition)
             self._book.put_ledger(campaign.campaign_id, state)
         return Outcome.PROCESSED
 
