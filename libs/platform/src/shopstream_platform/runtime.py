@@ -37,6 +37,7 @@ from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.logging import configure_logging
 from shopstream_platform.metrics import PlatformMetrics, serve_metrics
 from shopstream_platform.settings import ServiceSettings
+from shopstream_platform.tracing import configure_from_settings, flush_tracing
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Runtime:
         self.name = settings.service_name
         self.instance_id = f"{self.name}-{uuid.uuid4().hex[:8]}"
         self.metrics = PlatformMetrics(self.name)
+        # Off unless SHOPSTREAM_TRACING__ENABLED: then every span of this process is exported.
+        configure_from_settings(settings.tracing, self.name)
         self.db = Database(settings.database_url)
         self.outbox = Outbox(source=f"shopstream/{self.name}")
         self.producer = EventProducer(
@@ -258,6 +261,7 @@ class Runtime:
                 task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         await asyncio.to_thread(self.producer.close, 30.0)
+        await asyncio.to_thread(flush_tracing)
         await self.db.dispose()
         log.info("stopped")
 

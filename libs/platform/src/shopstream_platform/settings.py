@@ -14,6 +14,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shopstream_platform.tracing import TracingSettings
+
 SHARED_ENV_PREFIX = "SHOPSTREAM_"
 
 
@@ -138,6 +140,7 @@ class ServiceSettings(BaseSettings):
     consumer: ConsumerSettings = ConsumerSettings()
     grpc: GrpcSettings = GrpcSettings()
     auth: AuthSettings = AuthSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -36,7 +36,12 @@ from shopstream_platform.kafka.cloudevents import CloudEventMeta, Headers, new_e
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.producer import DeliveryError, EventProducer
 from shopstream_platform.metrics import PlatformMetrics
-from shopstream_platform.tracing import outgoing_traceparent
+from shopstream_platform.tracing import (
+    current_tracestate,
+    outgoing_traceparent,
+    record_span,
+    tracing_enabled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,7 @@ class Outbox:
             time=now,
             traceparent=outgoing_traceparent(),
             subject=subject,
+            tracestate=current_tracestate.get(),
         )
         headers = meta.text_headers()
         payload = message.SerializeToString()
@@ -263,6 +269,8 @@ class OutboxRelay:
             return 0
         dead: list[tuple[_Row, str, str]] = []  # row, reason code (metric label), reason text
         sending: list[tuple[_Row, asyncio.Future[KafkaError | None]]] = []
+        traced = tracing_enabled()
+        sent_ns = time.time_ns()
         for row in rows:
             key = row.key.encode()
             headers = [(k, v.encode()) for k, v in json.loads(row.headers)]
@@ -282,6 +290,8 @@ class OutboxRelay:
         refused: list[_Row] = []
         for row, future in sending:
             error = await future
+            if traced:
+                self._trace(row, sent_ns, error)
             if error is None:
                 acked.append(row)
             elif is_permanent_delivery_error(error):
@@ -318,6 +328,27 @@ class OutboxRelay:
             )
         self._failing_since = None
         return len(acked) + len(dead)
+
+    def _trace(self, row: _Row, sent_ns: int, error: KafkaError | None) -> None:
+        """A PRODUCER span from the batch's produce to this row's ack, child of the work that
+        wrote the row (its traceparent, fixed at write time)."""
+        headers = dict(json.loads(row.headers))
+        record_span(
+            f"{row.topic} publish",
+            "producer",
+            headers.get("traceparent"),
+            headers.get("tracestate"),
+            sent_ns,
+            {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": row.topic,
+                "messaging.message.id": row.ce_id,
+                "cloudevents.event_type": row.ce_type,
+                "shopstream.outbox.id": row.id,
+            },
+            None if error is None else error.str(),
+        )
 
     def _send(
         self, topic: str, key: bytes, value: bytes, headers: Headers

@@ -19,7 +19,14 @@ from shopstream_platform.grpc import auth
 from shopstream_platform.grpc.errors import rpc_status_for
 from shopstream_platform.grpc.requests import check_request, tolerant_deserializer
 from shopstream_platform.metrics import PlatformMetrics
-from shopstream_platform.tracing import child_traceparent, current_traceparent
+from shopstream_platform.tracing import (
+    SpanScope,
+    child_traceparent,
+    current_traceparent,
+    current_tracestate,
+    start_span,
+    tracing_enabled,
+)
 
 log = logging.getLogger("shopstream.access")
 
@@ -59,44 +66,77 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
         method = full_method.rsplit("/", 1)[-1]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
+                self._wrap_unary(handler.unary_unary, method, full_method),
                 # An undecodable body reaches the wrapper (INVALID_ARGUMENT), not grpc (UNKNOWN).
                 request_deserializer=tolerant_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]
+                self._wrap_stream(handler.unary_stream, method, full_method),  # type: ignore[arg-type]
                 request_deserializer=tolerant_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         # Client-streaming RPCs are not used by shopstream; pass them through unchanged.
         return handler
 
-    def _enter(self, method: str, context: Context) -> list[Any]:
+    def _open(self, full_method: str, context: Context) -> tuple[dict[str, str], SpanScope | None]:
+        """The call's text metadata, and its SERVER span when tracing is on (which then is the
+        current trace context; off, the context is a child of the caller's)."""
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        if not tracing_enabled():
+            return metadata, None
+        service, _, method = full_method.lstrip("/").rpartition("/")
+        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        scope = start_span(
+            full_method.lstrip("/"),
+            "server",
+            metadata.get("traceparent"),
+            metadata.get("tracestate"),
+            attributes,
+        )
+        return metadata, scope
+
+    def _enter(self, method: str, metadata: dict[str, str], scope: SpanScope | None) -> list[Any]:
         principal = auth.authorize(self._codec, self._policy, method, metadata.get("authorization"))
+        if scope is not None:
+            if principal is not None:
+                scope.span.set_attribute("enduser.role", principal.role)
+            traceparent = current_traceparent.get()
+            tracestate = current_tracestate.get()
+        else:
+            traceparent = child_traceparent(metadata.get("traceparent"))
+            tracestate = metadata.get("tracestate")
         return [
             auth._current.set(principal),
-            current_traceparent.set(child_traceparent(metadata.get("traceparent"))),
+            current_traceparent.set(traceparent),
+            current_tracestate.set(tracestate),
             principal,
         ]
 
     def _exit(self, tokens: list[Any]) -> None:
         auth._current.reset(tokens[0])
         current_traceparent.reset(tokens[1])
+        current_tracestate.reset(tokens[2])
+
+    @staticmethod
+    def _close(scope: SpanScope | None, code: grpc.StatusCode) -> None:
+        if scope is not None:
+            scope.span.set_attribute("rpc.grpc.status_code", code.value[0])
+            scope.end(None if code == grpc.StatusCode.OK else code.name)
 
     def _wrap_unary(
-        self, behavior: Callable[..., Awaitable[Any]], method: str
+        self, behavior: Callable[..., Awaitable[Any]], method: str, full_method: str
     ) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: Context) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             tokens: list[Any] | None = None
             principal = None
+            metadata, scope = self._open(full_method, context)
             try:
-                tokens = self._enter(method, context)
-                principal = tokens[2]
+                tokens = self._enter(method, metadata, scope)
+                principal = tokens[3]
                 check_request(request)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
@@ -109,21 +149,23 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if tokens is not None:
                     self._exit(tokens)
+                self._close(scope, code)
                 self._record(method, code, started, principal)
 
         return wrapped
 
     def _wrap_stream(
-        self, behavior: Callable[..., AsyncIterator[Any]], method: str
+        self, behavior: Callable[..., AsyncIterator[Any]], method: str, full_method: str
     ) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             tokens: list[Any] | None = None
             principal = None
+            metadata, scope = self._open(full_method, context)
             try:
-                tokens = self._enter(method, context)
-                principal = tokens[2]
+                tokens = self._enter(method, metadata, scope)
+                principal = tokens[3]
                 check_request(request)
                 async for item in behavior(request, context):
                     yield item
@@ -137,6 +179,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if tokens is not None:
                     self._exit(tokens)
+                self._close(scope, code)
                 self._record(method, code, started, principal)
 
         return wrapped

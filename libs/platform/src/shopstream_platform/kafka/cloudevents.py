@@ -22,6 +22,8 @@ class CloudEventMeta:
     time: datetime
     traceparent: str | None = None
     subject: str | None = None
+    # W3C tracestate (vendor trace data), passed on as received.
+    tracestate: str | None = None
 
     def text_headers(self) -> list[tuple[str, str]]:
         headers = [
@@ -36,6 +38,8 @@ class CloudEventMeta:
             headers.append(("ce_subject", self.subject))
         if self.traceparent:
             headers.append(("traceparent", self.traceparent))
+        if self.tracestate:
+            headers.append(("tracestate", self.tracestate))
         return headers
 
     def to_headers(self) -> Headers:
@@ -103,4 +107,5 @@ def parse_meta(headers: dict[str, str]) -> CloudEventMeta:
         time=time,
         traceparent=headers.get("traceparent"),
         subject=headers.get("ce_subject"),
+        tracestate=headers.get("tracestate"),
     )

@@ -35,7 +35,12 @@ from shopstream_platform.kafka.events import (
 from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import ConsumerSettings
-from shopstream_platform.tracing import current_traceparent
+from shopstream_platform.tracing import (
+    current_traceparent,
+    current_tracestate,
+    span,
+    tracing_enabled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +144,43 @@ class Dispatcher:
             message=message,
             headers=headers,
         )
-        token = current_traceparent.set(meta.traceparent)
+        if tracing_enabled():
+            return await self._traced(handler, event, record)
+        tokens = (
+            current_traceparent.set(meta.traceparent),
+            current_tracestate.set(meta.tracestate),
+        )
         try:
             return await self._call_with_retries(handler, event, record)
         finally:
-            current_traceparent.reset(token)
+            current_traceparent.reset(tokens[0])
+            current_tracestate.reset(tokens[1])
+
+    async def _traced(
+        self, handler: Handler, event: Event[ProtoMessage], record: RawRecord
+    ) -> Outcome:
+        """The handling as a CONSUMER span, child of the record's traceparent."""
+        attributes: dict[str, str | int | float | bool] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": event.topic,
+            "messaging.destination.partition.id": str(event.partition),
+            "messaging.kafka.offset": event.offset,
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.message.id": event.meta.id,
+            "cloudevents.event_type": event.meta.type,
+        }
+        with span(
+            f"{event.topic} process",
+            "consumer",
+            event.meta.traceparent,
+            event.meta.tracestate,
+            attributes,
+        ) as scope:
+            outcome = await self._call_with_retries(handler, event, record)
+            if scope is not None:
+                scope.span.set_attribute("shopstream.outcome", outcome.value)
+            return outcome
 
     async def _call_with_retries(
         self, handler: Handler, event: Event[ProtoMessage], record: RawRecord

@@ -21,7 +21,7 @@ from shopstream_platform.kafka.cloudevents import (
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.metrics import PlatformMetrics
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.tracing import outgoing_traceparent
+from shopstream_platform.tracing import current_tracestate, outgoing_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class EventProducer:
             time=time or datetime.now(UTC),
             traceparent=outgoing_traceparent(),
             subject=subject,
+            tracestate=current_tracestate.get(),
         )
 
     def publish(
