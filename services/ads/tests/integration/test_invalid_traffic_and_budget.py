@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -120,3 +121,36 @@ async def _report_with_clicks(
 ) -> pb.GetCampaignReportResponse | None:
     report = await ads.report(campaign)
     return report if report.total.clicks == clicks else None
+
+
+async def test_a_click_ahead_of_its_impression_is_held_for_the_join_grace(ads: AdsWorld) -> None:
+    """The edge's topics race: a click can reach attribution before the impression it came
+    through. It is held (in the buyer's state, on a timer) until the impression arrives, then
+    billed; one whose impression never comes is flagged when the grace ends."""
+    campaign = await ads.campaign("seller-race", bid=50)
+    at = NOW - timedelta(hours=1)
+    late_impression = ads.next_id("imp")
+    early = await ads.click("racer", campaign, at, impression_id=late_impression)
+    orphan = await ads.click("racer-2", campaign, at, impression_id="imp-never-arrives")
+    await asyncio.sleep(1.0)  # well inside the 2 s grace, after the click reached its buyer
+    message = ads_pb2.Impression(
+        impression_id=late_impression,
+        campaign_id=campaign.campaign_id,
+        buyer_id=ads.who("racer"),
+        placement="feed",
+        install_id=f"install-{ads.who('racer')}",
+    )
+    message.at.FromDatetime(at - timedelta(seconds=30))
+    await ads.send("ads.impressions.v1", message.buyer_id, message, at)
+
+    (flag,) = await ads.flagged({early, orphan}, expect=1)
+    assert (flag.click_id, flag.reason) == (orphan, ev.INVALID_TRAFFIC_REASON_NO_IMPRESSION)
+
+    async def settled() -> pb.GetCampaignReportResponse | None:
+        report = await ads.audit(campaign)
+        t = report.total
+        return report if (t.clicks, t.invalid_clicks) == (1, 1) else None
+
+    report = await eventually(settled)
+    assert report.total.spend.amount_minor == 50  # the held click, billed once it joined
+    assert ads.service.metric("shopstream_ads_clicks_total", {"placement": "feed"}) == 1
