@@ -7,9 +7,12 @@ Names follow Prometheus conventions (`*_total` counters, `*_seconds` histograms)
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import logging
 import os
 import platform
 from dataclasses import dataclass, field
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -24,6 +27,7 @@ from prometheus_client import (
 )
 
 NAMESPACE = "shopstream"
+log = logging.getLogger(__name__)
 # The commit a build came from: set by the image build or `shopstream up`; "unknown" otherwise.
 REVISION_ENV = "SHOPSTREAM_BUILD_REVISION"
 
@@ -161,6 +165,28 @@ class PlatformMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        # From librdkafka's own statistics (every STATS_INTERVAL_MS): what Python cannot see.
+        self.producer_queue_messages = Gauge(
+            "kafka_producer_queue_messages",
+            "Records waiting in the producer's queue (librdkafka msg_cnt): not yet acknowledged",
+            ["service"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.producer_queue_bytes = Gauge(
+            "kafka_producer_queue_bytes",
+            "Bytes of the records waiting in the producer's queue (librdkafka msg_size)",
+            ["service"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.broker_rtt = Gauge(
+            "kafka_broker_rtt_seconds",
+            "Average request round trip to each broker over the last statistics window",
+            ["service", "broker"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
         self.ready = Gauge(
             "ready",
             "1 while the service reports SERVING on its health endpoint",
@@ -168,6 +194,27 @@ class PlatformMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+
+
+def observe_kafka_statistics(metrics: PlatformMetrics, stats_json: str) -> None:
+    """Set the librdkafka-statistics gauges from one `stats_cb` report (never raises: it runs in
+    the producer's poll thread, which an exception would end)."""
+    try:
+        stats = json.loads(stats_json)
+        _observe(metrics, stats)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("unreadable librdkafka statistics: %s", exc)
+
+
+def _observe(metrics: PlatformMetrics, stats: dict[str, Any]) -> None:
+    service = metrics.service
+    metrics.producer_queue_messages.labels(service).set(stats.get("msg_cnt", 0))
+    metrics.producer_queue_bytes.labels(service).set(stats.get("msg_size", 0))
+    for broker in stats.get("brokers", {}).values():
+        if broker.get("nodeid", -1) < 0:
+            continue  # the bootstrap entry, not a broker of the cluster
+        rtt_us = broker.get("rtt", {}).get("avg", 0)
+        metrics.broker_rtt.labels(service, str(broker["nodeid"])).set(rtt_us / 1_000_000)
 
 
 def service_version(service: str) -> str:

@@ -42,3 +42,30 @@ async def test_plain_consumer_sees_protobuf_and_cloudevents_headers(
     assert headers["traceparent"].split("-")[1] == parent.split("-")[1]
     decoded = heartbeat_pb2.Heartbeat.FromString(record.value() or b"")
     assert decoded.service == "catalog" and decoded.sequence == 3
+
+
+async def test_librdkafka_statistics_reach_the_metrics(
+    kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from shopstream_platform.kafka import producer as producer_module
+    from shopstream_platform.metrics import PlatformMetrics
+
+    monkeypatch.setattr(producer_module, "STATS_INTERVAL_MS", 100)
+    metrics = PlatformMetrics("stats-test")
+    producer = EventProducer(kafka_settings, "shopstream/test", metrics)
+    try:
+        for _ in range(100):
+            rtt = metrics.registry.get_sample_value(
+                "shopstream_kafka_broker_rtt_seconds", {"service": "stats-test", "broker": "1"}
+            )
+            queue = metrics.registry.get_sample_value(
+                "shopstream_kafka_producer_queue_messages", {"service": "stats-test"}
+            )
+            if rtt is not None and queue is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert queue == 0 and rtt is not None and rtt >= 0
+    finally:
+        producer.close()

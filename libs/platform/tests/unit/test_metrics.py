@@ -47,3 +47,24 @@ def test_build_info_names_service_version_revision_and_python(
     [(labels, _)] = _samples(PlatformMetrics("no-such-service"))["shopstream_build_info"]
     assert labels["revision"] == "unknown" and labels["version"] == service_version("platform")
     assert os.environ.get(REVISION_ENV) is None
+
+
+STATS = """{"name": "p#producer-1", "type": "producer", "msg_cnt": 42, "msg_size": 10752,
+ "brokers": {
+   "127.0.0.1:9092/bootstrap": {"nodeid": -1, "rtt": {"avg": 0}},
+   "127.0.0.1:9092/1": {"nodeid": 1, "rtt": {"avg": 2500, "p99": 9000}}
+ }}"""
+
+
+def test_librdkafka_statistics_set_queue_and_round_trip_gauges() -> None:
+    from shopstream_platform.metrics import observe_kafka_statistics
+
+    metrics = PlatformMetrics("ads")
+    observe_kafka_statistics(metrics, STATS)
+    samples = _samples(metrics)
+    assert samples["shopstream_kafka_producer_queue_messages"] == [({"service": "ads"}, 42)]
+    assert samples["shopstream_kafka_producer_queue_bytes"] == [({"service": "ads"}, 10752)]
+    assert samples["shopstream_kafka_broker_rtt_seconds"] == [
+        ({"service": "ads", "broker": "1"}, 0.0025)
+    ]
+    observe_kafka_statistics(metrics, "not json")  # logged, never raised into the poll thread

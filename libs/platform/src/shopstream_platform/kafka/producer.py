@@ -19,13 +19,17 @@ from shopstream_platform.kafka.cloudevents import (
     new_event_id,
 )
 from shopstream_platform.kafka.codec import type_name
-from shopstream_platform.metrics import PlatformMetrics
+from shopstream_platform.metrics import PlatformMetrics, observe_kafka_statistics
 from shopstream_platform.settings import KafkaSettings
 from shopstream_platform.tracing import current_tracestate, outgoing_traceparent
 
 log = logging.getLogger(__name__)
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+# How often librdkafka reports its statistics (queue depth, broker round trips) to the metrics.
+STATS_INTERVAL_MS = 15_000
 
 
 class DeliveryError(RuntimeError):
@@ -68,7 +72,12 @@ class EventProducer:
         self._metrics = metrics
         # Metric children per (topic, acked): labels() costs more than the increment itself.
         self._counters: dict[tuple[str, bool], Any] = {}
-        self._producer = Producer(producer_config(settings, client_id or source))
+        config = producer_config(settings, client_id or source)
+        if metrics is not None:
+            # librdkafka's statistics feed the queue and round-trip gauges; served by poll().
+            config["statistics.interval.ms"] = STATS_INTERVAL_MS
+            config["stats_cb"] = lambda stats: observe_kafka_statistics(metrics, stats)
+        self._producer = Producer(config)
         self._closing = threading.Event()
         self._poller = threading.Thread(
             target=self._poll_loop, name="kafka-producer-poll", daemon=True
