@@ -8,9 +8,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from shopstream.commerce.v1 import commerce_service_pb2, commissions_pb2, live_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
+from shopstream_commerce.domain.after_sales import AfterSaleType
 from shopstream_commerce.domain.leaks import LeakReport
 from shopstream_commerce.domain.money import gpm
 from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
+from shopstream_platform.errors import InvalidArgumentError
 
 
 def timestamp(t: datetime) -> Timestamp:
@@ -62,14 +64,29 @@ def refund_pb(r: RefundRecord) -> commerce_service_pb2.Refund:
     return commerce_service_pb2.Refund(
         refund_id=r.refund_id,
         order_id=r.order_id,
-        state=r.state,  # type: ignore[arg-type]
+        state=int(r.state),  # type: ignore[arg-type]  # RequestState mirrors RefundState
         lines=[
             commerce_service_pb2.RefundLineRequest(line_id=k, quantity=v)
             for k, v in sorted(r.lines.items())
         ],
         amount=money(r.amount_minor, r.currency),
         reason=r.reason,
+        type=int(r.kind),  # type: ignore[arg-type]  # AfterSaleType mirrors the proto enum
+        reject_reason=r.reject_reason,  # type: ignore[arg-type]  # a RejectReason number
+        reject_note=r.reject_note,
+        return_tracking_number=r.return_tracking,
+        escalation_note=r.escalation_note,
     )
+
+
+def after_sale_type(value: int) -> AfterSaleType:
+    """A request's type (UNSPECIFIED is a refund); INVALID_ARGUMENT for an unknown number."""
+    if value == commerce_service_pb2.AFTER_SALE_TYPE_UNSPECIFIED:
+        return AfterSaleType.REFUND
+    try:
+        return AfterSaleType(value)
+    except ValueError:
+        raise InvalidArgumentError("type", f"unknown after-sale type {value}") from None
 
 
 def live_stats_pb(s: LiveRecord) -> live_pb2.LiveStats:

@@ -26,6 +26,11 @@ class CommerceMetrics:
             ["currency"],
         )
         self.refunds = counter("commerce_refunds_total", "Refunds approved", [])
+        self.after_sales = counter(
+            "commerce_after_sales_total",
+            "After-sales requests entering a state, by type (REFUND, RETURN_AND_REFUND, CANCEL)",
+            ["type", "state"],
+        )
         self.payments = counter(
             "commerce_payments_total", "Payment attempts, by outcome", ["status"]
         )

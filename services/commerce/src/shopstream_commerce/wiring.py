@@ -22,6 +22,7 @@ from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.payments.provider import SandboxProvider
 from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store.tables import live_sessions, orders
+from shopstream_commerce.usecases.after_sales import AfterSales
 from shopstream_commerce.usecases.commissions import COMMISSIONS_TOPIC, Commissions
 from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.leaks import LeakCheck
@@ -60,6 +61,7 @@ def _periodic(
 @dataclass
 class Commerce:
     orders: Orders
+    after_sales: AfterSales
     live: Live
     commissions: Commissions
     leak_check: LeakCheck
@@ -74,9 +76,10 @@ def wire(runtime: Runtime) -> Commerce:
     commissions = Commissions(runtime.db, runtime.outbox, settings, metrics)
     live = Live(runtime.db, runtime.outbox, metrics)
     leak_check = LeakCheck(deps)
+    transitions = OrderTransitions(deps)
     order_cases = Orders(
         deps,
-        OrderTransitions(deps),
+        transitions,
         SandboxProvider(
             settings.payment_timeout_s * 2,
             slow_s=settings.sandbox_slow_s,
@@ -88,6 +91,7 @@ def wire(runtime: Runtime) -> Commerce:
         live,
         leak_check,
     )
+    after_sales = AfterSales(deps, transitions, order_cases.payments, commissions)
     runtime.declare_topics(
         [
             ORDERS_TOPIC,
@@ -101,7 +105,7 @@ def wire(runtime: Runtime) -> Commerce:
     runtime.add_grpc_service(
         commerce_service_pb2.DESCRIPTOR.services_by_name["CommerceService"].full_name,
         commerce_service_pb2_grpc.add_CommerceServiceServicer_to_server,
-        CommerceServicer(order_cases, live, commissions, leak_check),
+        CommerceServicer(order_cases, after_sales, live, commissions, leak_check),
     )
     transient = (OperationalError,)
     runtime.add_consumer(
@@ -133,7 +137,8 @@ def wire(runtime: Runtime) -> Commerce:
 
     async def sweeps() -> None:
         await order_cases.expire_due()
-        await commissions.settle_due()
+        # Delivered orders whose after-sales window closed: COMPLETED, commissions settle.
+        await after_sales.complete_due()
         # Open payment intents (time-out, crash) and refunds the provider has not confirmed.
         await order_cases.payments.sweep()
 
@@ -160,4 +165,4 @@ def wire(runtime: Runtime) -> Commerce:
         "day-end-check",
         _periodic("day-end check", settings.leak_check_interval_s, leak_check.refresh),
     )
-    return Commerce(order_cases, live, commissions, leak_check, metrics)
+    return Commerce(order_cases, after_sales, live, commissions, leak_check, metrics)

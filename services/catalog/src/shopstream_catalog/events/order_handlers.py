@@ -3,7 +3,8 @@
 OrderPlaced reserves every line or none; OrderCancelled and OrderExpired release; OrderShipped
 commits; an OrderRefunded before the order shipped releases what will never ship: everything
 when it leaves the order REFUNDED, the refunded units when PARTIALLY_REFUNDED (StockReleased with
-partial set; the rest is committed on shipment). Each handler runs inside the inbox transaction (dedup by ce_id), and is also idempotent
+partial set; the rest is committed on shipment); an OrderRefunded whose order is CANCELLED (a
+cancellation after payment) releases everything. Each handler runs inside the inbox transaction (dedup by ce_id), and is also idempotent
 by order id: the order's reservation state decides whether an event still has work to do, so a
 replay with new event ids changes nothing either.
 """
@@ -236,9 +237,12 @@ class OrderEventHandlers:
                 )
             await repo.add_refunded(session, order.order_id, line.line_id, line.quantity)
         if await repo.reservation_state(session, order.order_id) == RESERVED:
-            # Refunded while still reserved (a shipped order's stock is COMMITTED): in full, the
-            # order will never ship; in part, the refunded units will not.
-            if order.state == order_pb2.ORDER_STATE_REFUNDED:
+            # Refunded while still reserved (a shipped order's stock is COMMITTED): in full, or
+            # cancelled after payment (the seller approved), the order will never ship; in part,
+            # the refunded units will not.
+            if order.state == order_pb2.ORDER_STATE_CANCELLED:
+                await self._release(session, order.order_id, "cancelled")
+            elif order.state == order_pb2.ORDER_STATE_REFUNDED:
                 await self._release(session, order.order_id, "refunded")
             else:
                 await self._release_refunded_units(session, order)

@@ -11,6 +11,7 @@ from shopstream_commerce import convert
 from shopstream_commerce.domain import limits
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.records import Attribution, OrderRecord
+from shopstream_commerce.usecases.after_sales import AfterSales
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
@@ -28,9 +29,15 @@ def _order_view(principal: Principal, order: OrderRecord) -> order_pb2.Order:
 
 class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     def __init__(
-        self, orders: Orders, live: Live, commissions: Commissions, leak_check: LeakCheck
+        self,
+        orders: Orders,
+        after_sales: AfterSales,
+        live: Live,
+        commissions: Commissions,
+        leak_check: LeakCheck,
     ) -> None:
         self._orders = orders
+        self._after_sales = after_sales
         self._live = live
         self._commissions = commissions
         self._leak_check = leak_check
@@ -119,8 +126,12 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
             if line.line_id in wanted:
                 raise InvalidArgumentError("lines", f"line {line.line_id!r} is listed twice")
             wanted[line.line_id] = line.quantity
-        refund = await self._orders.request_refund(
-            current_principal(), request.order_id, wanted, request.reason
+        refund = await self._after_sales.request(
+            current_principal(),
+            request.order_id,
+            wanted,
+            request.reason,
+            convert.after_sale_type(request.type),
         )
         return pb.RequestRefundResponse(refund=convert.refund_pb(refund))
 
@@ -128,10 +139,46 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         self, request: pb.ApproveRefundRequest, context: Context
     ) -> pb.ApproveRefundResponse:
         principal = current_principal()
-        refund, order = await self._orders.approve_refund(principal, request.refund_id)
+        refund, order = await self._after_sales.approve(principal, request.refund_id)
         return pb.ApproveRefundResponse(
             refund=convert.refund_pb(refund), order=_order_view(principal, order)
         )
+
+    async def RejectRefund(
+        self, request: pb.RejectRefundRequest, context: Context
+    ) -> pb.RejectRefundResponse:
+        principal = current_principal()
+        refund, order = await self._after_sales.reject(
+            principal, request.refund_id, request.reason, request.note
+        )
+        return pb.RejectRefundResponse(
+            refund=convert.refund_pb(refund), order=_order_view(principal, order)
+        )
+
+    async def ShipReturn(
+        self, request: pb.ShipReturnRequest, context: Context
+    ) -> pb.ShipReturnResponse:
+        refund, _ = await self._after_sales.ship_return(
+            current_principal(), request.refund_id, request.tracking_number
+        )
+        return pb.ShipReturnResponse(refund=convert.refund_pb(refund))
+
+    async def ReceiveReturn(
+        self, request: pb.ReceiveReturnRequest, context: Context
+    ) -> pb.ReceiveReturnResponse:
+        principal = current_principal()
+        refund, order = await self._after_sales.receive_return(principal, request.refund_id)
+        return pb.ReceiveReturnResponse(
+            refund=convert.refund_pb(refund), order=_order_view(principal, order)
+        )
+
+    async def EscalateRefund(
+        self, request: pb.EscalateRefundRequest, context: Context
+    ) -> pb.EscalateRefundResponse:
+        refund, _ = await self._after_sales.escalate(
+            current_principal(), request.refund_id, request.note
+        )
+        return pb.EscalateRefundResponse(refund=convert.refund_pb(refund))
 
     async def StartLiveSession(
         self, request: pb.StartLiveSessionRequest, context: Context

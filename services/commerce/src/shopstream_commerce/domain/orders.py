@@ -20,6 +20,7 @@ class OrderState(enum.IntEnum):
     EXPIRED = 8
     REFUNDED = 9
     PARTIALLY_REFUNDED = 10
+    COMPLETED = 11
 
 
 S = OrderState
@@ -38,6 +39,11 @@ TRANSITIONS: dict[str, tuple[frozenset[OrderState], OrderState | None]] = {
         None,
     ),
     "refund": (frozenset({S.PAID, S.SHIPPED, S.DELIVERED, S.PARTIALLY_REFUNDED}), None),
+    # A paid order cancelled before it shipped (the seller approved the buyer's request; the
+    # use case checks it has not shipped: PARTIALLY_REFUNDED is also reached after delivery).
+    "cancel_paid": (frozenset({S.PAID, S.PARTIALLY_REFUNDED}), S.CANCELLED),
+    # The after-sales window closed after delivery with no request open.
+    "complete": (frozenset({S.DELIVERED, S.PARTIALLY_REFUNDED}), S.COMPLETED),
 }
 
 

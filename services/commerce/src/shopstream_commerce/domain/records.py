@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shopstream_commerce.domain.after_sales import AfterSaleType, RequestState
 from shopstream_commerce.domain.orders import OrderState
 
 
@@ -71,13 +72,20 @@ class SkuInfo:
 
 @dataclass(frozen=True)
 class RefundRecord:
+    """An after-sales request (refund, return and refund, cancel); domain/after_sales.py."""
+
     refund_id: str
     order_id: str
-    state: int
+    state: RequestState
     lines: dict[str, int]
     amount_minor: int
     currency: str
     reason: str
+    kind: AfterSaleType = AfterSaleType.REFUND
+    reject_reason: int = 0  # shopstream.commerce.v1.RejectReason
+    reject_note: str = ""
+    return_tracking: str = ""
+    escalation_note: str = ""
 
 
 @dataclass(frozen=True)

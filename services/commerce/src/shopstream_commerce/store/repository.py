@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shopstream_commerce.domain.after_sales import OPEN, AfterSaleType, RequestState
 from shopstream_commerce.domain.commission_rates import RateChange
 from shopstream_commerce.domain.leaks import ENDED, HeldStock, Reservation
 from shopstream_commerce.domain.orders import OrderState
@@ -379,11 +380,17 @@ async def insert_refund(
         refunds.insert().values(
             refund_id=refund.refund_id,
             order_id=refund.order_id,
-            state=refund.state,
+            state=int(refund.state),
             amount_minor=refund.amount_minor,
             currency=refund.currency,
             reason=refund.reason,
             requested_at=at,
+            kind=int(refund.kind),
+            reject_reason=0,
+            reject_note="",
+            return_tracking="",
+            escalation_note="",
+            updated_at=at,
         )
     )
     for line_id, quantity in refund.lines.items():
@@ -407,11 +414,16 @@ async def load_refund(session: AsyncSession, refund_id: str) -> RefundRecord | N
     return RefundRecord(
         refund_id=row.refund_id,
         order_id=row.order_id,
-        state=row.state,
+        state=RequestState(row.state),
         lines={r.line_id: r.quantity for r in lines},
         amount_minor=row.amount_minor,
         currency=row.currency,
         reason=row.reason,
+        kind=AfterSaleType(row.kind),
+        reject_reason=row.reject_reason,
+        reject_note=row.reject_note,
+        return_tracking=row.return_tracking,
+        escalation_note=row.escalation_note,
     )
 
 
@@ -422,32 +434,48 @@ async def refund_line_amounts(session: AsyncSession, refund_id: str) -> dict[str
     return {r.line_id: r.amount_minor for r in rows}
 
 
-async def approve_refund(
-    session: AsyncSession, refund_id: str, at: datetime, approved_state: int, requested_state: int
+async def move_refund(
+    session: AsyncSession, refund: RefundRecord, to: RequestState, at: datetime, **values: Any
 ) -> bool:
+    """Move the request from its loaded state to `to` (with `values`); False when someone moved
+    it first."""
+    if to == RequestState.APPROVED:
+        values["approved_at"] = at
     result = await session.execute(
         update(refunds)
-        .where(refunds.c.refund_id == refund_id, refunds.c.state == requested_state)
-        .values(state=approved_state, approved_at=at)
+        .where(refunds.c.refund_id == refund.refund_id, refunds.c.state == int(refund.state))
+        .values(state=int(to), updated_at=at, **values)
     )
     return rowcount(result) == 1
 
 
-async def requested_quantities(
-    session: AsyncSession, order_id: str, requested_state: int
-) -> dict[str, int]:
-    """Units per line in refunds requested but not yet approved (they may not be asked twice)."""
+async def claimed_quantities(session: AsyncSession, order_id: str) -> dict[str, int]:
+    """Units per line in open requests (they may not be asked for twice)."""
     rows = (
         await session.execute(
             select(refund_lines.c.line_id, func.sum(refund_lines.c.quantity))
             .select_from(
                 refund_lines.join(refunds, refunds.c.refund_id == refund_lines.c.refund_id)
             )
-            .where(refunds.c.order_id == order_id, refunds.c.state == requested_state)
+            .where(refunds.c.order_id == order_id, refunds.c.state.in_([int(s) for s in OPEN]))
             .group_by(refund_lines.c.line_id)
         )
     ).all()
     return {line_id: int(q) for line_id, q in rows}
+
+
+async def open_requests(
+    session: AsyncSession, order_id: str
+) -> list[tuple[str, AfterSaleType, RequestState]]:
+    """(request id, type, state) of the order's open after-sales requests."""
+    rows = (
+        await session.execute(
+            select(refunds.c.refund_id, refunds.c.kind, refunds.c.state).where(
+                refunds.c.order_id == order_id, refunds.c.state.in_([int(s) for s in OPEN])
+            )
+        )
+    ).all()
+    return [(r.refund_id, AfterSaleType(r.kind), RequestState(r.state)) for r in rows]
 
 
 # --- live sessions --------------------------------------------------------------------------

@@ -125,6 +125,14 @@ refunds = Table(
     Column("reason", String(500), nullable=False),
     Column("requested_at", UtcDateTime(), nullable=False),
     Column("approved_at", UtcDateTime(), nullable=True),
+    # Added by migration 5 (after-sales): domain.after_sales.AfterSaleType, the rejection's
+    # RejectReason and words, the return's tracking number, the escalation's words.
+    Column("kind", Integer, nullable=False, server_default="1"),
+    Column("reject_reason", Integer, nullable=False, server_default="0"),
+    Column("reject_note", String(500), nullable=False, server_default=""),
+    Column("return_tracking", String(128), nullable=False, server_default=""),
+    Column("escalation_note", String(500), nullable=False, server_default=""),
+    Column("updated_at", UtcDateTime(), nullable=True),
 )
 
 refund_lines = Table(
@@ -260,6 +268,21 @@ def _add_reservation_columns(conn: Connection) -> None:
         conn.execute(text("CREATE INDEX ix_orders_reservation ON orders (reservation, state)"))
 
 
+def _add_after_sales_columns(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("refunds")}
+    added = {
+        "kind": "INTEGER NOT NULL DEFAULT 1",
+        "reject_reason": "INTEGER NOT NULL DEFAULT 0",
+        "reject_note": "VARCHAR(500) NOT NULL DEFAULT ''",
+        "return_tracking": "VARCHAR(128) NOT NULL DEFAULT ''",
+        "escalation_note": "VARCHAR(500) NOT NULL DEFAULT ''",
+        "updated_at": _timestamp(conn),
+    }
+    for name, kind in added.items():
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE refunds ADD COLUMN {name} {kind}"))
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -274,4 +297,5 @@ MIGRATIONS = [
         lambda conn: metadata.create_all(conn, tables=[payment_intents, provider_refunds]),
     ),
     Migration(4, "catalog's hold on each order's stock", _add_reservation_columns),
+    Migration(5, "after-sales requests: types, rejections, returns", _add_after_sales_columns),
 ]

@@ -1,7 +1,8 @@
 """Affiliate commissions: rates set by sellers, and the creators' append-only ledger.
 
 Accrued (pending) when an attributed order is paid, reversed when its lines are refunded,
-settled (pending → available) once the return window after delivery has passed. A creator's
+settled (pending → available) when the order completes (its after-sales window closed after
+delivery: usecases/after_sales.py). A creator's
 balance is by construction the sum of their ledger entries; every entry has a cause key so a
 replayed cause never books twice.
 """
@@ -175,46 +176,26 @@ class Commissions:
             if e.kind == cpb.LEDGER_ENTRY_KIND_SETTLEMENT_IN
         }
 
-    async def settle_due(self) -> int:
-        """Move pending commission of orders past their return window to available."""
-        before = _now() - timedelta(seconds=self.settings.return_window_s)
-        async with self.db.read() as session:
-            due = await repo.settle_candidates(session, before)
-        for order_id in due:
-            async with self.db.transaction() as session:
-                if not await repo.mark_settled(session, order_id):
-                    continue
-                order = (await repo.load_orders(session, [order_id]))[order_id]
-                pending: dict[str, int] = defaultdict(int)
-                for entry in await repo.ledger_for_order(session, order_id):
-                    if entry.account == PENDING:
-                        pending[entry.creator_id] += entry.amount_minor
-                for creator, amount in sorted(pending.items()):
-                    if amount == 0:
-                        continue
-                    out = self._entry(
-                        order,
-                        "",
-                        creator,
-                        cpb.LEDGER_ENTRY_KIND_SETTLEMENT_OUT,
-                        PENDING,
-                        -amount,
-                        0,
-                        "",
-                    )
-                    into = self._entry(
-                        order,
-                        "",
-                        creator,
-                        cpb.LEDGER_ENTRY_KIND_SETTLEMENT_IN,
-                        AVAILABLE,
-                        amount,
-                        0,
-                        "",
-                    )
-                    await self._book(session, out, f"settle-out:{order_id}:{creator}")
-                    await self._book(session, into, f"settle-in:{order_id}:{creator}")
-        return len(due)
+    async def settle(self, session: AsyncSession, order: OrderRecord) -> None:
+        """At the order's completion (after-sales window closed): its pending commission moves
+        to available, once per order, in the caller's transaction."""
+        if not await repo.mark_settled(session, order.order_id):
+            return
+        pending: dict[str, int] = defaultdict(int)
+        for entry in await repo.ledger_for_order(session, order.order_id):
+            if entry.account == PENDING:
+                pending[entry.creator_id] += entry.amount_minor
+        for creator, amount in sorted(pending.items()):
+            if amount == 0:
+                continue
+            out = self._entry(
+                order, "", creator, cpb.LEDGER_ENTRY_KIND_SETTLEMENT_OUT, PENDING, -amount, 0, ""
+            )
+            into = self._entry(
+                order, "", creator, cpb.LEDGER_ENTRY_KIND_SETTLEMENT_IN, AVAILABLE, amount, 0, ""
+            )
+            await self._book(session, out, f"settle-out:{order.order_id}:{creator}")
+            await self._book(session, into, f"settle-in:{order.order_id}:{creator}")
 
     async def earnings(
         self, principal: Principal, creator_id: str, size: int, token: str

@@ -7,7 +7,7 @@ optimistic version check, the event goes to the outbox in the same transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from google.protobuf.message import Message
@@ -15,17 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.catalog.v1 import events_pb2 as catalog_events
-from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2 as ev
 from shopstream_commerce import convert
 from shopstream_commerce.access import ensure_can_see
 from shopstream_commerce.domain import limits
 from shopstream_commerce.domain import orders as saga
+from shopstream_commerce.domain.after_sales import AfterSaleType, RequestState
 from shopstream_commerce.domain.commission_rates import rate_for
 from shopstream_commerce.domain.limits import bounded
-from shopstream_commerce.domain.money import prorated
 from shopstream_commerce.domain.orders import OrderState
-from shopstream_commerce.domain.records import Attribution, Line, OrderRecord, RefundRecord
+from shopstream_commerce.domain.records import Attribution, Line, OrderRecord
 from shopstream_commerce.payments.provider import PaymentProvider
 from shopstream_commerce.store import repository as repo
 from shopstream_commerce.usecases.commissions import Commissions
@@ -37,8 +36,6 @@ from shopstream_commerce.usecases.transitions import ORDERS_TOPIC, OrderTransiti
 from shopstream_platform.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
-    NotFoundError,
-    PermissionDeniedError,
 )
 from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
@@ -328,6 +325,7 @@ class Orders:
         async with self.deps.db.transaction() as session:
             order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "seller", order.seller_id)
+            await self._no_open_cancellation(session, order_id)
             now = self.deps.now()
             shipped = await self.transitions.apply(
                 session,
@@ -344,6 +342,15 @@ class Orders:
             )
         return shipped
 
+    async def _no_open_cancellation(self, session: AsyncSession, order_id: str) -> None:
+        """A buyer's cancellation request waits for the seller's answer before anything ships."""
+        for refund_id, kind, state in await repo.open_requests(session, order_id):
+            if kind == AfterSaleType.CANCEL and state == RequestState.REQUESTED:
+                raise FailedPreconditionError(
+                    f"order {order_id} has an open cancellation request {refund_id}: "
+                    "approve or reject it first"
+                )
+
     async def confirm_delivery(self, principal: Principal, order_id: str) -> OrderRecord:
         async with self.deps.db.transaction() as session:
             order = await self.transitions.load(session, order_id)
@@ -358,121 +365,6 @@ class Orders:
                 ),
                 delivered_at=now,
             )
-
-    # --- refunds --------------------------------------------------------------------------
-
-    async def request_refund(
-        self, principal: Principal, order_id: str, wanted: dict[str, int], reason: str
-    ) -> RefundRecord:
-        if not reason.strip():
-            raise InvalidArgumentError("reason", "is required")
-        bounded("reason", reason, limits.REASON)
-        async with self.deps.db.transaction() as session:
-            order = await self.transitions.load(session, order_id)
-            ensure_acts_for(principal, "buyer", order.buyer_id)
-            saga.transition("request_refund", order.state, order_id)
-            pending = await repo.requested_quantities(session, order_id, pb.REFUND_STATE_REQUESTED)
-            lines = {line.line_id: line for line in order.lines}
-            open_units = {
-                line_id: line.quantity - line.refunded_quantity - pending.get(line_id, 0)
-                for line_id, line in lines.items()
-            }
-            if not wanted:
-                wanted = {line_id: units for line_id, units in open_units.items() if units > 0}
-                if not wanted:
-                    raise FailedPreconditionError(f"nothing left to refund on order {order_id}")
-            amounts: dict[str, int] = {}
-            for line_id, quantity in wanted.items():
-                if line_id not in lines:
-                    raise InvalidArgumentError(
-                        "lines.line_id",
-                        f"line {bounded('lines.line_id', line_id, limits.ID)!r} "
-                        f"is not part of {order_id}",
-                    )
-                if not 1 <= quantity <= open_units[line_id]:
-                    raise InvalidArgumentError(
-                        f"lines[{line_id}].quantity",
-                        f"must be 1..{open_units[line_id]} (units not yet refunded)",
-                    )
-                line = lines[line_id]
-                amounts[line_id] = prorated(line.total_minor, quantity, line.quantity)
-            refund = RefundRecord(
-                refund_id=new_id("rfd"),
-                order_id=order_id,
-                state=pb.REFUND_STATE_REQUESTED,
-                lines=dict(wanted),
-                amount_minor=sum(amounts.values()),
-                currency=order.currency,
-                reason=reason.strip(),
-            )
-            await repo.insert_refund(session, refund, self.deps.now(), amounts)
-        return refund
-
-    async def approve_refund(
-        self, principal: Principal, refund_id: str
-    ) -> tuple[RefundRecord, OrderRecord]:
-        if not refund_id:
-            raise InvalidArgumentError("refund_id", "is required")
-        bounded("refund_id", refund_id, limits.ID)
-        async with self.deps.db.transaction() as session:
-            refund = await repo.load_refund(session, refund_id)
-            if refund is None:
-                raise NotFoundError("refund", refund_id)
-            order = await self.transitions.load(session, refund.order_id)
-            if not principal.is_admin and not (
-                principal.role == "seller" and principal.id == order.seller_id
-            ):
-                raise PermissionDeniedError(f"only the order's seller approves refund {refund_id}")
-            if not await repo.approve_refund(
-                session,
-                refund_id,
-                self.deps.now(),
-                pb.REFUND_STATE_APPROVED,
-                pb.REFUND_STATE_REQUESTED,
-            ):
-                raise FailedPreconditionError(f"refund {refund_id} is already approved")
-            for line_id, quantity in refund.lines.items():
-                await repo.add_refunded(session, order.order_id, line_id, quantity)
-            refreshed = await self.transitions.load(session, order.order_id)
-            state = saga.refund_state(
-                [line.quantity for line in refreshed.lines],
-                [line.refunded_quantity for line in refreshed.lines],
-            )
-            amounts = await repo.refund_line_amounts(session, refund_id)
-            by_line = {line.line_id: line for line in refreshed.lines}
-
-            def refunded_event(o: OrderRecord) -> Message:
-                message = ev.OrderRefunded(
-                    order=convert.order_pb(o),
-                    refund_id=refund_id,
-                    amount=convert.money(refund.amount_minor, refund.currency),
-                    reason=refund.reason,
-                )
-                for line_id, quantity in sorted(refund.lines.items()):
-                    line = by_line[line_id]
-                    message.lines.add(
-                        line_id=line_id,
-                        sku_id=line.sku_id,
-                        product_id=line.product_id,
-                        seller_id=line.seller_id,
-                        quantity=quantity,
-                        amount=convert.money(amounts[line_id], refund.currency),
-                    )
-                return message
-
-            updated = await self.transitions.apply(
-                session, refreshed, "refund", refunded_event, state=state
-            )
-            await self.commissions.reverse(session, updated, refund_id, amounts)
-            owed = await self.payments.queue_buyer_refund(
-                session, updated, refund_id, refund.amount_minor
-            )
-        if owed is not None:
-            # After the commit; the sweeper retries it until the provider confirms.
-            await self.payments.send_refund(owed)
-        self.deps.metrics.refunds.inc()
-        self.deps.metrics.refunded.labels(refund.currency).inc(refund.amount_minor)
-        return replace(refund, state=pb.REFUND_STATE_APPROVED), updated
 
     # --- reading --------------------------------------------------------------------------
 
