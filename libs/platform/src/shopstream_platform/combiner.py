@@ -114,6 +114,19 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
+def batch_source(group_id: str) -> str:
+    """The ce_source of a combiner group's output records. Its worker applies only these: where
+    two deployments share a broker (tests, benches, a blue/green switch), each reads the
+    other's batches from the same topic too, and must not apply them."""
+    return f"shopstream/combiner/{group_id}"
+
+
+def accepts_batch(source: str, group_id: str, service: str) -> bool:
+    """Whether a worker applies a batch record with this ce_source: its own combiner's, or one
+    written before batch sources named their group (`<service>-combiner`)."""
+    return source == batch_source(group_id) or source == f"{service}-combiner"
+
+
 class MissingHeadersError(InvalidEventError):
     """A record without the CloudEvents headers the combiner routes by."""
 
@@ -473,7 +486,7 @@ class Combiner:
             ("ce_specversion", SPECVERSION),
             ("ce_id", new_event_id()),
             ("ce_type", self._output_type),
-            ("ce_source", f"{self._service}-combiner"),
+            ("ce_source", batch_source(self._group_id)),
             ("ce_time", format_time(datetime.now(UTC))),
             ("content-type", CONTENT_TYPE),
         ]

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+import grpc
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from creator_steps import Market
@@ -14,7 +15,12 @@ from creator_steps import Market
 from shopstream.creators.v1 import creators_pb2
 from shopstream.social.v1 import creators_pb2 as social
 from shopstream_creator_score.stream.inputs import partition_for
-from shopstream_creator_score.stream.topics import CONTENT_TOPIC, SCORES_TOPIC, TABLE_PARTITIONS
+from shopstream_creator_score.stream.topics import (
+    CONTENT_TOPIC,
+    INPUT_BATCHES_TOPIC,
+    SCORES_TOPIC,
+    TABLE_PARTITIONS,
+)
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.dlq import H_ERROR_TYPE, H_OFFSET, dlq_topic
@@ -142,3 +148,33 @@ async def test_score_changes_on_the_public_topic_carry_no_ad_sales(
         change = creators_pb2.CreatorScoreChanged.FromString(record.value())
         assert change.creator.creator_id == creator
         assert not change.creator.HasField("ad_sales")
+
+
+async def test_the_worker_applies_only_its_own_combiners_batches(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    """Two deployments on one broker share the batches topic: each applies only the records of
+    its own combiner group (ce_source), so the other's batches are not applied twice."""
+    foreign, own = ids("foreign"), ids("own")
+    batch = creators_pb2.CreatorInputBatch()
+    item = batch.inputs.add(creator_id=foreign, event_id=uuid.uuid4().hex)
+    item.profile.CopyFrom(social.CreatorProfile(creator_id=foreign, followers=9_000))
+    item.profile.at.GetCurrentTime()
+    meta = CloudEventMeta(
+        id=uuid.uuid4().hex,
+        type=type_name(creators_pb2.CreatorInputBatch),
+        source="shopstream/combiner/another-deployment.combiner",
+        time=market.producer.meta_for(batch).time,
+    )
+    # Keyed by the creator: in the partition of its table partition, where its own would go.
+    await market.producer.produce_raw_and_wait(
+        INPUT_BATCHES_TOPIC, foreign.encode(), batch.SerializeToString(), meta.to_headers()
+    )
+    # Behind the foreign record in the same partition, through the worker's own combiner.
+    while partition_for(own, TABLE_PARTITIONS) != partition_for(foreign, TABLE_PARTITIONS):
+        own = ids("own")
+    await market.profile(own, 1_000)
+    await market.eventually(lambda: market.creator(own))
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await market.creator(foreign)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND

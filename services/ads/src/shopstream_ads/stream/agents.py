@@ -54,6 +54,7 @@ from shopstream_ads.domain import ledger as lg
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
+from shopstream_ads.stream.combiner import combiner_group
 from shopstream_ads.stream.topics import (
     ATTRIBUTIONS_TOPIC,
     INPUT_BATCHES_TOPIC,
@@ -62,7 +63,7 @@ from shopstream_ads.stream.topics import (
     SCREENED_TOPIC,
     TABLE_PARTITIONS,
 )
-from shopstream_platform.combiner import partition_for
+from shopstream_platform.combiner import accepts_batch, partition_for
 from shopstream_platform.faust_app import (
     Batching,
     agent_dispatcher,
@@ -150,6 +151,7 @@ class AttributionStreams:
         self.ledgers = table("ledgers", direct=False)
         # (due, buyer id, partition) of buyers holding inputs for the join grace.
         self._held: list[tuple[float, str, int]] = []
+        self._combiner_group = combiner_group(settings)
         self._ledger_locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
         def agent(name: str, topic: str, routes: dict[type[Message], Any], batch: Batching) -> None:
@@ -259,6 +261,8 @@ class AttributionStreams:
         """Apply one window of one partition. A failure ends the worker rather than letting the
         record be dead-lettered: states are changed in place (`_apply_batch`), so nothing of a
         failed batch may be written or committed."""
+        if not accepts_batch(event.meta.source, self._combiner_group, self.settings.service_name):
+            return Outcome.IGNORED  # another deployment's combiner, on the same broker
         try:
             # The commit barrier's flush waits for this batch rather than writing states it is
             # changing in place (whose outputs it would not have waited for).

@@ -17,6 +17,7 @@ from shopstream_platform.kafka.codec import type_name
 
 
 def combiner_group(settings: AdsSettings) -> str:
+    # The worker (agents.py) applies only this group's batches.
     return f"{settings.faust_app_id}.combiner"
 
 

@@ -24,7 +24,9 @@ from shopstream_creator_score.domain import state as st
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
+from shopstream_creator_score.stream.combiner import combiner_group
 from shopstream_creator_score.stream.topics import INPUT_BATCHES_TOPIC, TABLE_PARTITIONS
+from shopstream_platform.combiner import accepts_batch
 from shopstream_platform.faust_app import (
     Batching,
     agent_dispatcher,
@@ -75,6 +77,7 @@ class ScoreStreams:
         self.board = board
         self.metrics = metrics
         self._half_life_s = settings.half_life_days * 86_400.0
+        self._combiner_group = combiner_group(settings)
         self._inputs = {kind: metrics.inputs.labels(source) for kind, source in _SOURCES.items()}
         self.app = make_faust_app(
             settings.faust_app_id,
@@ -145,6 +148,8 @@ class ScoreStreams:
         """Apply one window of one partition. A failure ends the worker rather than letting the
         record be dead-lettered: a batch holds a window of inputs, and states are changed in
         place (see `_apply_batch`), so nothing of a failed batch may be written or committed."""
+        if not accepts_batch(event.meta.source, self._combiner_group, self.settings.service_name):
+            return Outcome.IGNORED  # another deployment's combiner, on the same broker
         try:
             # The commit barrier's flush waits for this batch rather than writing states it is
             # changing in place (whose score changes it would not have waited for).
