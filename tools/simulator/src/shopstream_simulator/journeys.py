@@ -475,11 +475,13 @@ async def _refund(
     as_buyer: tuple[str, str],
     as_seller: tuple[str, str],
 ) -> bool:
-    """Buyer asks, seller approves; True when the whole order was refunded."""
+    """Buyer asks, seller approves; True when the whole order was refunded (or, before it
+    shipped, cancelled: a whole-order request before shipping is a cancellation)."""
     lines: list[cpb.RefundLineRequest] = []
     if intent.partial_refund:
         first = order.lines[0]
         lines.append(cpb.RefundLineRequest(line_id=first.line_id, quantity=1))
+    cancel = intent.refund == "before_ship" and not lines
     asked = await ctx.rpc(
         ctx.services.commerce.RequestRefund,
         cpb.RequestRefundRequest(
@@ -488,6 +490,7 @@ async def _refund(
             reason="not as described"
             if intent.refund == "after_delivery"
             else "ordered by mistake",
+            type=cpb.AFTER_SALE_TYPE_CANCEL if cancel else cpb.AFTER_SALE_TYPE_REFUND,
         ),
         as_=as_buyer,
         idempotent=False,
@@ -509,4 +512,4 @@ async def _refund(
             raise
         state = (await _order(ctx, order.order_id, as_buyer)).state
     ctx.ledger.refunded(refund.amount.currency, refund.amount.amount_minor)
-    return state == S.ORDER_STATE_REFUNDED
+    return state in (S.ORDER_STATE_REFUNDED, S.ORDER_STATE_CANCELLED)
