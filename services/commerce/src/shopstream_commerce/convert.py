@@ -12,6 +12,7 @@ from shopstream_commerce.domain.after_sales import AfterSaleType
 from shopstream_commerce.domain.leaks import LeakReport
 from shopstream_commerce.domain.money import gpm
 from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
+from shopstream_commerce.domain.settlements import Breakdown, SellerEntry
 from shopstream_platform.errors import InvalidArgumentError
 
 
@@ -164,3 +165,35 @@ def leak_report_pb(r: LeakReport) -> commerce_service_pb2.CheckLeaksResponse:
         clean=r.clean,
         checked_at=timestamp(r.checked_at),
     )
+
+
+def seller_entry_pb(e: SellerEntry) -> commissions_pb2.SellerLedgerEntry:
+    return commissions_pb2.SellerLedgerEntry(
+        entry_id=e.entry_id,
+        seller_id=e.seller_id,
+        order_id=e.order_id,
+        kind=int(e.kind),  # type: ignore[arg-type]  # EntryKind mirrors SellerEntryKind
+        account=e.account,  # type: ignore[arg-type]  # a LedgerAccount number
+        amount=money(e.amount_minor, e.currency),
+        refund_id=e.refund_id,
+        created_at=timestamp(e.created_at),
+    )
+
+
+def order_settlement_pb(
+    o: OrderRecord, b: Breakdown, date: datetime | None
+) -> commissions_pb2.OrderSettlement:
+    message = commissions_pb2.OrderSettlement(
+        order_id=o.order_id,
+        seller_id=o.seller_id,
+        state=int(o.state),  # type: ignore[arg-type]  # OrderState mirrors the proto enum
+        paid=money(b.paid, o.currency),
+        platform_fee=money(b.platform_fee, o.currency),
+        creator_commission=money(b.creator_commission, o.currency),
+        refunds=money(b.refunds, o.currency),
+        net_payout=money(b.net_payout, o.currency),
+        settled=b.settled_at is not None,
+    )
+    if date is not None:
+        message.settlement_date.CopyFrom(timestamp(date))
+    return message

@@ -54,6 +54,9 @@ class CommerceMetrics:
             "Paid value attributed to live sessions, by currency",
             ["currency"],
         )
+        self.seller_entries = counter(
+            "commerce_seller_ledger_entries_total", "Seller ledger entries, by kind", ["kind"]
+        )
         self.commissions = counter(
             "commerce_commission_entries_total", "Commission ledger entries, by kind", ["kind"]
         )

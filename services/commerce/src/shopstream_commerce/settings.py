@@ -21,6 +21,8 @@ class CommerceSettings(ServiceSettings):
     return_window_s: float = Field(default=14 * 86_400.0, ge=0)
     # A lowered commission rate applies only to orders placed this long after the change.
     rate_cut_notice_s: float = Field(default=30 * 86_400.0, ge=0)
+    # The platform's fee on each paid order (seller settlements), in basis points.
+    platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     default_commission_bps: int = Field(default=0, ge=0, le=5_000)
     max_commission_bps: int = Field(default=5_000, ge=0, le=10_000)
     max_lines_per_order: int = Field(default=50, ge=1)

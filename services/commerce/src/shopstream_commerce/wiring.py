@@ -28,6 +28,7 @@ from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import LIVE, LIVE_TOPIC, Live
 from shopstream_commerce.usecases.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
+from shopstream_commerce.usecases.settlements import SELLER_LEDGER_TOPIC, SellerLedger
 from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.runtime import Runtime
 
@@ -77,6 +78,7 @@ def wire(runtime: Runtime) -> Commerce:
     live = Live(runtime.db, runtime.outbox, metrics)
     leak_check = LeakCheck(deps)
     transitions = OrderTransitions(deps)
+    seller_ledger = SellerLedger(deps, transitions)
     order_cases = Orders(
         deps,
         transitions,
@@ -90,14 +92,16 @@ def wire(runtime: Runtime) -> Commerce:
         commissions,
         live,
         leak_check,
+        seller_ledger,
     )
-    after_sales = AfterSales(deps, transitions, order_cases.payments, commissions)
+    after_sales = AfterSales(deps, transitions, order_cases.payments, commissions, seller_ledger)
     runtime.declare_topics(
         [
             ORDERS_TOPIC,
             PAYMENTS_TOPIC,
             LIVE_TOPIC,
             COMMISSIONS_TOPIC,
+            SELLER_LEDGER_TOPIC,
             STOCK_TOPIC,
             SOCIAL_LIVE_TOPIC,
         ]
@@ -105,7 +109,7 @@ def wire(runtime: Runtime) -> Commerce:
     runtime.add_grpc_service(
         commerce_service_pb2.DESCRIPTOR.services_by_name["CommerceService"].full_name,
         commerce_service_pb2_grpc.add_CommerceServiceServicer_to_server,
-        CommerceServicer(order_cases, after_sales, live, commissions, leak_check),
+        CommerceServicer(order_cases, after_sales, live, commissions, leak_check, seller_ledger),
     )
     transient = (OperationalError,)
     runtime.add_consumer(

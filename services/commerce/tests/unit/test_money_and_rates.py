@@ -31,3 +31,16 @@ def test_a_cut_waits_out_the_notice_a_raise_is_immediate() -> None:
     assert rate_for(changes, T0 + timedelta(days=2), 0) == 1_000
     assert rate_for(changes, T0 + timedelta(days=31), 0) == 500
     assert rate_for(changes, T0 - timedelta(days=1), 0) == 0
+
+
+def test_refunds_give_back_the_whole_fee_and_no_more() -> None:
+    from shopstream_commerce.domain.settlements import fee_returned, platform_fee
+
+    fee = platform_fee(999, 500)  # 49
+    parts = [333, 333, 333]
+    back, before = [], 0
+    for part in parts:
+        back.append(fee_returned(fee, 999, before, part))
+        before += part
+    assert sum(back) == fee == 49
+    assert fee_returned(fee, 999, 999, 10) == 0

@@ -27,6 +27,8 @@ POLICY = AccessPolicy.of(
         "EndLiveSession": CREATOR,
         "SetCommissionRate": SELLER,
         "GetCreatorEarnings": CREATOR,
+        "GetOrderSettlement": SELLER,
+        "GetSellerBalance": SELLER,
         "CheckLeaks": ADMIN,
     },
     public=["GetLiveSession"],

@@ -16,6 +16,7 @@ from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.orders import LineRequest, Orders
+from shopstream_commerce.usecases.settlements import SellerLedger
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import Principal, current_principal
 
@@ -35,12 +36,14 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         live: Live,
         commissions: Commissions,
         leak_check: LeakCheck,
+        seller_ledger: SellerLedger,
     ) -> None:
         self._orders = orders
         self._after_sales = after_sales
         self._live = live
         self._commissions = commissions
         self._leak_check = leak_check
+        self._seller_ledger = seller_ledger
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: Context
@@ -232,6 +235,32 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
             pending=convert.money(pending, currency),
             available=convert.money(available, currency),
             entries=[convert.ledger_pb(e) for e in entries],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
+        )
+
+    async def GetOrderSettlement(
+        self, request: pb.GetOrderSettlementRequest, context: Context
+    ) -> pb.GetOrderSettlementResponse:
+        order, found, date = await self._seller_ledger.order_settlement(
+            current_principal(), request.order_id
+        )
+        return pb.GetOrderSettlementResponse(
+            settlement=convert.order_settlement_pb(order, found, date)
+        )
+
+    async def GetSellerBalance(
+        self, request: pb.GetSellerBalanceRequest, context: Context
+    ) -> pb.GetSellerBalanceResponse:
+        balances, currency, entries, token = await self._seller_ledger.balance(
+            current_principal(), request.seller_id, request.page.page_size, request.page.page_token
+        )
+        pending = balances.get(commissions_pb2.LEDGER_ACCOUNT_PENDING, 0)
+        available = balances.get(commissions_pb2.LEDGER_ACCOUNT_AVAILABLE, 0)
+        return pb.GetSellerBalanceResponse(
+            balance=convert.money(pending + available, currency),
+            pending=convert.money(pending, currency),
+            available=convert.money(available, currency),
+            entries=[convert.seller_entry_pb(e) for e in entries],
             page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
         )
 

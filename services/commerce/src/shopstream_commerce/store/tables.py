@@ -203,6 +203,25 @@ ledger = Table(
 )
 
 
+# The sellers' ledger (migration 6): insert-only like the creators' (`ledger`); dedup_key makes
+# every entry's cause produce it once. A seller's balance is the sum of their entries.
+seller_ledger = Table(
+    "seller_ledger",
+    metadata,
+    Column("entry_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("kind", Integer, nullable=False),  # domain.settlements.EntryKind
+    Column("account", Integer, nullable=False),  # shopstream.commerce.v1.LedgerAccount
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("refund_id", String(64), nullable=False, default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("dedup_key", String(200), nullable=False, unique=True),
+    Index("ix_seller_ledger_seller_entry", "seller_id", "entry_id"),
+)
+
+
 # Payment intents (migration 3): committed before the provider is called, completed by its answer
 # or by the sweeper asking the provider by idempotency key. `holder` is the order id while the
 # intent holds the order's one slot (domain/payments.py HOLDS_ORDER), NULL once it frees it: the
@@ -298,4 +317,7 @@ MIGRATIONS = [
     ),
     Migration(4, "catalog's hold on each order's stock", _add_reservation_columns),
     Migration(5, "after-sales requests: types, rejections, returns", _add_after_sales_columns),
+    Migration(
+        6, "the sellers' ledger", lambda conn: metadata.create_all(conn, tables=[seller_ledger])
+    ),
 ]

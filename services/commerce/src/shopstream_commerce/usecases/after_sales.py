@@ -8,7 +8,8 @@ CANCELLED for an approved cancellation, so catalog releases the stock), commissi
 in proportion and a refund at the provider is queued and sent after the commit.
 
 `complete_due` closes the after-sales window: a delivered order with no request open, once
-`return_window_s` has passed, becomes COMPLETED (`OrderCompleted`) and its commissions settle.
+`return_window_s` has passed, becomes COMPLETED (`OrderCompleted`); its creators' commissions and
+its seller's net settle (usecases/settlements.py).
 States and steps: domain/after_sales.py.
 """
 
@@ -34,6 +35,7 @@ from shopstream_commerce.store.payments import ProviderRefund
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.payments import Payments
+from shopstream_commerce.usecases.settlements import SellerLedger
 from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.errors import (
     FailedPreconditionError,
@@ -55,11 +57,13 @@ class AfterSales:
         transitions: OrderTransitions,
         payments: Payments,
         commissions: Commissions,
+        seller_ledger: SellerLedger,
     ) -> None:
         self.deps = deps
         self.transitions = transitions
         self.payments = payments
         self.commissions = commissions
+        self.seller_ledger = seller_ledger
 
     # --- the buyer asks -------------------------------------------------------------------
 
@@ -296,7 +300,10 @@ class AfterSales:
             updated = await self.transitions.apply(
                 session, refreshed, "refund", refunded_event, state=state
             )
-        await self.commissions.reverse(session, updated, refund.refund_id, amounts)
+        returned = await self.commissions.reverse(session, updated, refund.refund_id, amounts)
+        await self.seller_ledger.on_refund(
+            session, updated, refund.refund_id, refund.amount_minor, returned
+        )
         owed = await self.payments.queue_buyer_refund(
             session, updated, refund.refund_id, refund.amount_minor
         )
@@ -333,4 +340,5 @@ class AfterSales:
                     )
                     completed += 1
                 await self.commissions.settle(session, order)
+                await self.seller_ledger.settle(session, order)
         return completed

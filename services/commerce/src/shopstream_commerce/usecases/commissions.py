@@ -18,6 +18,7 @@ from shopstream.commerce.v1 import commissions_pb2 as cpb
 from shopstream_commerce import convert
 from shopstream_commerce.domain import limits
 from shopstream_commerce.domain.commission_rates import current_rate, effective_from
+from shopstream_commerce.domain.ledgers import page_size, per_account
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.money import commission
 from shopstream_commerce.domain.records import LedgerRecord, OrderRecord
@@ -125,13 +126,16 @@ class Commissions:
             created_at=_now(),
         )
 
-    async def accrue(self, session: AsyncSession, order: OrderRecord) -> None:
-        """On payment: commission on every creator-attributed line, into the pending account."""
+    async def accrue(self, session: AsyncSession, order: OrderRecord) -> int:
+        """On payment: commission on every creator-attributed line, into the pending account.
+        Returns the order's commission (what its seller pays the creators)."""
+        total = 0
         for line in order.lines:
             creator = line.attribution.creator_id
             if not creator or line.commission_bps <= 0:
                 continue
             amount = commission(line.total_minor, line.commission_bps)
+            total += amount
             entry = self._entry(
                 order,
                 line.line_id,
@@ -143,11 +147,14 @@ class Commissions:
                 line.product_id,
             )
             await self._book(session, entry, f"accrual:{order.order_id}:{line.line_id}")
+        return total
 
     async def reverse(
         self, session: AsyncSession, order: OrderRecord, refund_id: str, amounts: dict[str, int]
-    ) -> None:
-        """On a refund: take back the commission on the refunded amount of attributed lines."""
+    ) -> int:
+        """On a refund: take back the commission on the refunded amount of attributed lines.
+        Returns what was taken back (given back to the order's seller)."""
+        taken = 0
         settled = await self._settled_creators(session, order.order_id)
         for line in order.lines:
             creator = line.attribution.creator_id
@@ -156,6 +163,7 @@ class Commissions:
             amount = -commission(amounts[line.line_id], line.commission_bps)
             if amount == 0:
                 continue
+            taken -= amount
             account = AVAILABLE if creator in settled else PENDING
             entry = self._entry(
                 order,
@@ -168,6 +176,7 @@ class Commissions:
                 line.product_id,
             )
             await self._book(session, entry, f"reversal:{refund_id}:{line.line_id}")
+        return taken
 
     async def _settled_creators(self, session: AsyncSession, order_id: str) -> set[str]:
         return {
@@ -205,19 +214,11 @@ class Commissions:
             raise InvalidArgumentError("creator_id", "is required")
         bounded("creator_id", creator_id, limits.ID)
         ensure_acts_for(principal, "creator", creator_id)
-        if size < 0:
-            raise InvalidArgumentError("page.page_size", "must not be negative")
-        size = min(size or self.settings.list_default_page_size, self.settings.list_max_page_size)
+        settings = self.settings
+        size = page_size(size, settings.list_default_page_size, settings.list_max_page_size)
         async with self.db.read() as session:
             sums = await repo.balances(session, creator_id)
             entries = await repo.ledger_page(session, creator_id, decode_cursor(token), size + 1)
-        currencies = {currency for _, currency in sums}
-        if len(currencies) > 1:
-            # One currency per creator today; several would need a balance per currency in the API.
-            raise InvalidArgumentError(
-                "creator_id", "earnings in several currencies are not supported yet"
-            )
-        currency = next(iter(currencies), "")
-        by_account = {account: total for (account, _), total in sums.items()}
+        by_account, currency = per_account(sums, "creator_id")
         next_token = encode_cursor(entries[size - 1].entry_id) if len(entries) > size else ""
         return by_account, currency, entries[:size], next_token

@@ -22,6 +22,7 @@ from shopstream_commerce.domain import limits
 from shopstream_commerce.domain import orders as saga
 from shopstream_commerce.domain.after_sales import AfterSaleType, RequestState
 from shopstream_commerce.domain.commission_rates import rate_for
+from shopstream_commerce.domain.ledgers import page_size
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import Attribution, Line, OrderRecord
@@ -32,6 +33,7 @@ from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.payments import PAYMENTS_TOPIC, Payments
+from shopstream_commerce.usecases.settlements import SellerLedger
 from shopstream_commerce.usecases.transitions import ORDERS_TOPIC, OrderTransitions
 from shopstream_platform.errors import (
     FailedPreconditionError,
@@ -63,12 +65,14 @@ class Orders:
         commissions: Commissions,
         live: Live,
         leak_check: LeakCheck,
+        seller_ledger: SellerLedger,
     ) -> None:
         self.deps = deps
         self.transitions = transitions
         self.commissions = commissions
         self.live = live
         self.leak_check = leak_check
+        self.seller_ledger = seller_ledger
         self.payments = Payments(deps, transitions, provider, self._settle_charge)
 
     # --- placing --------------------------------------------------------------------------
@@ -268,7 +272,8 @@ class Orders:
             ship_by=now + timedelta(seconds=self.deps.settings.ship_within_s),
         )
         await repo.set_paid_at(session, order_id, now)
-        await self.commissions.accrue(session, paid)
+        commission = await self.commissions.accrue(session, paid)
+        await self.seller_ledger.on_paid(session, paid, commission)
         await self.live.add_sale(session, paid)
         self.deps.metrics.gmv.labels(paid.currency).inc(paid.total_minor)
         self.deps.metrics.saga_step.labels("reserved_to_paid").observe(
@@ -385,11 +390,8 @@ class Orders:
             ensure_acts_for(principal, "buyer", buyer_id)
         else:
             ensure_acts_for(principal, "seller", seller_id)
-        if size < 0:
-            raise InvalidArgumentError("page.page_size", "must not be negative")
-        size = min(
-            size or self.deps.settings.list_default_page_size, self.deps.settings.list_max_page_size
-        )
+        settings = self.deps.settings
+        size = page_size(size, settings.list_default_page_size, settings.list_max_page_size)
         after = decode_cursor(token)
         async with self.deps.db.read() as session:
             ids = await repo.list_orders(
