@@ -55,12 +55,13 @@ async def test_three_accruals_one_reversal_and_a_cut_waits(
         **call_kwargs(shop, "seller", seller),
     )
 
-    # A cut today does not reach an order placed tomorrow (within the 30-day notice).
+    # A cut today does not reach this creator, who promoted the product: locked for 30 days.
     cut = await shop.stub.SetCommissionRate(
         pb.SetCommissionRateRequest(seller_id=seller, product_id=product.product_id, rate_bps=500),
         **call_kwargs(shop, "seller", seller),
     )
-    assert cut.effective_from_unix - (orders[0].placed_at.seconds) >= 29 * 86_400
+    assert list(cut.locked_creator_ids) == [creator]
+    assert cut.locked_until_unix - (orders[0].placed_at.seconds) >= 29 * 86_400
     await paid_order(shop, buyer, sku, "after-cut", creator_id=creator)
 
     earnings = await shop.stub.GetCreatorEarnings(
@@ -75,13 +76,17 @@ async def test_three_accruals_one_reversal_and_a_cut_waits(
         earnings.balance.amount_minor == sum(e.amount.amount_minor for e in earnings.entries) == 750
     )
     assert earnings.pending.amount_minor == 750 and earnings.available.amount_minor == 0
-    # Subscribers see the same ledger on commerce.commissions.v1 (key: creator).
+    # Subscribers see the same ledger on commerce.commissions.v1 (key: creator), beside the
+    # creator's notice of the cut.
+    entry_type = "shopstream.commerce.v1.LedgerEntryRecorded"
     records = await read_all_async(
         shop.commerce.runtime.settings.kafka,
         "commerce.commissions.v1",
         expect=5,
         timeout_s=30,
-        match=lambda r: r.key() == creator.encode(),
+        match=lambda r: (
+            r.key() == creator.encode() and headers_dict(r.headers())["ce_type"] == entry_type
+        ),
     )
     published = [K.LedgerEntryRecorded.FromString(r.value() or b"").entry for r in records]
     assert sorted(e.amount.amount_minor for e in published) == [-250, 250, 250, 250, 250]
@@ -103,14 +108,18 @@ async def test_cut_applies_after_notice_and_commission_settles(
     product = await shop.listed_product(seller, stock=20, price=1_000)
     sku = product.skus[0].sku_id
     await shop.place(buyer, sku, key="warm-up")
-    for bps in (2_000, 1_000):
+
+    async def set_rate(bps: int) -> None:
         await shop.stub.SetCommissionRate(
             pb.SetCommissionRateRequest(
                 seller_id=seller, product_id=product.product_id, rate_bps=bps
             ),
             **call_kwargs(shop, "seller", seller),
         )
+
+    await set_rate(2_000)
     before = await paid_order(shop, buyer, sku, "before", creator_id=creator)
+    await set_rate(1_000)  # the creator promoted it: keeps 20% for the 1 s lock
     await asyncio.sleep(1.2)
     after = await paid_order(shop, buyer, sku, "after", creator_id=creator)
     for order in (before, after):

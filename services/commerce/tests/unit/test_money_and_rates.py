@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from shopstream_commerce.domain.commission_rates import RateChange, effective_from, rate_for
+from shopstream_commerce.domain.commission_rates import RateChange, RateLock, rate_for
 from shopstream_commerce.domain.money import commission, gpm, prorated
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -20,17 +20,37 @@ def test_prorated_refund_and_gpm() -> None:
     assert gpm(100, 0) == 0
 
 
-def test_a_cut_waits_out_the_notice_a_raise_is_immediate() -> None:
-    assert effective_from(500, 1_000, T0, NOTICE) == T0 + NOTICE
-    assert effective_from(1_500, 1_000, T0, NOTICE) == T0
+def test_a_stored_cut_with_a_later_start_still_counts_from_its_date() -> None:
     changes = [
         RateChange(1_000, T0, T0),
         RateChange(500, T0 + timedelta(days=1), T0 + timedelta(days=31)),
     ]
-    # An order placed the day after the cut still earns the old rate.
     assert rate_for(changes, T0 + timedelta(days=2), 0) == 1_000
     assert rate_for(changes, T0 + timedelta(days=31), 0) == 500
     assert rate_for(changes, T0 - timedelta(days=1), 0) == 0
+
+
+def test_targeted_overrides_open_for_that_creator_only_and_shop_ads_for_ad_lines() -> None:
+    changes = [
+        RateChange(1_000, T0, T0),
+        RateChange(2_500, T0, T0, creator_id="star"),
+        RateChange(300, T0, T0, shop_ads=True),
+    ]
+    later = T0 + timedelta(hours=1)
+    assert rate_for(changes, later, 0, "star") == 2_500
+    assert rate_for(changes, later, 0, "someone") == 1_000
+    assert rate_for(changes, later, 0, "star", via_ad=True) == 300
+    # Without a Shop Ads rate, an ad line earns the affiliate rate.
+    assert rate_for(changes[:2], later, 0, "star", via_ad=True) == 2_500
+
+
+def test_a_cut_spares_a_locked_creator_until_the_lock_ends() -> None:
+    changes = [RateChange(1_000, T0, T0), RateChange(400, T0 + NOTICE / 30, T0 + NOTICE / 30)]
+    locks = [RateLock("promoter", 1_000, T0 + NOTICE)]
+    day = T0 + timedelta(days=2)
+    assert rate_for(changes, day, 0, "promoter", locks=locks) == 1_000
+    assert rate_for(changes, day, 0, "newcomer", locks=locks) == 400
+    assert rate_for(changes, T0 + NOTICE, 0, "promoter", locks=locks) == 400
 
 
 def test_refunds_give_back_the_whole_fee_and_no_more() -> None:

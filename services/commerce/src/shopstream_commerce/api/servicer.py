@@ -215,11 +215,20 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     async def SetCommissionRate(
         self, request: pb.SetCommissionRateRequest, context: Context
     ) -> pb.SetCommissionRateResponse:
-        rate, previous, starts = await self._commissions.set_rate(
-            current_principal(), request.seller_id, request.product_id, request.rate_bps
+        rate = await self._commissions.set_rate(
+            current_principal(),
+            request.seller_id,
+            request.product_id,
+            request.rate_bps,
+            request.creator_id,
+            request.shop_ads,
         )
         return pb.SetCommissionRateResponse(
-            rate_bps=rate, previous_rate_bps=previous, effective_from_unix=int(starts.timestamp())
+            rate_bps=rate.rate_bps,
+            previous_rate_bps=rate.previous_bps,
+            effective_from_unix=int(rate.effective_from.timestamp()),
+            locked_creator_ids=rate.locked_creators,
+            locked_until_unix=int(rate.locked_until.timestamp()) if rate.locked_creators else 0,
         )
 
     async def GetCreatorEarnings(

@@ -1,9 +1,19 @@
-"""Which commission rate applies to an order: a cut waits out its notice period, a raise is at once."""
+"""Which commission rate applies to an order line (TikTok Shop's affiliate rules, pure).
+
+- A product has an open rate (any creator), targeted rates (named creators; each overrides the
+  open rate for that creator only) and a Shop Ads rate (lines sold through an ad click).
+- A change applies to orders placed from its `effective_from` (now for every change since
+  targeted rates; before them a cut started 30 days later for everyone, and such stored
+  changes still count from their date).
+- A cut does not reach creators who promoted the product within the lock period: each gets a
+  lock keeping the rate they had until the lock ends (a later raise above it still counts).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -11,23 +21,70 @@ class RateChange:
     rate_bps: int
     set_at: datetime
     effective_from: datetime
+    creator_id: str = ""  # targeted: this creator only; "" the open rate
+    shop_ads: bool = False
 
 
-def effective_from(new_bps: int, current_bps: int, now: datetime, notice: timedelta) -> datetime:
-    """A lowered rate applies to orders placed `notice` after the change; otherwise now."""
-    return now + notice if new_bps < current_bps else now
+@dataclass(frozen=True)
+class RateLock:
+    creator_id: str
+    rate_bps: int
+    until: datetime
 
 
-def rate_for(changes: list[RateChange], placed_at: datetime, default_bps: int) -> int:
-    """The rate for an order placed at `placed_at`: the latest change already effective then.
+def _latest(changes: Iterable[RateChange], at: datetime) -> RateChange | None:
+    """The latest change already effective at `at` (ties: the one set last)."""
+    effective = [c for c in changes if c.effective_from <= at]
+    return max(effective, key=lambda c: (c.effective_from, c.set_at)) if effective else None
 
-    Ties between changes effective at the same moment go to the one set last.
-    """
-    effective = [c for c in changes if c.effective_from <= placed_at]
-    if not effective:
-        return default_bps
-    return max(effective, key=lambda c: (c.effective_from, c.set_at)).rate_bps
+
+def affiliate_rate(
+    changes: list[RateChange], at: datetime, default_bps: int, creator_id: str = ""
+) -> int:
+    """The creator's targeted rate if any, else the open rate, else the default (no lock)."""
+    affiliate = [c for c in changes if not c.shop_ads]
+    if creator_id:
+        targeted = _latest((c for c in affiliate if c.creator_id == creator_id), at)
+        if targeted is not None:
+            return targeted.rate_bps
+    open_rate = _latest((c for c in affiliate if not c.creator_id), at)
+    return default_bps if open_rate is None else open_rate.rate_bps
+
+
+def shop_ads_rate(changes: list[RateChange], at: datetime) -> int | None:
+    found = _latest((c for c in changes if c.shop_ads), at)
+    return None if found is None else found.rate_bps
+
+
+def rate_for(
+    changes: list[RateChange],
+    placed_at: datetime,
+    default_bps: int,
+    creator_id: str = "",
+    *,
+    via_ad: bool = False,
+    locks: Iterable[RateLock] = (),
+) -> int:
+    """The rate fixed on a line placed at `placed_at` for `creator_id` (`via_ad`: the line
+    carries an ad click id and the product has a Shop Ads rate)."""
+    if via_ad and (ads := shop_ads_rate(changes, placed_at)) is not None:
+        return ads
+    rate = affiliate_rate(changes, placed_at, default_bps, creator_id)
+    held = [k.rate_bps for k in locks if k.creator_id == creator_id and k.until > placed_at]
+    return max([rate, *held])
 
 
 def current_rate(changes: list[RateChange], now: datetime, default_bps: int) -> int:
-    return rate_for(changes, now, default_bps)
+    """The open rate now (kept for callers that have no creator)."""
+    return affiliate_rate(changes, now, default_bps)
+
+
+def scope_rate(
+    changes: list[RateChange], now: datetime, default_bps: int, creator_id: str, shop_ads: bool
+) -> int:
+    """What the scope a new change is set for had until now: Shop Ads falls back to the open
+    rate, a targeted rate to the open rate."""
+    if shop_ads:
+        ads = shop_ads_rate(changes, now)
+        return affiliate_rate(changes, now, default_bps) if ads is None else ads
+    return affiliate_rate(changes, now, default_bps, creator_id)

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream_commerce.domain.after_sales import OPEN, AfterSaleType, RequestState
-from shopstream_commerce.domain.commission_rates import RateChange
+from shopstream_commerce.domain.commission_rates import RateChange, RateLock
 from shopstream_commerce.domain.leaks import ENDED, HeldStock, Reservation
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import (
@@ -25,6 +25,7 @@ from shopstream_commerce.domain.records import (
 )
 from shopstream_commerce.store.tables import (
     catalog_skus,
+    commission_locks,
     commission_rates,
     ledger,
     live_pins,
@@ -608,22 +609,23 @@ async def rate_changes(session: AsyncSession, product_id: str) -> list[RateChang
             )
         )
     ).all()
-    return [RateChange(r.rate_bps, r.set_at, r.effective_from) for r in rows]
+    return [
+        RateChange(r.rate_bps, r.set_at, r.effective_from, r.creator_id, r.shop_ads) for r in rows
+    ]
 
 
 async def add_rate_change(
-    session: AsyncSession,
-    seller_id: str,
-    product_id: str,
-    rate_bps: int,
-    set_at: datetime,
-    effective_from: datetime,
+    session: AsyncSession, seller_id: str, product_id: str, change: RateChange
 ) -> None:
-    # A change not yet in effect is replaced by this newer decision.
+    rates = commission_rates.c
+    # A change of the same scope not yet in effect is replaced by this newer decision.
     await session.execute(
         update(commission_rates)
         .where(
-            commission_rates.c.product_id == product_id, commission_rates.c.effective_from > set_at
+            rates.product_id == product_id,
+            rates.creator_id == change.creator_id,
+            rates.shop_ads.is_(change.shop_ads),
+            rates.effective_from > change.set_at,
         )
         .values(superseded=True)
     )
@@ -631,12 +633,62 @@ async def add_rate_change(
         commission_rates.insert().values(
             seller_id=seller_id,
             product_id=product_id,
-            rate_bps=rate_bps,
-            set_at=set_at,
-            effective_from=effective_from,
+            rate_bps=change.rate_bps,
+            set_at=change.set_at,
+            effective_from=change.effective_from,
             superseded=False,
+            creator_id=change.creator_id,
+            shop_ads=change.shop_ads,
         )
     )
+
+
+async def rate_locks(session: AsyncSession, product_id: str, creator_id: str) -> list[RateLock]:
+    rows = (
+        await session.execute(
+            select(commission_locks).where(
+                commission_locks.c.product_id == product_id,
+                commission_locks.c.creator_id == creator_id,
+            )
+        )
+    ).all()
+    return [RateLock(r.creator_id, r.rate_bps, r.locked_until) for r in rows]
+
+
+async def lock_rate(session: AsyncSession, product_id: str, lock: RateLock, at: datetime) -> None:
+    """Keep `lock.rate_bps` for the creator until `lock.until` (replacing an older lock)."""
+    await session.execute(
+        delete(commission_locks).where(
+            commission_locks.c.product_id == product_id,
+            commission_locks.c.creator_id == lock.creator_id,
+        )
+    )
+    await session.execute(
+        commission_locks.insert().values(
+            product_id=product_id,
+            creator_id=lock.creator_id,
+            rate_bps=lock.rate_bps,
+            locked_until=lock.until,
+            set_at=at,
+        )
+    )
+
+
+async def promoting_creators(session: AsyncSession, product_id: str, since: datetime) -> list[str]:
+    """Creators with attributed lines of the product in orders placed since `since`."""
+    rows = (
+        await session.execute(
+            select(order_lines.c.creator_id)
+            .select_from(order_lines.join(orders, orders.c.order_id == order_lines.c.order_id))
+            .where(
+                order_lines.c.product_id == product_id,
+                order_lines.c.creator_id != "",
+                orders.c.placed_at >= since,
+            )
+            .distinct()
+        )
+    ).all()
+    return sorted(r.creator_id for r in rows)
 
 
 async def insert_ledger(session: AsyncSession, entry: LedgerRecord, dedup_key: str) -> bool:

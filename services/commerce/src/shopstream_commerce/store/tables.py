@@ -180,6 +180,20 @@ commission_rates = Table(
     Column("effective_from", UtcDateTime(), nullable=False),
     # A later change replaced this one before it took effect.
     Column("superseded", Boolean, nullable=False, default=False),
+    # Added by migration 7: a targeted rate's creator ("" the open rate); the Shop Ads rate.
+    Column("creator_id", String(64), nullable=False, server_default=""),
+    Column("shop_ads", Boolean, nullable=False, server_default=text("false")),
+)
+
+# Rates kept by creators who promoted a product when its rate was cut (migration 7).
+commission_locks = Table(
+    "commission_locks",
+    metadata,
+    Column("product_id", String(64), primary_key=True),
+    Column("creator_id", String(64), primary_key=True),
+    Column("rate_bps", Integer, nullable=False),
+    Column("locked_until", UtcDateTime(), nullable=False),
+    Column("set_at", UtcDateTime(), nullable=False),
 )
 
 # The commission ledger: insert-only. dedup_key makes every entry's cause produce it once.
@@ -302,6 +316,21 @@ def _add_after_sales_columns(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE refunds ADD COLUMN {name} {kind}"))
 
 
+def _add_affiliate_scopes(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("commission_rates")}
+    if "creator_id" not in columns:
+        conn.execute(
+            text(
+                "ALTER TABLE commission_rates ADD COLUMN creator_id VARCHAR(64) NOT NULL DEFAULT ''"
+            )
+        )
+    if "shop_ads" not in columns:
+        conn.execute(
+            text("ALTER TABLE commission_rates ADD COLUMN shop_ads BOOLEAN NOT NULL DEFAULT false")
+        )
+    metadata.create_all(conn, tables=[commission_locks])
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -320,4 +349,5 @@ MIGRATIONS = [
     Migration(
         6, "the sellers' ledger", lambda conn: metadata.create_all(conn, tables=[seller_ledger])
     ),
+    Migration(7, "targeted and Shop Ads commission rates, rate-cut locks", _add_affiliate_scopes),
 ]

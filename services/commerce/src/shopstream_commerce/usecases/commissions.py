@@ -10,6 +10,7 @@ replayed cause never books twice.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.commerce.v1 import commissions_pb2 as cpb
 from shopstream_commerce import convert
 from shopstream_commerce.domain import limits
-from shopstream_commerce.domain.commission_rates import current_rate, effective_from
+from shopstream_commerce.domain.commission_rates import (
+    RateChange,
+    RateLock,
+    affiliate_rate,
+    scope_rate,
+)
 from shopstream_commerce.domain.ledgers import page_size, per_account
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.money import commission
@@ -36,6 +42,16 @@ COMMISSIONS_TOPIC = "commerce.commissions.v1"
 PENDING, AVAILABLE = cpb.LEDGER_ACCOUNT_PENDING, cpb.LEDGER_ACCOUNT_AVAILABLE
 
 
+@dataclass(frozen=True)
+class RateSet:
+    rate_bps: int
+    previous_bps: int
+    effective_from: datetime
+    # A cut: creators who keep their rate until `locked_until`.
+    locked_creators: list[str]
+    locked_until: datetime
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -50,15 +66,28 @@ class Commissions:
         self.metrics = metrics
 
     async def set_rate(
-        self, principal: Principal, seller_id: str, product_id: str, rate_bps: int
-    ) -> tuple[int, int, datetime]:
+        self,
+        principal: Principal,
+        seller_id: str,
+        product_id: str,
+        rate_bps: int,
+        creator_id: str = "",
+        shop_ads: bool = False,
+    ) -> RateSet:
+        """Set the open, a targeted (`creator_id`) or the Shop Ads rate of a product; a cut locks
+        the rate of creators who promoted it within `rate_cut_notice_s` and notifies them."""
         if not product_id:
             raise InvalidArgumentError("product_id", "is required")
         bounded("product_id", product_id, limits.ID)
+        bounded("creator_id", creator_id, limits.ID)
+        if creator_id and shop_ads:
+            raise InvalidArgumentError("creator_id", "a Shop Ads rate is for every creator")
         if not 0 <= rate_bps <= self.settings.max_commission_bps:
             raise InvalidArgumentError("rate_bps", f"must be 0..{self.settings.max_commission_bps}")
         ensure_acts_for(principal, "seller", seller_id)
         now = _now()
+        lock_for = timedelta(seconds=self.settings.rate_cut_notice_s)
+        default = self.settings.default_commission_bps
         async with self.db.transaction() as session:
             owner = await repo.product_seller(session, product_id)
             if owner is None:
@@ -68,15 +97,37 @@ class Commissions:
                 raise InvalidArgumentError(
                     "seller_id", f"product {product_id} belongs to another seller"
                 )
-            previous = current_rate(
-                await repo.rate_changes(session, product_id),
-                now,
-                self.settings.default_commission_bps,
-            )
-            starts = effective_from(
-                rate_bps, previous, now, timedelta(seconds=self.settings.rate_cut_notice_s)
-            )
-            await repo.add_rate_change(session, seller_id, product_id, rate_bps, now, starts)
+            changes = await repo.rate_changes(session, product_id)
+            previous = scope_rate(changes, now, default, creator_id, shop_ads)
+            change = RateChange(rate_bps, now, now, creator_id, shop_ads)
+            await repo.add_rate_change(session, seller_id, product_id, change)
+            locked: list[RateLock] = []
+            if rate_bps < previous and not shop_ads:
+                promoted = await repo.promoting_creators(session, product_id, now - lock_for)
+                for creator in promoted:
+                    if creator_id and creator != creator_id:
+                        continue
+                    had = affiliate_rate(changes, now, default, creator)
+                    if (
+                        rate_bps < had
+                        and affiliate_rate([*changes, change], now, default, creator) < had
+                    ):
+                        locked.append(RateLock(creator, had, now + lock_for))
+            for lock in locked:
+                await repo.lock_rate(session, product_id, lock, now)
+                await self.outbox.add(
+                    session,
+                    COMMISSIONS_TOPIC,
+                    lock.creator_id,
+                    cpb.CommissionRateCutNotice(
+                        seller_id=seller_id,
+                        product_id=product_id,
+                        creator_id=lock.creator_id,
+                        rate_bps=rate_bps,
+                        locked_rate_bps=lock.rate_bps,
+                        locked_until=convert.timestamp(lock.until),
+                    ),
+                )
             await self.outbox.add(
                 session,
                 COMMISSIONS_TOPIC,
@@ -86,10 +137,12 @@ class Commissions:
                     product_id=product_id,
                     rate_bps=rate_bps,
                     previous_rate_bps=previous,
-                    effective_from=convert.timestamp(starts),
+                    effective_from=convert.timestamp(now),
+                    creator_id=creator_id,
+                    shop_ads=shop_ads,
                 ),
             )
-        return rate_bps, previous, starts
+        return RateSet(rate_bps, previous, now, [k.creator_id for k in locked], now + lock_for)
 
     async def _book(self, session: AsyncSession, entry: LedgerRecord, cause: str) -> None:
         if await repo.insert_ledger(session, entry, cause):

@@ -145,9 +145,16 @@ class Orders:
             if sku is None:
                 raise InvalidArgumentError(f"lines[{i}].sku_id", f"unknown SKU {request.sku_id!r}")
             bps = 0
-            if request.attribution.creator_id:
-                changes = await repo.rate_changes(session, sku.product_id)
-                bps = rate_for(changes, now, self.deps.settings.default_commission_bps)
+            creator = request.attribution.creator_id
+            if creator:
+                bps = rate_for(
+                    await repo.rate_changes(session, sku.product_id),
+                    now,
+                    self.deps.settings.default_commission_bps,
+                    creator,
+                    via_ad=bool(request.attribution.ad_click_id),
+                    locks=await repo.rate_locks(session, sku.product_id, creator),
+                )
             lines.append(
                 Line(
                     line_id=f"{order_id}-{i + 1}",
