@@ -277,14 +277,17 @@ def _tail(consumer: Consumer, kafka: KafkaSettings, request: TailRequest, *, as_
     def emit(entries: Iterable[dict[str, Any]]) -> bool:
         """Print what passes the filters; False once --count is reached."""
         nonlocal printed
+        if request.count is not None and printed >= request.count:
+            return False
         for entry in entries:
-            if request.count is not None and printed >= request.count:
-                return False
             if not request.filters.matches(entry):
                 continue
             _print(entry, as_json=as_json)
             printed += 1
-        return request.count is None or printed < request.count
+            # Stop at once: waiting for one more record to notice would hang a follow.
+            if request.count is not None and printed >= request.count:
+                return False
+        return True
 
     if request.start is not None and request.start.kind == "last":
         last = _last_matching(consumer, topic, bounds, request.start.value, request.filters)

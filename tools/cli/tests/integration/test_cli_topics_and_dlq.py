@@ -249,3 +249,35 @@ def test_dlq_list_says_when_the_topic_or_kafka_is_missing(
     away = KafkaSettings(bootstrap_servers="127.0.0.1:1")
     down = shopstream(away, "dlq", "list", "commerce.orders.v1")
     assert down.returncode == 1 and "cannot reach Kafka at 127.0.0.1:1" in down.stderr
+
+
+async def test_follow_stops_as_soon_as_count_records_came(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    import time
+
+    topic = new_topic("cli")
+    producer = EventProducer(kafka_settings, "shopstream/test")
+    await producer.publish_and_wait(topic, "k", heartbeat_pb2.Heartbeat(sequence=0))
+    env = {**os.environ, "SHOPSTREAM_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers}
+    # From offset 1 (the next record), following: no race with the tail's start.
+    command = ["--json", "topics", "tail", topic, "-o", "1", "--follow", "-c", "2"]
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "shopstream_cli", *command, "--idle-exit", "120"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for i in (1, 2):  # no third record: the tail must not wait for one
+            await producer.publish_and_wait(topic, "k", heartbeat_pb2.Heartbeat(sequence=i))
+        sent = time.monotonic()
+        out, err = tail.communicate(timeout=60)
+    finally:
+        tail.kill()
+        producer.close()
+    assert tail.returncode == 0, err
+    assert [json.loads(line)["value"]["sequence"] for line in out.splitlines()] == ["1", "2"]
+    # It stopped at the second record, not after waiting for a third or for --idle-exit.
+    assert time.monotonic() - sent < 30
