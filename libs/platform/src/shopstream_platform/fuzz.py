@@ -16,7 +16,7 @@ import contextlib
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,12 +172,61 @@ def _string_fields(descriptor: Descriptor) -> list[FieldDescriptor]:
     return [f for f in descriptor.fields if f.type == FieldDescriptor.TYPE_STRING]
 
 
-def hostile_bodies(descriptor: Descriptor, rng: random.Random, count: int) -> Iterator[bytes]:
-    """`count` request bodies for messages of `descriptor`, every kind represented."""
+def mutate(seed: Message, rng: random.Random) -> Message:
+    """`seed` (a valid request) with one field, at any depth, given a hostile value: such a
+    request passes the checks a wholly hostile one fails, and reaches the domain code."""
+    message: Message = type(seed)()
+    message.CopyFrom(seed)
+    slots: list[tuple[Message, Any]] = []
+
+    def collect(current: Message, depth: int) -> None:
+        for fd in current.DESCRIPTOR.fields:
+            slots.append((current, fd))
+            is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+            if depth < 3 and fd.message_type is not None and not is_map:
+                if fd.is_repeated:
+                    for item in getattr(current, fd.name):
+                        collect(item, depth + 1)
+                elif current.HasField(fd.name):
+                    collect(getattr(current, fd.name), depth + 1)
+
+    collect(message, 0)
+    if not slots:
+        return message
+    parent, fd = rng.choice(slots)
+    messages = HostileMessages(rng, max_depth=2)
+    is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+    if is_map:
+        messages._fill_map(parent, fd, 1)
+    elif fd.is_repeated:
+        if rng.random() < 0.3:
+            parent.ClearField(fd.name)
+        else:
+            messages._add(parent, fd, 1)
+    elif fd.message_type is not None:
+        parent.ClearField(fd.name)
+        messages._fill(getattr(parent, fd.name), 1)
+        getattr(parent, fd.name).SetInParent()
+    else:
+        messages._set(parent, fd)
+    return message
+
+
+def hostile_bodies(
+    descriptor: Descriptor,
+    rng: random.Random,
+    count: int,
+    seeds: Sequence[Message] = (),
+) -> Iterator[bytes]:
+    """`count` request bodies for messages of `descriptor`, every kind represented; with valid
+    `seeds`, half of them are a seed with one field made hostile."""
     messages = HostileMessages(rng)
     strings = _string_fields(descriptor)
     for i in range(count):
         kind = i % 10
+        if seeds and i % 2:
+            yield mutate(rng.choice(seeds), rng).SerializeToString()
+            continue
         body = messages.message(descriptor).SerializeToString()
         if kind in (1, 2) and strings:
             # A string field holding bytes that are not UTF-8 (appended: the last value wins).
@@ -230,8 +279,10 @@ async def fuzz_service(
     concurrency: int = 8,
     timeout_s: float = 20.0,
     stream_wait_s: float = 0.2,
+    seeds: Mapping[str, Sequence[Message]] | None = None,
 ) -> FuzzReport:
-    """Call every method of `service_name` `per_method` times with hostile bodies."""
+    """Call every method of `service_name` `per_method` times with hostile bodies; `seeds` maps
+    a method name to valid requests whose mutations make half of that method's calls."""
     service = descriptor_pool.Default().FindServiceByName(service_name)
     report = FuzzReport(service_name)
     rng = random.Random(seed)
@@ -240,7 +291,8 @@ async def fuzz_service(
     def planned() -> Iterator[tuple[MethodDescriptor, bytes, list[tuple[str, str]]]]:
         # Generated as the calls go, so a few bodies are in memory at a time, not thousands.
         for method in service.methods:
-            for body in hostile_bodies(method.input_type, rng, per_method):
+            valid = (seeds or {}).get(method.name, ())
+            for body in hostile_bodies(method.input_type, rng, per_method, valid):
                 # Mostly as an admin, whom the access policy lets through to the domain code.
                 pick = rng.random()
                 role = None if pick < 0.1 else "admin" if pick < 0.55 else rng.choice(roles)

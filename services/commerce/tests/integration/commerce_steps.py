@@ -176,3 +176,18 @@ def own_catalog_name(kafka: KafkaSettings) -> str:
     name = f"catalog-{uuid.uuid4().hex[:8]}"
     start_group_at_end(kafka, f"{name}.orders", ["commerce.orders.v1"])
     return name
+
+
+def own_commerce_name(kafka: KafkaSettings) -> str:
+    """A commerce service name of this test's own, every consumer group starting at its topics'
+    end: a local stack's commerce on the same broker shares the default groups and would take
+    partitions (a product's or a reservation's) the test's commerce is waiting for."""
+    name = f"commerce-{uuid.uuid4().hex[:8]}"
+    for suffix, topics in {
+        "stock": ["catalog.stock.v1"],
+        "catalog": ["catalog.products.v1"],
+        "risk": ["creators.scores.v1", "ads.invalid-traffic.v1"],
+        "social": ["social.live-stats.v1"],
+    }.items():
+        start_group_at_end(kafka, f"{name}.{suffix}", topics)
+    return name

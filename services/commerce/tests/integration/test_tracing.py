@@ -4,20 +4,28 @@ a caller's tracestate travels with it. Spans go to an in-process exporter."""
 
 import asyncio
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from commerce_steps import Shop
+from commerce_steps import Shop, own_commerce_name
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_pb2
+from shopstream_platform.settings import KafkaSettings
 from shopstream_platform.tracing import configure_tracing, shutdown_tracing
 
 pytestmark = pytest.mark.integration
 
 PLACE_ORDER = "shopstream.commerce.v1.CommerceService/PlaceOrder"
+
+
+@pytest.fixture
+def commerce_overrides(kafka_settings: KafkaSettings) -> dict[str, Any]:
+    """A commerce of this test's own: not sharing consumer groups with a running local stack."""
+    return {"service_name": own_commerce_name(kafka_settings)}
 
 
 @pytest.fixture
