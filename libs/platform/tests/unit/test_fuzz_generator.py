@@ -38,3 +38,25 @@ def test_messages_carry_edge_values_and_unknown_enums() -> None:
     assert {999, -1} & bid_types, bid_types  # values the enum does not define
     assert {2**63 - 1, -(2**63)} <= budgets
     assert 2**62 in seconds and 253_402_300_800 in seconds
+
+
+def test_a_mutated_seed_keeps_the_rest_of_the_request() -> None:
+    from shopstream_platform.fuzz import mutate
+
+    seed = commerce_service_pb2.PlaceOrderRequest(buyer_id="b1", idempotency_key="k1")
+    seed.lines.add(sku_id="sku-1", quantity=1)
+    rng = random.Random(5)
+    changed = 0
+    for _ in range(200):
+        mutated = mutate(seed, rng)
+        kept = sum(
+            (
+                mutated.buyer_id == "b1",
+                mutated.idempotency_key == "k1",
+                list(mutated.lines) == list(seed.lines),
+            )
+        )
+        assert kept >= 2, mutated  # one field (or one line's field) changed at a time
+        changed += mutated != seed
+    assert changed > 100
+    assert seed.buyer_id == "b1" and len(seed.lines) == 1  # the seed itself is untouched
