@@ -207,7 +207,8 @@ prometheus-down: ## Stop the local Prometheus
 # The services first (their supervisors, the services, their combiners), while Kafka is still up
 # for their graceful shutdown; no virtualenv means nothing of ours can be running.
 stop: ## Stop everything `make run` or the tests started: services, Kafka, PostgreSQL, Prometheus
-	@if [ -x .venv/bin/python ]; then $(UV) run --frozen --no-sync shopstream down --keep-kafka; fi
+	@if [ -x .venv/bin/python ]; then $(UV) run --frozen --no-sync shopstream down --keep-kafka \
+	  || echo "shopstream down failed: stopping Kafka, PostgreSQL and Prometheus all the same"; fi
 	@$(MAKE) --no-print-directory kafka-down postgres-down prometheus-down
 
 clean: stop ## Remove local state (.run, the PostgreSQL data) and generated code
