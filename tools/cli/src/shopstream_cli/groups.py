@@ -67,7 +67,7 @@ def group_lag(admin: AdminClient, group: str) -> list[PartitionLag]:
     description = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)[group].result()
     for member in description.members:
         for tp in member.assignment.topic_partitions if member.assignment else []:
-            members[(tp.topic, tp.partition)] = f"{member.client_id}@{member.host}"
+            members[(tp.topic, tp.partition)] = f"{member.client_id}@{member.host.lstrip('/')}"
     keys = set(committed) | set(members)
     ends = _ends(admin, keys)
     rows = []
