@@ -128,6 +128,7 @@ def ledger_pb(e: LedgerRecord) -> commissions_pb2.LedgerEntry:
         product_id=e.product_id,
         rate_bps=e.rate_bps,
         created_at=timestamp(e.created_at),
+        frozen_reason=e.frozen_reason,
     )
 
 

@@ -54,6 +54,11 @@ class CommerceMetrics:
             "Paid value attributed to live sessions, by currency",
             ["currency"],
         )
+        self.frozen_commissions = counter(
+            "commerce_frozen_commission_minor_total",
+            "Commission held by risk control at settlement instead of paid out, by currency",
+            ["currency"],
+        )
         self.seller_entries = counter(
             "commerce_seller_ledger_entries_total", "Seller ledger entries, by kind", ["kind"]
         )

@@ -21,6 +21,8 @@ class CommerceSettings(ServiceSettings):
     return_window_s: float = Field(default=14 * 86_400.0, ge=0)
     # A lowered commission rate applies only to orders placed this long after the change.
     rate_cut_notice_s: float = Field(default=30 * 86_400.0, ge=0)
+    # creator-score flags that freeze a creator's commission at settlement (risk control).
+    risk_flags: list[str] = Field(default_factory=lambda: ["FOLLOWER_SPIKE_WITHOUT_ENGAGEMENT"])
     # The platform's fee on each paid order (seller settlements), in basis points.
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     default_commission_bps: int = Field(default=0, ge=0, le=5_000)

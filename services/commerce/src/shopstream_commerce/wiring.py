@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from shopstream.ads.v1 import ads_events_pb2 as ads
 from shopstream.catalog.v1 import events_pb2 as catalog_events
 from shopstream.commerce.v1 import commerce_service_pb2, commerce_service_pb2_grpc
+from shopstream.creators.v1 import creators_pb2 as creators
 from shopstream.social.v1 import live_pb2 as social
 from shopstream_commerce.api.servicer import CommerceServicer
 from shopstream_commerce.domain.orders import OrderState
@@ -28,6 +30,7 @@ from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import LIVE, LIVE_TOPIC, Live
 from shopstream_commerce.usecases.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
+from shopstream_commerce.usecases.risk import INVALID_TRAFFIC_TOPIC, SCORES_TOPIC, RiskSignals
 from shopstream_commerce.usecases.settlements import SELLER_LEDGER_TOPIC, SellerLedger
 from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.runtime import Runtime
@@ -74,7 +77,8 @@ def wire(runtime: Runtime) -> Commerce:
     assert isinstance(settings, CommerceSettings)
     metrics = CommerceMetrics(runtime.metrics.registry)
     deps = Deps(runtime.db, runtime.outbox, settings, metrics)
-    commissions = Commissions(runtime.db, runtime.outbox, settings, metrics)
+    risk = RiskSignals(deps)
+    commissions = Commissions(runtime.db, runtime.outbox, settings, metrics, risk)
     live = Live(runtime.db, runtime.outbox, metrics)
     leak_check = LeakCheck(deps)
     transitions = OrderTransitions(deps)
@@ -130,6 +134,18 @@ def wire(runtime: Runtime) -> Commerce:
         "catalog",
         [catalog_replica.PRODUCTS_TOPIC],
         runtime.deduplicated("catalog", catalog_replica.ROUTES),
+        transient=transient,
+    )
+    runtime.add_consumer(
+        "risk",
+        [SCORES_TOPIC, INVALID_TRAFFIC_TOPIC],
+        runtime.deduplicated(
+            "risk",
+            {
+                creators.CreatorScoreChanged: risk.on_score_changed,
+                ads.InvalidTrafficFlagged: risk.on_invalid_click,
+            },
+        ),
         transient=transient,
     )
     runtime.add_consumer(

@@ -239,10 +239,12 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         )
         pending = balances.get(commissions_pb2.LEDGER_ACCOUNT_PENDING, 0)
         available = balances.get(commissions_pb2.LEDGER_ACCOUNT_AVAILABLE, 0)
+        frozen = balances.get(commissions_pb2.LEDGER_ACCOUNT_FROZEN, 0)
         return pb.GetCreatorEarningsResponse(
-            balance=convert.money(pending + available, currency),
+            balance=convert.money(pending + available + frozen, currency),
             pending=convert.money(pending, currency),
             available=convert.money(available, currency),
+            frozen=convert.money(frozen, currency),
             entries=[convert.ledger_pb(e) for e in entries],
             page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
         )

@@ -118,3 +118,4 @@ class LedgerRecord:
     product_id: str
     rate_bps: int
     created_at: datetime
+    frozen_reason: str = ""

@@ -27,6 +27,7 @@ from shopstream_commerce.store.tables import (
     catalog_skus,
     commission_locks,
     commission_rates,
+    flagged_clicks,
     ledger,
     live_pins,
     live_sessions,
@@ -35,6 +36,7 @@ from shopstream_commerce.store.tables import (
     payments,
     refund_lines,
     refunds,
+    risk_creators,
 )
 from shopstream_platform.db.database import rowcount
 
@@ -712,6 +714,7 @@ async def insert_ledger(session: AsyncSession, entry: LedgerRecord, dedup_key: s
             rate_bps=entry.rate_bps,
             created_at=entry.created_at,
             dedup_key=dedup_key,
+            frozen_reason=entry.frozen_reason,
         )
     )
     return True
@@ -761,4 +764,57 @@ def _ledger_record(r: Any) -> LedgerRecord:
         product_id=r.product_id,
         rate_bps=r.rate_bps,
         created_at=r.created_at,
+        frozen_reason=r.frozen_reason,
     )
+
+
+# --- risk signals ---------------------------------------------------------------------------
+
+
+async def set_creator_flags(
+    session: AsyncSession, creator_id: str, flags: list[str], as_of: datetime
+) -> None:
+    """Keep the creator's flags as of `as_of`; an older report changes nothing."""
+    current = (
+        await session.execute(
+            select(risk_creators.c.as_of).where(risk_creators.c.creator_id == creator_id)
+        )
+    ).scalar_one_or_none()
+    values = {"flags": ",".join(sorted(flags))[:500], "as_of": as_of}
+    if current is None:
+        await session.execute(risk_creators.insert().values(creator_id=creator_id, **values))
+    elif as_of >= current:
+        await session.execute(
+            update(risk_creators).where(risk_creators.c.creator_id == creator_id).values(**values)
+        )
+
+
+async def creator_flags(session: AsyncSession, creator_id: str) -> list[str]:
+    found = (
+        await session.execute(
+            select(risk_creators.c.flags).where(risk_creators.c.creator_id == creator_id)
+        )
+    ).scalar_one_or_none()
+    return [f for f in (found or "").split(",") if f]
+
+
+async def flag_click(session: AsyncSession, click_id: str, reason: str, at: datetime) -> None:
+    exists = (
+        await session.execute(
+            select(flagged_clicks.c.click_id).where(flagged_clicks.c.click_id == click_id)
+        )
+    ).first()
+    if exists is None:
+        await session.execute(
+            flagged_clicks.insert().values(click_id=click_id, reason=reason, flagged_at=at)
+        )
+
+
+async def click_flag(session: AsyncSession, click_id: str) -> str | None:
+    if not click_id:
+        return None
+    return (
+        await session.execute(
+            select(flagged_clicks.c.reason).where(flagged_clicks.c.click_id == click_id)
+        )
+    ).scalar_one_or_none()

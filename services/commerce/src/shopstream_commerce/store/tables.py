@@ -212,8 +212,28 @@ ledger = Table(
     Column("rate_bps", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("dedup_key", String(200), nullable=False, unique=True),
+    # Added by migration 8: why a FROZEN entry was held.
+    Column("frozen_reason", String(200), nullable=False, server_default=""),
     # Entry ids are time-ordered, so (creator, entry id) pages through a creator's history.
     Index("ix_ledger_creator_entry", "creator_id", "entry_id"),
+)
+
+# Risk signals heard from other services (migration 8): each creator's latest flags
+# (creators.scores.v1) and the ad clicks flagged as invalid traffic (ads.invalid-traffic.v1).
+risk_creators = Table(
+    "risk_creators",
+    metadata,
+    Column("creator_id", String(64), primary_key=True),
+    Column("flags", String(500), nullable=False),  # comma-separated
+    Column("as_of", UtcDateTime(), nullable=False),
+)
+
+flagged_clicks = Table(
+    "flagged_clicks",
+    metadata,
+    Column("click_id", String(128), primary_key=True),
+    Column("reason", String(64), nullable=False),
+    Column("flagged_at", UtcDateTime(), nullable=False),
 )
 
 
@@ -331,6 +351,15 @@ def _add_affiliate_scopes(conn: Connection) -> None:
     metadata.create_all(conn, tables=[commission_locks])
 
 
+def _add_risk_signals(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("ledger")}
+    if "frozen_reason" not in columns:
+        conn.execute(
+            text("ALTER TABLE ledger ADD COLUMN frozen_reason VARCHAR(200) NOT NULL DEFAULT ''")
+        )
+    metadata.create_all(conn, tables=[risk_creators, flagged_clicks])
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -350,4 +379,5 @@ MIGRATIONS = [
         6, "the sellers' ledger", lambda conn: metadata.create_all(conn, tables=[seller_ledger])
     ),
     Migration(7, "targeted and Shop Ads commission rates, rate-cut locks", _add_affiliate_scopes),
+    Migration(8, "risk signals that freeze commissions", _add_risk_signals),
 ]

@@ -10,7 +10,7 @@ replayed cause never books twice.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ from shopstream_commerce.domain.records import LedgerRecord, OrderRecord
 from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store import repository as repo
+from shopstream_commerce.usecases.risk import RiskSignals
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
 from shopstream_platform.errors import InvalidArgumentError, NotFoundError
@@ -40,6 +41,7 @@ from shopstream_platform.paging import decode_cursor, encode_cursor
 
 COMMISSIONS_TOPIC = "commerce.commissions.v1"
 PENDING, AVAILABLE = cpb.LEDGER_ACCOUNT_PENDING, cpb.LEDGER_ACCOUNT_AVAILABLE
+FROZEN = cpb.LEDGER_ACCOUNT_FROZEN
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,18 @@ def _now() -> datetime:
 
 class Commissions:
     def __init__(
-        self, db: Database, outbox: Outbox, settings: CommerceSettings, metrics: CommerceMetrics
+        self,
+        db: Database,
+        outbox: Outbox,
+        settings: CommerceSettings,
+        metrics: CommerceMetrics,
+        risk: RiskSignals,
     ) -> None:
         self.db = db
         self.outbox = outbox
         self.settings = settings
         self.metrics = metrics
+        self.risk = risk
 
     async def set_rate(
         self,
@@ -240,14 +248,44 @@ class Commissions:
 
     async def settle(self, session: AsyncSession, order: OrderRecord) -> None:
         """At the order's completion (after-sales window closed): its pending commission moves
-        to available, once per order, in the caller's transaction."""
+        to available, once per order, in the caller's transaction; what a risk signal covers
+        (domain/risk.py) moves to the frozen account instead and is not paid out."""
         if not await repo.mark_settled(session, order.order_id):
             return
-        pending: dict[str, int] = defaultdict(int)
+        pending: dict[tuple[str, str], int] = defaultdict(int)
         for entry in await repo.ledger_for_order(session, order.order_id):
             if entry.account == PENDING:
-                pending[entry.creator_id] += entry.amount_minor
-        for creator, amount in sorted(pending.items()):
+                pending[entry.creator_id, entry.line_id] += entry.amount_minor
+        clicks = {line.line_id: line.attribution.ad_click_id for line in order.lines}
+        payable: dict[str, int] = defaultdict(int)
+        oid = order.order_id
+        for (creator, line_id), amount in sorted(pending.items()):
+            if amount == 0:
+                continue
+            reason = await self.risk.freeze_reason(session, creator, clicks.get(line_id, ""))
+            if not reason:
+                payable[creator] += amount
+                continue
+            out = self._entry(
+                order,
+                line_id,
+                creator,
+                cpb.LEDGER_ENTRY_KIND_SETTLEMENT_OUT,
+                PENDING,
+                -amount,
+                0,
+                "",
+            )
+            held = replace(
+                self._entry(
+                    order, line_id, creator, cpb.LEDGER_ENTRY_KIND_FROZEN, FROZEN, amount, 0, ""
+                ),
+                frozen_reason=reason[:200],
+            )
+            await self._book(session, out, f"freeze-out:{oid}:{creator}:{line_id}")
+            await self._book(session, held, f"freeze:{oid}:{creator}:{line_id}")
+            self.metrics.frozen_commissions.labels(order.currency).inc(amount)
+        for creator, amount in sorted(payable.items()):
             if amount == 0:
                 continue
             out = self._entry(
@@ -256,8 +294,8 @@ class Commissions:
             into = self._entry(
                 order, "", creator, cpb.LEDGER_ENTRY_KIND_SETTLEMENT_IN, AVAILABLE, amount, 0, ""
             )
-            await self._book(session, out, f"settle-out:{order.order_id}:{creator}")
-            await self._book(session, into, f"settle-in:{order.order_id}:{creator}")
+            await self._book(session, out, f"settle-out:{oid}:{creator}")
+            await self._book(session, into, f"settle-in:{oid}:{creator}")
 
     async def earnings(
         self, principal: Principal, creator_id: str, size: int, token: str
