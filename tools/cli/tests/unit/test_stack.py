@@ -57,7 +57,7 @@ def local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         env = {**os.environ, "DUMMY_PORT": str(port)}
         if spec.name == "ads":
             env["DUMMY_GRANDCHILD"] = "1"
-        stack.start_supervised(spec, [sys.executable, str(DUMMY)], env, initial_backoff_s=3.0)
+        stack.start_supervised(spec, [sys.executable, str(DUMMY)], env, initial_backoff_s=5.0)
     for address in addresses.values():
         _wait_for(lambda a=address: stack.health(a) == "SERVING")
     yield addresses
