@@ -15,7 +15,7 @@ paths check one module attribute instead of carrying a tracer through every call
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -48,7 +48,9 @@ class TracingSettings(BaseModel):
 
 
 def new_traceparent() -> str:
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    # Ids need to be unique, not unguessable: the module PRNG, not two urandom syscalls per
+    # record (they showed in the stream workers' profile).
+    return f"00-{random.getrandbits(128) or 1:032x}-{random.getrandbits(64) or 1:016x}-01"
 
 
 def child_traceparent(parent: str | None) -> str:
@@ -56,7 +58,7 @@ def child_traceparent(parent: str | None) -> str:
     if parent:
         match = _TRACEPARENT.match(parent)
         if match:
-            return f"00-{match.group(1)}-{os.urandom(8).hex()}-{match.group(3)}"
+            return f"00-{match.group(1)}-{random.getrandbits(64) or 1:016x}-{match.group(3)}"
     return new_traceparent()
 
 

@@ -40,14 +40,17 @@ def impression(ident: str, buyer: str = "b1") -> bytes:
 
 
 def test_clicks_go_by_install_the_rest_by_buyer_in_order() -> None:
-    r = AdsInputs(6, 900_000)
+    r = AdsInputs(6, 900_000, "w")
     click = ads_pb2.Click(click_id="k1", campaign_id="c1", buyer_id="b1", install_id="phone-9")
     click.at.FromSeconds(1_800_000_000)
     assert r.add(IMPRESSIONS_TOPIC, b"b1", impression("i1"), event(ads_pb2.Impression, "e1"))
     assert r.add(CLICKS_TOPIC, b"phone-9", click.SerializeToString(), event(ads_pb2.Click, "e2"))
     assert r.add(IMPRESSIONS_TOPIC, b"b1", impression("i2"), event(ads_pb2.Impression, "e3"))
-    screened = ev.ScreenedClick(click=click)
+    screened = ev.ScreenedClick(click=click, worker="w")
     assert r.add(SCREENED_TOPIC, b"b1", screened.SerializeToString(), event(ev.ScreenedClick, "e4"))
+    # Another deployment's screening of the same click is not gathered.
+    foreign = ev.ScreenedClick(click=click, worker="other").SerializeToString()
+    assert not r.add(SCREENED_TOPIC, b"b1", foreign, event(ev.ScreenedClick, "e5"))
     assert r.pending == 4
     got = batches(r)
     assert r.pending == 0
@@ -62,7 +65,7 @@ def test_clicks_go_by_install_the_rest_by_buyer_in_order() -> None:
 
 
 def test_an_order_is_rekeyed_by_buyer_with_its_click_ids_and_grace_start() -> None:
-    r = AdsInputs(6, 900_000, clock=lambda: 1_800_000_100.5)
+    r = AdsInputs(6, 900_000, "w", clock=lambda: 1_800_000_100.5)
     order = order_pb2.Order(order_id="o1", buyer_id="b7", tracking_consent=True)
     order.total.CopyFrom(money_pb2.Money(amount_minor=2_500, currency="USD"))
     for click_id in ("k2", "k1", "k2"):
@@ -81,7 +84,7 @@ def test_an_order_is_rekeyed_by_buyer_with_its_click_ids_and_grace_start() -> No
 
 
 def test_poison_raises_and_leaves_nothing_behind() -> None:
-    r = AdsInputs(6, 900_000)
+    r = AdsInputs(6, 900_000, "w")
     with pytest.raises(InvalidEventError, match="buyer_id"):
         r.add(IMPRESSIONS_TOPIC, b"", impression("i1", buyer=""), event(ads_pb2.Impression, "e"))
     no_time = ads_pb2.Click(click_id="k", campaign_id="c", buyer_id="b").SerializeToString()
@@ -95,7 +98,7 @@ def test_poison_raises_and_leaves_nothing_behind() -> None:
 
 
 def test_a_window_too_big_for_one_record_is_split() -> None:
-    r = AdsInputs(1, 2_000)
+    r = AdsInputs(1, 2_000, "w")
     for i in range(100):
         r.add(IMPRESSIONS_TOPIC, b"b1", impression(f"i{i}"), event(ads_pb2.Impression, f"e{i}"))
     records = r.take()

@@ -12,6 +12,7 @@ Rules (versioned in AttributionSettings.version):
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -77,12 +78,18 @@ def first_time(state: State, event_id: str) -> bool:
 def add_touches(state: State, new: list[list[Any]], rules: AttributionSettings) -> None:
     """Several touches at once (a batch of one buyer's impressions): one sort, one trim."""
     touches = state["touches"]
+    in_order = not touches or touches[-1][AT] <= new[0][AT]
     touches.extend(new)
-    touches.sort(key=lambda t: t[AT])
+    if not in_order or (
+        len(new) > 1 and any(new[k][AT] > new[k + 1][AT] for k in range(len(new) - 1))
+    ):
+        touches.sort(key=lambda t: t[AT])
     horizon = touches[-1][AT] - max(rules.click_window_s, rules.view_window_s)
     if touches[0][AT] < horizon:
         touches = [t for t in touches if t[AT] >= horizon]
-    state["touches"] = touches[-rules.max_touches_per_buyer :]
+    if len(touches) > rules.max_touches_per_buyer:
+        touches = touches[-rules.max_touches_per_buyer :]
+    state["touches"] = touches
 
 
 def remember_touch(
@@ -100,6 +107,18 @@ def remember_touch(
         touches.sort(key=lambda t: t[AT])
     horizon = max(t[AT] for t in touches[-1:]) - max(rules.click_window_s, rules.view_window_s)
     state["touches"] = [t for t in touches if t[AT] >= horizon][-rules.max_touches_per_buyer :]
+
+
+def has_touch_at(state: State, kind: str, touch_id: str, at: float) -> bool:
+    """`has_touch` for a touch whose time is known (a re-sent impression keeps its time): a
+    binary search in the time-ordered touches, not a scan of all of them."""
+    touches = state["touches"]
+    k = bisect.bisect_left(touches, at, key=lambda t: t[AT])
+    while k < len(touches) and touches[k][AT] == at:
+        if touches[k][TOUCH_ID] == touch_id and touches[k][KIND] == kind:
+            return True
+        k += 1
+    return False
 
 
 def has_touch(state: State, kind: str, touch_id: str) -> bool:

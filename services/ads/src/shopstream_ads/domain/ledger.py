@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from shopstream_ads.domain.campaigns import BidType, Campaign
@@ -31,7 +32,13 @@ VOIDABLE_FOR_S = 86_400.0
 
 
 def day_of(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+    return _day_name(int(at // 86_400))
+
+
+@lru_cache(maxsize=64)
+def _day_name(day: int) -> str:
+    # Once per UTC day, not per impression: formatting a date costs more than the rest of a charge.
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def new_ledger_state() -> State:

@@ -103,6 +103,8 @@ class _Spend:
 
     def __init__(self) -> None:
         self.lines: dict[tuple[str, str], tuple[float, Counter[int]]] = {}
+        # Impressions counted per placement, for the metric (once per record, not per buyer).
+        self.placements: Counter[str] = Counter()
 
     def add(self, campaign_id: str, when: float, clearing_minor: int) -> None:
         key = (campaign_id, lg.day_of(when))
@@ -284,9 +286,12 @@ class AttributionStreams:
         installs: dict[str, list[ev.AdsInput]] = {}
         buyers: dict[str, list[ev.AdsInput]] = {}
         for item in batch.inputs:
-            (installs if item.WhichOneof("input") == "click" else buyers).setdefault(
-                item.key, []
-            ).append(item)
+            group = installs if item.HasField("click") else buyers
+            items = group.get(item.key)
+            if items is None:
+                group[item.key] = [item]
+            else:
+                items.append(item)
         applied = 0
         for install, clicks in installs.items():
             applied += self._screen(install, clicks, partition, offset)
@@ -295,6 +300,8 @@ class AttributionStreams:
         for buyer_id, items in buyers.items():
             applied += self._apply_buyer(buyer_id, items, partition, offset, spend, now)
         self._spend(spend, partition, offset)
+        for placement, count in spend.placements.items():
+            self.metrics.impressions.labels(placement).inc(count)
         return Outcome.PROCESSED if applied else Outcome.DUPLICATE
 
     def _spend(self, spend: _Spend, partition: int, offset: int) -> None:
@@ -306,7 +313,9 @@ class AttributionStreams:
         for (campaign_id, day), (when, prices) in spend.lines.items():
             lines = grouped.get(partition_for(campaign_id, TABLE_PARTITIONS))
             if lines is None:
-                lines = grouped[partition_for(campaign_id, TABLE_PARTITIONS)] = ev.LedgerLines()
+                lines = grouped[partition_for(campaign_id, TABLE_PARTITIONS)] = ev.LedgerLines(
+                    worker=self.settings.faust_app_id
+                )
             entry = lines.entries.add(
                 entry_id=f"imps:{partition}:{offset}:{campaign_id}:{day}",
                 campaign_id=campaign_id,
@@ -338,6 +347,7 @@ class AttributionStreams:
                     flagged=ev.InvalidTrafficReason.ValueType(v.reason),
                     detail=v.detail,
                     retroactive=v.retroactive,
+                    worker=self.settings.faust_app_id,
                 )
                 screened.observed_at.GetCurrentTime()
                 if v.retroactive:
@@ -374,16 +384,18 @@ class AttributionStreams:
         state = current if current is not None else at.new_buyer_state()
         state.pop("seen", None)  # the event ids versions before the combiner remembered
         state.setdefault("held", [])
-        impressions = [i for i in items if i.WhichOneof("input") == "impression"]
+        impressions: list[ev.AdsInput] = []
+        others: list[ev.AdsInput] = []
+        for item in items:
+            (impressions if item.HasField("impression") else others).append(item)
         if impressions:
             self._impressions(state, impressions, spend)
             if state["held"]:
                 self._release(state, now)  # clicks that waited for these impressions
-        for item in items:
-            kind = item.WhichOneof("input")
-            if kind == "screened":
+        for item in others:
+            if item.HasField("screened"):
                 self._screened(state, item, now)
-            elif kind == "order":
+            elif item.HasField("order"):
                 self._order(state, item, now)
         state["wm"] = offset
         self.buyers.set(buyer_id, state, partition)
@@ -396,24 +408,24 @@ class AttributionStreams:
     def _impressions(self, state: dict[str, Any], items: list[ev.AdsInput], spend: _Spend) -> None:
         """A batch of one buyer's impressions: each new one a view touch and a charge in the
         batch's spend lines; one sort of the touches, one reconsideration of the orders."""
-        known = {t[at.TOUCH_ID] for t in state["touches"] if t[at.KIND] == at.VIEW}
+        known: set[str] = set()  # this call's own
         new: list[list[Any]] = []
-        placements: Counter[str] = Counter()
+        placements = spend.placements
         for item in items:
             imp = item.impression
-            if imp.impression_id in known:
-                continue  # the same impression re-sent under a new event id
-            known.add(imp.impression_id)
+            impression_id = imp.impression_id
             when = convert.seconds(imp.at)
+            if impression_id in known or at.has_touch_at(state, at.VIEW, impression_id, when):
+                continue  # the same impression re-sent under a new event id
+            known.add(impression_id)
             spend.add(imp.campaign_id, when, imp.clearing_price.amount_minor)
-            new.append([at.VIEW, imp.impression_id, imp.campaign_id, when, ""])
+            new.append([at.VIEW, impression_id, imp.campaign_id, when, ""])
             placements[imp.placement or "unknown"] += 1
         if not new:
             return
         at.add_touches(state, new, self.settings.attribution)
-        for placement, count in placements.items():
-            self.metrics.impressions.labels(placement).inc(count)
-        self._reconsider(state, min(t[at.AT] for t in new), items[0].event_id)
+        if state["orders"]:
+            self._reconsider(state, min(t[at.AT] for t in new), items[0].event_id)
 
     def _screened(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
         if not at.first_time(state, item.event_id):
@@ -757,6 +769,8 @@ class AttributionStreams:
     async def on_ledger_lines(self, event: Event[Message]) -> Outcome:
         lines = event.message
         assert isinstance(lines, ev.LedgerLines)
+        if lines.worker != self.settings.faust_app_id:
+            return Outcome.IGNORED  # another deployment's worker, on the same broker
         outcomes, failed = [], []
         for entry in lines.entries:
             try:

@@ -35,15 +35,21 @@ class AdsInputs:
     """A `WindowReducer` (shopstream_platform.combiner) for the devices and buyers tables."""
 
     def __init__(
-        self, partitions: int, max_record_bytes: int, clock: Callable[[], float] = time.time
+        self,
+        partitions: int,
+        max_record_bytes: int,
+        worker: str,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`worker`: the attribution worker's app id; screened clicks of any other are skipped."""
         self._partitions = partitions
+        self._worker = worker
         self._max_record_bytes = max_record_bytes
         self._clock = clock
         self._batches: dict[int, ev.AdsInputBatch] = {}
         self._pending = 0
         # (topic, ce_type) -> how to gather it; anything else on the topic is skipped.
-        self._routes: dict[tuple[str, str], Callable[[bytes, SourceEvent], None]] = {
+        self._routes: dict[tuple[str, str], Callable[[bytes, SourceEvent], bool | None]] = {
             (IMPRESSIONS_TOPIC, type_name(ads_pb2.Impression)): self._impression,
             (CLICKS_TOPIC, type_name(ads_pb2.Click)): self._click,
             (SCREENED_TOPIC, type_name(ev.ScreenedClick)): self._screened,
@@ -60,8 +66,7 @@ class AdsInputs:
         route = self._routes.get((topic, event.type))
         if route is None:
             return False
-        route(value, event)
-        return True
+        return route(value, event) is not False
 
     def take(self) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
@@ -111,11 +116,14 @@ class AdsInputs:
         # Screening is per install; a click without one is screened with its buyer's others.
         self._item(click.install_id or click.buyer_id, event.id).click.CopyFrom(click)
 
-    def _screened(self, value: bytes, event: SourceEvent) -> None:
+    def _screened(self, value: bytes, event: SourceEvent) -> bool:
         screened = ev.ScreenedClick.FromString(value)
+        if screened.worker and screened.worker != self._worker:
+            return False  # another deployment's screening, on the same broker
         _require(screened.click.buyer_id, "click.buyer_id")
         _require(screened.click.click_id, "click.click_id")
         self._item(screened.click.buyer_id, event.id).screened.CopyFrom(screened)
+        return True
 
     def _order_paid(self, value: bytes, event: SourceEvent) -> None:
         message = order_events_pb2.OrderPaid.FromString(value)
