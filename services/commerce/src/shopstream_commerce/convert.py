@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from shopstream.commerce.v1 import commerce_service_pb2, commissions_pb2, live_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream_commerce.domain.after_sales import AfterSaleType
+from shopstream_commerce.domain.flash_sales import FlashSale
 from shopstream_commerce.domain.leaks import LeakReport
 from shopstream_commerce.domain.money import gpm
 from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
@@ -198,3 +199,19 @@ def order_settlement_pb(
     if date is not None:
         message.settlement_date.CopyFrom(timestamp(date))
     return message
+
+
+def flash_sale_pb(f: FlashSale) -> live_pb2.FlashSale:
+    return live_pb2.FlashSale(
+        flash_sale_id=f.flash_sale_id,
+        live_session_id=f.live_session_id,
+        seller_id=f.seller_id,
+        product_id=f.product_id,
+        sku_id=f.sku_id,
+        deal_price=money(f.deal_price_minor, f.currency),
+        total_units=f.total,
+        sold_units=f.sold,
+        per_buyer_limit=f.per_buyer,
+        starts_at=timestamp(f.starts_at),
+        ends_at=timestamp(f.ends_at),
+    )

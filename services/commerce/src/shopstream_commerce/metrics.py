@@ -54,6 +54,11 @@ class CommerceMetrics:
             "Paid value attributed to live sessions, by currency",
             ["currency"],
         )
+        self.flash_claims = counter(
+            "commerce_flash_sale_units_total",
+            "Flash sale units claimed by placed orders, and orders refused (sold_out, buyer_limit)",
+            ["outcome"],
+        )
         self.frozen_commissions = counter(
             "commerce_frozen_commission_minor_total",
             "Commission held by risk control at settlement instead of paid out, by currency",

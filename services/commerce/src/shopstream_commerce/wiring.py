@@ -27,6 +27,7 @@ from shopstream_commerce.store.tables import live_sessions, orders
 from shopstream_commerce.usecases.after_sales import AfterSales
 from shopstream_commerce.usecases.commissions import COMMISSIONS_TOPIC, Commissions
 from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.flash_sales import FlashSales
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import LIVE, LIVE_TOPIC, Live
 from shopstream_commerce.usecases.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
@@ -83,6 +84,7 @@ def wire(runtime: Runtime) -> Commerce:
     leak_check = LeakCheck(deps)
     transitions = OrderTransitions(deps)
     seller_ledger = SellerLedger(deps, transitions)
+    flash_sales = FlashSales(deps)
     order_cases = Orders(
         deps,
         transitions,
@@ -97,6 +99,7 @@ def wire(runtime: Runtime) -> Commerce:
         live,
         leak_check,
         seller_ledger,
+        flash_sales,
     )
     after_sales = AfterSales(deps, transitions, order_cases.payments, commissions, seller_ledger)
     runtime.declare_topics(
@@ -113,7 +116,9 @@ def wire(runtime: Runtime) -> Commerce:
     runtime.add_grpc_service(
         commerce_service_pb2.DESCRIPTOR.services_by_name["CommerceService"].full_name,
         commerce_service_pb2_grpc.add_CommerceServiceServicer_to_server,
-        CommerceServicer(order_cases, after_sales, live, commissions, leak_check, seller_ledger),
+        CommerceServicer(
+            order_cases, after_sales, live, commissions, leak_check, seller_ledger, flash_sales
+        ),
     )
     transient = (OperationalError,)
     runtime.add_consumer(

@@ -27,9 +27,10 @@ POLICY = AccessPolicy.of(
         "EndLiveSession": CREATOR,
         "SetCommissionRate": SELLER,
         "GetCreatorEarnings": CREATOR,
+        "StartFlashSale": SELLER,
         "GetOrderSettlement": SELLER,
         "GetSellerBalance": SELLER,
         "CheckLeaks": ADMIN,
     },
-    public=["GetLiveSession"],
+    public=["GetLiveSession", "GetFlashSale"],
 )

@@ -13,6 +13,7 @@ from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.records import Attribution, OrderRecord
 from shopstream_commerce.usecases.after_sales import AfterSales
 from shopstream_commerce.usecases.commissions import Commissions
+from shopstream_commerce.usecases.flash_sales import FlashSales
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.orders import LineRequest, Orders
@@ -37,6 +38,7 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         commissions: Commissions,
         leak_check: LeakCheck,
         seller_ledger: SellerLedger,
+        flash_sales: FlashSales,
     ) -> None:
         self._orders = orders
         self._after_sales = after_sales
@@ -44,6 +46,7 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         self._commissions = commissions
         self._leak_check = leak_check
         self._seller_ledger = seller_ledger
+        self._flash_sales = flash_sales
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: Context
@@ -211,6 +214,28 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         return pb.GetLiveSessionResponse(
             session=convert.live_pb(await self._live.get(request.live_session_id))
         )
+
+    async def StartFlashSale(
+        self, request: pb.StartFlashSaleRequest, context: Context
+    ) -> pb.StartFlashSaleResponse:
+        sale = await self._flash_sales.start(
+            current_principal(),
+            request.live_session_id,
+            request.sku_id,
+            request.deal_price.amount_minor,
+            request.deal_price.currency,
+            request.total_units,
+            request.per_buyer_limit,
+            request.countdown_s,
+            request.duration_s,
+        )
+        return pb.StartFlashSaleResponse(sale=convert.flash_sale_pb(sale))
+
+    async def GetFlashSale(
+        self, request: pb.GetFlashSaleRequest, context: Context
+    ) -> pb.GetFlashSaleResponse:
+        sale = await self._flash_sales.get(request.flash_sale_id)
+        return pb.GetFlashSaleResponse(sale=convert.flash_sale_pb(sale))
 
     async def SetCommissionRate(
         self, request: pb.SetCommissionRateRequest, context: Context

@@ -30,6 +30,7 @@ class Line:
     refunded_quantity: int = 0
     commission_bps: int = 0
     category_id: str = ""
+    flash_sale_id: str = ""
 
     @property
     def total_minor(self) -> int:

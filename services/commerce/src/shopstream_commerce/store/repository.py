@@ -151,6 +151,7 @@ async def insert_order(session: AsyncSession, order: OrderRecord, idempotency_ke
                 refunded_quantity=0,
                 commission_bps=line.commission_bps,
                 category_id=line.category_id,
+                flash_sale_id=line.flash_sale_id,
             )
         )
 
@@ -186,6 +187,7 @@ async def load_orders(
                 refunded_quantity=r.refunded_quantity,
                 commission_bps=r.commission_bps,
                 category_id=r.category_id,
+                flash_sale_id=r.flash_sale_id,
             )
         )
     return {

@@ -96,9 +96,42 @@ order_lines = Table(
     Column("commission_bps", Integer, nullable=False, default=0),
     # Added by migration 2.
     Column("category_id", String(64), nullable=False, server_default=""),
+    # Added by migration 9: the flash sale whose deal price and units the line took.
+    Column("flash_sale_id", String(64), nullable=False, server_default=""),
     CheckConstraint(
         "refunded_quantity >= 0 AND refunded_quantity <= quantity", name="ck_lines_refund_range"
     ),
+)
+
+# Flash deals in live sessions (migration 9). `sold` only grows under its CHECK, by a
+# conditional update, so concurrent orders can never claim more than `total` units.
+flash_sales = Table(
+    "flash_sales",
+    metadata,
+    Column("flash_sale_id", String(64), primary_key=True),
+    Column("live_session_id", String(64), nullable=False),
+    Column("seller_id", String(64), nullable=False),
+    Column("product_id", String(64), nullable=False),
+    Column("sku_id", String(64), nullable=False),
+    Column("deal_price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("sold", Integer, nullable=False),
+    Column("per_buyer", Integer, nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    CheckConstraint("sold >= 0 AND sold <= total", name="ck_flash_sold_range"),
+    Index("ix_flash_sales_session_sku", "live_session_id", "sku_id"),
+)
+
+# Units each buyer holds in a flash sale (never above its per-buyer limit).
+flash_claims = Table(
+    "flash_claims",
+    metadata,
+    Column("flash_sale_id", String(64), primary_key=True),
+    Column("buyer_id", String(64), primary_key=True),
+    Column("units", Integer, nullable=False),
+    CheckConstraint("units >= 0", name="ck_flash_claim_units"),
 )
 
 payments = Table(
@@ -360,6 +393,15 @@ def _add_risk_signals(conn: Connection) -> None:
     metadata.create_all(conn, tables=[risk_creators, flagged_clicks])
 
 
+def _add_flash_sales(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("order_lines")}
+    if "flash_sale_id" not in columns:
+        conn.execute(
+            text("ALTER TABLE order_lines ADD COLUMN flash_sale_id VARCHAR(64) NOT NULL DEFAULT ''")
+        )
+    metadata.create_all(conn, tables=[flash_sales, flash_claims])
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -380,4 +422,5 @@ MIGRATIONS = [
     ),
     Migration(7, "targeted and Shop Ads commission rates, rate-cut locks", _add_affiliate_scopes),
     Migration(8, "risk signals that freeze commissions", _add_risk_signals),
+    Migration(9, "flash sales in live sessions", _add_flash_sales),
 ]

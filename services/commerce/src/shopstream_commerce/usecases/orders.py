@@ -30,6 +30,7 @@ from shopstream_commerce.payments.provider import PaymentProvider
 from shopstream_commerce.store import repository as repo
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.flash_sales import FlashSales
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.payments import PAYMENTS_TOPIC, Payments
@@ -66,6 +67,7 @@ class Orders:
         live: Live,
         leak_check: LeakCheck,
         seller_ledger: SellerLedger,
+        flash_sales: FlashSales,
     ) -> None:
         self.deps = deps
         self.transitions = transitions
@@ -73,6 +75,7 @@ class Orders:
         self.live = live
         self.leak_check = leak_check
         self.seller_ledger = seller_ledger
+        self.flash_sales = flash_sales
         self.payments = Payments(deps, transitions, provider, self._settle_charge)
 
     # --- placing --------------------------------------------------------------------------
@@ -144,6 +147,18 @@ class Orders:
             sku = known.get(request.sku_id)
             if sku is None:
                 raise InvalidArgumentError(f"lines[{i}].sku_id", f"unknown SKU {request.sku_id!r}")
+            price, flash_sale_id = sku.price_minor, ""
+            if request.attribution.live_session_id:
+                deal = await self.flash_sales.claim(
+                    session,
+                    request.attribution.live_session_id,
+                    sku,
+                    buyer_id,
+                    request.quantity,
+                    now,
+                )
+                if deal is not None:
+                    price, flash_sale_id = deal.deal_price_minor, deal.flash_sale_id
             bps = 0
             creator = request.attribution.creator_id
             if creator:
@@ -162,11 +177,12 @@ class Orders:
                     product_id=sku.product_id,
                     seller_id=sku.seller_id,
                     quantity=request.quantity,
-                    unit_price_minor=sku.price_minor,
+                    unit_price_minor=price,
                     currency=sku.currency,
                     attribution=request.attribution,
                     commission_bps=bps,
                     category_id=sku.category_id,
+                    flash_sale_id=flash_sale_id,
                 )
             )
         sellers = {line.seller_id for line in lines}
@@ -233,6 +249,7 @@ class Orders:
                 rejection_reason=reason,
                 rejected_sku_id=message.sku_id,
             )
+            await self.flash_sales.give_back(session, order)
             self.deps.metrics.saga_step.labels("placed_to_rejected").observe(
                 (self.deps.now() - order.placed_at).total_seconds()
             )
@@ -294,7 +311,7 @@ class Orders:
             order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
             previous = order.state
-            return await self.transitions.apply(
+            cancelled = await self.transitions.apply(
                 session,
                 order,
                 "cancel",
@@ -305,6 +322,8 @@ class Orders:
                 ),
                 expires_at=None,
             )
+            await self.flash_sales.give_back(session, order)
+            return cancelled
 
     async def expire_due(self) -> int:
         """Expire unpaid reservations whose window closed; catalog releases their stock."""
@@ -327,6 +346,7 @@ class Orders:
                     lambda o: ev.OrderExpired(order=convert.order_pb(o)),
                     expires_at=None,
                 )
+                await self.flash_sales.give_back(session, order)
                 expired += 1
         return expired
 
