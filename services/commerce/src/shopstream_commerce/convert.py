@@ -102,6 +102,19 @@ def live_stats_pb(s: LiveRecord) -> live_pb2.LiveStats:
     )
 
 
+def live_products_pb(s: LiveRecord) -> list[live_pb2.LiveProductStats]:
+    return [
+        live_pb2.LiveProductStats(
+            product_id=p.product_id,
+            orders=p.orders,
+            units=p.units,
+            gmv=money(p.gmv_minor, s.currency),
+            gpm_minor=gpm(p.gmv_minor, s.total_views),
+        )
+        for p in s.products
+    ]
+
+
 def live_pb(s: LiveRecord) -> live_pb2.LiveSession:
     message = live_pb2.LiveSession(
         live_session_id=s.live_session_id,
@@ -111,6 +124,7 @@ def live_pb(s: LiveRecord) -> live_pb2.LiveSession:
         pinned_product_ids=s.pinned,
         stats=live_stats_pb(s),
         started_at=timestamp(s.started_at),
+        products=live_products_pb(s),
     )
     if s.ended_at is not None:
         message.ended_at.CopyFrom(timestamp(s.ended_at))

@@ -90,6 +90,14 @@ class RefundRecord:
 
 
 @dataclass(frozen=True)
+class LiveProductRecord:
+    product_id: str
+    orders: int
+    units: int
+    gmv_minor: int
+
+
+@dataclass(frozen=True)
 class LiveRecord:
     live_session_id: str
     creator_id: str
@@ -104,6 +112,8 @@ class LiveRecord:
     gmv_minor: int
     currency: str
     pinned: list[str] = field(default_factory=list)
+    # Largest GMV first.
+    products: list[LiveProductRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

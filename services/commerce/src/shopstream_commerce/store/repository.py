@@ -18,6 +18,7 @@ from shopstream_commerce.domain.records import (
     Attribution,
     LedgerRecord,
     Line,
+    LiveProductRecord,
     LiveRecord,
     OrderRecord,
     RefundRecord,
@@ -30,6 +31,7 @@ from shopstream_commerce.store.tables import (
     flagged_clicks,
     ledger,
     live_pins,
+    live_product_stats,
     live_sessions,
     order_lines,
     orders,
@@ -551,6 +553,18 @@ async def load_live(session: AsyncSession, live_session_id: str) -> LiveRecord |
         gmv_minor=row.gmv_minor,
         currency=row.currency,
         pinned=list(pinned),
+        products=[
+            LiveProductRecord(r.product_id, r.orders, r.units, r.gmv_minor)
+            for r in (
+                await session.execute(
+                    select(live_product_stats)
+                    .where(live_product_stats.c.live_session_id == live_session_id)
+                    .order_by(
+                        live_product_stats.c.gmv_minor.desc(), live_product_stats.c.product_id
+                    )
+                )
+            ).all()
+        ],
     )
 
 
@@ -580,6 +594,37 @@ async def add_live_sale(
         )
     )
     return rowcount(result) == 1
+
+
+async def add_live_product_sale(
+    session: AsyncSession,
+    live_session_id: str,
+    product_id: str,
+    units: int,
+    amount_minor: int,
+    currency: str,
+) -> None:
+    stats = live_product_stats.c
+    result = await session.execute(
+        update(live_product_stats)
+        .where(stats.live_session_id == live_session_id, stats.product_id == product_id)
+        .values(
+            orders=stats.orders + 1,
+            units=stats.units + units,
+            gmv_minor=stats.gmv_minor + amount_minor,
+        )
+    )
+    if rowcount(result) == 0:
+        await session.execute(
+            live_product_stats.insert().values(
+                live_session_id=live_session_id,
+                product_id=product_id,
+                orders=1,
+                units=units,
+                gmv_minor=amount_minor,
+                currency=currency,
+            )
+        )
 
 
 async def set_live_views(

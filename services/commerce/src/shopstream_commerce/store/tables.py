@@ -194,6 +194,18 @@ live_sessions = Table(
     Column("currency", String(3), nullable=False, default=""),
 )
 
+# A live session's sales per product (migration 10).
+live_product_stats = Table(
+    "live_product_stats",
+    metadata,
+    Column("live_session_id", String(64), primary_key=True),
+    Column("product_id", String(64), primary_key=True),
+    Column("orders", BigInteger, nullable=False),
+    Column("units", BigInteger, nullable=False),
+    Column("gmv_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+
 live_pins = Table(
     "live_pins",
     metadata,
@@ -423,4 +435,9 @@ MIGRATIONS = [
     Migration(7, "targeted and Shop Ads commission rates, rate-cut locks", _add_affiliate_scopes),
     Migration(8, "risk signals that freeze commissions", _add_risk_signals),
     Migration(9, "flash sales in live sessions", _add_flash_sales),
+    Migration(
+        10,
+        "live sales per product",
+        lambda conn: metadata.create_all(conn, tables=[live_product_stats]),
+    ),
 ]

@@ -1,4 +1,5 @@
-"""Live shopping: sessions with pinned products and stats (viewers, orders, GMV, GPM) kept current."""
+"""Live shopping: sessions with pinned products and stats (viewers, orders, GMV, GPM), in total
+and per product, kept current."""
 
 from __future__ import annotations
 
@@ -129,15 +130,24 @@ class Live:
                 creator_id=record.creator_id,
                 stats=convert.live_stats_pb(record),
                 at=convert.timestamp(_now()),
+                products=convert.live_products_pb(record),
             ),
         )
 
     async def add_sale(self, session: AsyncSession, order: OrderRecord) -> None:
         """A paid order counts once per live session its lines name, with those lines' value."""
         per_session: dict[str, int] = defaultdict(int)
+        per_product: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
         for line in order.lines:
             if line.attribution.live_session_id:
                 per_session[line.attribution.live_session_id] += line.total_minor
+                key = (line.attribution.live_session_id, line.product_id)
+                units, amount = per_product[key]
+                per_product[key] = (units + line.quantity, amount + line.total_minor)
+        for (live_session_id, product_id), (units, amount) in sorted(per_product.items()):
+            await repo.add_live_product_sale(
+                session, live_session_id, product_id, units, amount, order.currency
+            )
         for live_session_id, amount in sorted(per_session.items()):
             if await repo.add_live_sale(session, live_session_id, amount, order.currency):
                 await self._stats_event(session, live_session_id)

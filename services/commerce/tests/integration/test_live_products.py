@@ -1,0 +1,88 @@
+"""Live stats split by product, through gRPC and commerce.live.v1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+from commerce_steps import Shop, call_kwargs, read_since
+
+from shopstream.commerce.v1 import commerce_service_pb2 as pb
+from shopstream.commerce.v1 import live_pb2, order_pb2
+from shopstream.social.v1 import live_pb2 as social
+from shopstream_platform.kafka.cloudevents import headers_dict
+from shopstream_platform.kafka.producer import EventProducer
+
+pytestmark = pytest.mark.integration
+
+OS = order_pb2
+
+
+async def test_live_stats_per_product(shop: Shop, ids: Callable[[str], str]) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    seller, buyer, creator = ids("seller"), ids("buyer"), ids("creator")
+    scarf = await shop.listed_product(seller, stock=20, price=1_500)
+    hat = await shop.listed_product(seller, stock=20, price=4_000)
+    started = await shop.stub.StartLiveSession(
+        pb.StartLiveSessionRequest(
+            creator_id=creator,
+            title="Winter haul",
+            pinned_product_ids=[scarf.product_id, hat.product_id],
+        ),
+        **call_kwargs(shop, "creator", creator),
+    )
+    session_id = started.session.live_session_id
+    producer = EventProducer(shop.commerce.runtime.settings.kafka, "shopstream/social-test")
+    await producer.publish_and_wait(
+        "social.live-stats.v1",
+        session_id,
+        social.LiveViewStats(
+            live_session_id=session_id, creator_id=creator, current_viewers=50, total_views=1_000
+        ),
+    )
+    producer.close()
+
+    async def sale(product_sku: str, quantity: int, key: str) -> None:
+        order = await shop.place(
+            buyer, product_sku, quantity=quantity, key=key, live_session_id=session_id
+        )
+        await shop.wait_state(order, OS.ORDER_STATE_RESERVED)
+        await shop.stub.PayOrder(
+            pb.PayOrderRequest(order_id=order.order_id, card_token="tok_visa"),
+            **call_kwargs(shop, "buyer", buyer),
+        )
+
+    await sale(scarf.skus[0].sku_id, 1, "scarf-1")
+    await sale(scarf.skus[0].sku_id, 3, "scarf-2")
+    await sale(hat.skus[0].sku_id, 1, "hat-1")
+
+    for _ in range(100):
+        live = (
+            await shop.stub.GetLiveSession(
+                pb.GetLiveSessionRequest(live_session_id=session_id), timeout=10
+            )
+        ).session
+        if live.stats.orders == 3 and live.stats.total_views == 1_000:
+            break
+        await asyncio.sleep(0.1)
+    by_product = [
+        (p.product_id, p.orders, p.units, p.gmv.amount_minor, p.gpm_minor) for p in live.products
+    ]
+    # Largest GMV first; GPM per product over the session's 1,000 views.
+    assert by_product == [
+        (scarf.product_id, 2, 4, 6_000, 6_000),
+        (hat.product_id, 1, 1, 4_000, 4_000),
+    ]
+    assert live.stats.gmv.amount_minor == sum(p.gmv.amount_minor for p in live.products)
+    updates = [
+        live_pb2.LiveStatsUpdated.FromString(r.value() or b"")
+        for r in read_since(shop.commerce.runtime.settings.kafka, "commerce.live.v1", since_ms)
+        if r.key() == session_id.encode()
+        and headers_dict(r.headers())["ce_type"] == "shopstream.commerce.v1.LiveStatsUpdated"
+    ]
+    assert [(p.product_id, p.units) for p in updates[-1].products] == [
+        (scarf.product_id, 4),
+        (hat.product_id, 1),
+    ]
