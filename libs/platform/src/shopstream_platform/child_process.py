@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,6 +70,10 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+CRASH_LOOP_EXITS = 3
+CRASH_LOOP_WINDOW_S = 60.0
+
+
 class ChildProcess:
     """`python -m <module>` kept running for as long as the service runs."""
 
@@ -93,6 +98,20 @@ class ChildProcess:
         self._grace_s = stop_grace_s
         self._on_restart = on_restart
         self.pid: int | None = None
+        # When it exited lately (monotonic): a child that keeps exiting is crash-looping.
+        self._exits: list[float] = []
+        self._running = False
+
+    def health(self) -> str | None:
+        """For `Runtime.add_health_check`: why the child is not doing its work, or None. It is
+        unhealthy while down between restarts after exiting 3 times within a minute."""
+        now = time.monotonic()
+        self._exits = [t for t in self._exits if now - t < CRASH_LOOP_WINDOW_S]
+        if len(self._exits) >= CRASH_LOOP_EXITS and not self._running:
+            return f"{self.name} exited {len(self._exits)} times in the last minute"
+        if len(self._exits) >= CRASH_LOOP_EXITS + 2:
+            return f"{self.name} is crash-looping ({len(self._exits)} exits in the last minute)"
+        return None
 
     async def run(self) -> None:
         """The runtime task: never returns; cancelled at shutdown."""
@@ -104,12 +123,15 @@ class ChildProcess:
                 env=self._env,
             )
             self.pid = proc.pid
+            self._running = True
             log.info("child process started", extra={"child": self.name, "pid": proc.pid})
             try:
                 code = await proc.wait()
             except asyncio.CancelledError:
                 await self._stop(proc)
                 raise
+            self._running = False
+            self._exits.append(time.monotonic())
             log.warning(
                 "child process exited; restarting",
                 extra={"child": self.name, "pid": proc.pid, "exit_code": code},

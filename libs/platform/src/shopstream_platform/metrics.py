@@ -194,6 +194,20 @@ class PlatformMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.unhealthy = Gauge(
+            "unhealthy",
+            "1 while a health check fails (the service reports NOT_SERVING meanwhile), by check",
+            ["service", "check"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.child_restarts = Counter(
+            "child_restarts_total",
+            "Child processes (e.g. a stream worker's combiner) restarted after they exited",
+            ["service", "child"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
 
 
 def observe_kafka_statistics(metrics: PlatformMetrics, stats_json: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from google.protobuf.message import Message as ProtoMessage
 
 from shopstream.platform.v1 import heartbeat_pb2
+from shopstream_platform.child_process import ChildProcess
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.inbox import SessionHandler, SqlInbox
 from shopstream_platform.db.migrations import Migration, migrate
@@ -74,6 +75,7 @@ class Runtime:
         self._bindings: list[ServiceBinding] = []
         self._consumers: list[EventConsumer] = []
         self._tasks: list[tuple[str, Task]] = []
+        self._health_checks: list[tuple[str, Callable[[], str | None]]] = []
         self._gates: list[Task] = []
         self._relay = OutboxRelay(
             self.db,
@@ -135,6 +137,26 @@ class Runtime:
         """Registry topics this service publishes; created (with their DLQs) before serving."""
         self._topics.update(topics)
 
+    def add_health_check(self, name: str, check: Callable[[], str | None]) -> None:
+        """A check run every `health_check_interval_s` once serving: it returns why the service
+        is unhealthy, or None. While any fails, health is NOT_SERVING (load balancers and
+        `shopstream status` see it) and `shopstream_unhealthy{check}` is 1."""
+        self._health_checks.append((name, check))
+
+    def add_child_process(self, name: str, module: str, *, restart_backoff_s: float) -> None:
+        """`python -m <module>` beside the service for as long as it runs (e.g. a stream worker's
+        combiner), with the service's settings: restarted when it exits (counted in
+        `shopstream_child_restarts_total`), a crash loop reported by health."""
+        child = ChildProcess(
+            name,
+            module,
+            self.settings,
+            restart_backoff_s=restart_backoff_s,
+            on_restart=self.metrics.child_restarts.labels(self.name, name).inc,
+        )
+        self.add_task(name, child.run)
+        self.add_health_check(name, child.health)
+
     def add_task(self, name: str, task: Task) -> None:
         """A background loop that runs while the service serves; it must return when cancelled."""
         self._tasks.append((name, task))
@@ -188,6 +210,7 @@ class Runtime:
                 "serving",
                 extra={"grpc_port": self.grpc.port, "metrics_port": metrics_server.server_port},
             )
+            running.append(asyncio.create_task(self._watch_health(), name="health"))
             stop_wait = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([stop_wait, *running], return_when=asyncio.FIRST_COMPLETED)
             failed = [t for t in done if t is not stop_wait]
@@ -264,6 +287,35 @@ class Runtime:
         await asyncio.to_thread(flush_tracing)
         await self.db.dispose()
         log.info("stopped")
+
+    def _outbox_health(self) -> str | None:
+        failing = self._relay.failing_for_s
+        if failing > self.settings.outbox_unhealthy_after_s:
+            return f"outbox delivery failing for {failing:.0f} s"
+        return None
+
+    async def _watch_health(self) -> None:
+        """Flip SERVING / NOT_SERVING as the health checks fail and recover."""
+        checks = [("outbox", self._outbox_health), *self._health_checks]
+        healthy = True
+        while True:
+            await asyncio.sleep(self.settings.health_check_interval_s)
+            reasons = {}
+            for name, check in checks:
+                reason = check()
+                self.metrics.unhealthy.labels(self.name, name).set(1 if reason else 0)
+                if reason:
+                    reasons[name] = reason
+            if bool(reasons) == (not healthy):
+                continue
+            healthy = not reasons
+            if self.grpc is not None:
+                await self.grpc.set_serving(healthy)
+            self.metrics.ready.labels(self.name).set(1 if healthy else 0)
+            if healthy:
+                log.info("healthy again: serving")
+            else:
+                log.error("unhealthy: not serving", extra={"checks": reasons})
 
     async def _heartbeat(self) -> None:
         sequence = 0

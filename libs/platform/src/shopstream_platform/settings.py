@@ -134,6 +134,10 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(default=9100, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    # Health turns NOT_SERVING while a health check fails (checked this often), e.g. an outbox
+    # whose delivery has failed for longer than `outbox_unhealthy_after_s`.
+    health_check_interval_s: float = Field(default=2.0, gt=0)
+    outbox_unhealthy_after_s: float = Field(default=30.0, gt=0)
     outbox_poll_interval_s: float = Field(default=0.05, gt=0)
     outbox_batch: int = Field(default=500, ge=1)
     kafka: KafkaSettings = KafkaSettings()

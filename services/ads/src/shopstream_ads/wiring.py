@@ -19,7 +19,6 @@ from shopstream_ads.stream.agents import AttributionStreams
 from shopstream_ads.stream.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
 from shopstream_ads.usecases.reports import Reports
-from shopstream_platform.child_process import ChildProcess
 from shopstream_platform.runtime import Runtime
 
 GAUGE_INTERVAL_S = 5.0
@@ -95,13 +94,11 @@ def wire(runtime: Runtime) -> Ads:
 
     runtime.add_task("faust", streams.run)
     if settings.combiner.mode == "process":
-        combiner = ChildProcess(
+        runtime.add_child_process(
             "combiner",
             "shopstream_ads.stream.combiner",
-            settings,
             restart_backoff_s=settings.combiner.restart_backoff_s,
         )
-        runtime.add_task("combiner", combiner.run)
     runtime.add_task("gauges", gauges)
     runtime.add_readiness_gate(campaigns.load)
     runtime.add_readiness_gate(streams.recovered)

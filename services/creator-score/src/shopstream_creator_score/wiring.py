@@ -11,7 +11,6 @@ from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.agents import ScoreStreams
 from shopstream_creator_score.stream.topics import INPUT_TOPICS, SCORES_TOPIC
-from shopstream_platform.child_process import ChildProcess
 from shopstream_platform.faust_batch import StreamOutputs
 from shopstream_platform.runtime import Runtime
 
@@ -40,12 +39,10 @@ def wire(runtime: Runtime) -> CreatorScore:
     )
     runtime.add_task("faust", streams.run)
     if settings.combiner.mode == "process":
-        combiner = ChildProcess(
+        runtime.add_child_process(
             "combiner",
             "shopstream_creator_score.stream.combiner",
-            settings,
             restart_backoff_s=settings.combiner.restart_backoff_s,
         )
-        runtime.add_task("combiner", combiner.run)
     runtime.add_readiness_gate(streams.recovered)
     return CreatorScore(board, streams, metrics)
