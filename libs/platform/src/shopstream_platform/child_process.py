@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -72,6 +73,13 @@ def die_with_parent() -> None:
 
 CRASH_LOOP_EXITS = 3
 CRASH_LOOP_WINDOW_S = 60.0
+
+
+def free_local_port() -> int:
+    """A port nothing listens on now (for a child's own endpoint, e.g. its metrics)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class ChildProcess:

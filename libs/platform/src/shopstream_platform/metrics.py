@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import platform
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -25,6 +27,8 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 NAMESPACE = "shopstream"
 log = logging.getLogger(__name__)
@@ -245,3 +249,25 @@ def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServ
     """Expose /metrics on a background thread; `.server_port` is the bound port (for port=0)."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server
+
+
+class ChildMetrics:
+    """The series a child process serves on its own port (a stream worker's combiner runs apart,
+    with its own registry), re-exposed on the service's registry at scrape time, so one scrape
+    target per service still shows everything it runs. Nothing while the child is down."""
+
+    def __init__(self, url: str, timeout_s: float = 1.0) -> None:
+        self._url = url
+        self._timeout_s = timeout_s
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with urllib.request.urlopen(self._url, timeout=self._timeout_s) as reply:
+                text = reply.read().decode()
+        except OSError:
+            return
+        for family in text_string_to_metric_families(text):
+            # The child's own process_* and python_* series would collide with the service's.
+            if family.name.startswith(("process_", "python_")):
+                continue
+            yield family

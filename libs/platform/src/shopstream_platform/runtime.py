@@ -36,7 +36,7 @@ from shopstream_platform.kafka.events import Handler
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.logging import configure_logging
-from shopstream_platform.metrics import PlatformMetrics, serve_metrics
+from shopstream_platform.metrics import ChildMetrics, PlatformMetrics, serve_metrics
 from shopstream_platform.settings import ServiceSettings
 from shopstream_platform.tracing import configure_from_settings, flush_tracing
 
@@ -143,10 +143,17 @@ class Runtime:
         `shopstream status` see it) and `shopstream_unhealthy{check}` is 1."""
         self._health_checks.append((name, check))
 
-    def add_child_process(self, name: str, module: str, *, restart_backoff_s: float) -> None:
+    def add_child_process(
+        self, name: str, module: str, *, restart_backoff_s: float, metrics_port: int = 0
+    ) -> None:
         """`python -m <module>` beside the service for as long as it runs (e.g. a stream worker's
         combiner), with the service's settings: restarted when it exits (counted in
-        `shopstream_child_restarts_total`), a crash loop reported by health."""
+        `shopstream_child_restarts_total`), a crash loop reported by health. `metrics_port`:
+        where the child serves its own metrics, re-exposed on the service's /metrics."""
+        if metrics_port:
+            self.metrics.registry.register(
+                ChildMetrics(f"http://{self.settings.metrics_host}:{metrics_port}/metrics")
+            )
         child = ChildProcess(
             name,
             module,

@@ -19,6 +19,7 @@ from shopstream_ads.stream.agents import AttributionStreams
 from shopstream_ads.stream.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
 from shopstream_ads.usecases.reports import Reports
+from shopstream_platform.child_process import free_local_port
 from shopstream_platform.runtime import Runtime
 
 GAUGE_INTERVAL_S = 5.0
@@ -94,10 +95,13 @@ def wire(runtime: Runtime) -> Ads:
 
     runtime.add_task("faust", streams.run)
     if settings.combiner.mode == "process":
+        # Its metrics reach Prometheus through the service's own /metrics (one target).
+        settings.combiner.metrics_port = settings.combiner.metrics_port or free_local_port()
         runtime.add_child_process(
             "combiner",
             "shopstream_ads.stream.combiner",
             restart_backoff_s=settings.combiner.restart_backoff_s,
+            metrics_port=settings.combiner.metrics_port,
         )
     runtime.add_task("gauges", gauges)
     runtime.add_readiness_gate(campaigns.load)

@@ -11,6 +11,7 @@ from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.agents import ScoreStreams
 from shopstream_creator_score.stream.topics import INPUT_TOPICS, SCORES_TOPIC
+from shopstream_platform.child_process import free_local_port
 from shopstream_platform.faust_batch import StreamOutputs
 from shopstream_platform.runtime import Runtime
 
@@ -39,10 +40,13 @@ def wire(runtime: Runtime) -> CreatorScore:
     )
     runtime.add_task("faust", streams.run)
     if settings.combiner.mode == "process":
+        # Its metrics reach Prometheus through the service's own /metrics (one target).
+        settings.combiner.metrics_port = settings.combiner.metrics_port or free_local_port()
         runtime.add_child_process(
             "combiner",
             "shopstream_creator_score.stream.combiner",
             restart_backoff_s=settings.combiner.restart_backoff_s,
+            metrics_port=settings.combiner.metrics_port,
         )
     runtime.add_readiness_gate(streams.recovered)
     return CreatorScore(board, streams, metrics)

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from creator_steps import Market
+from prometheus_client import generate_latest
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream.social.v1 import creators_pb2 as social
@@ -178,3 +179,20 @@ async def test_the_worker_applies_only_its_own_combiners_batches(
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await market.creator(foreign)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_combiners_metrics_are_on_the_services_own_endpoint(
+    market: Market, ids: Callable[[str], str]
+) -> None:
+    """The combiner runs as a child process with its own registry; its series are re-exposed on
+    the service's /metrics, so one scrape target shows the whole worker."""
+    creator = ids("measured")
+    await market.profile(creator, 1_000)
+    await market.eventually(lambda: market.creator(creator))
+    service = {"service": "creator-score"}
+    assert market.service.metric("shopstream_combiner_windows_total", service) >= 1
+    gathered = {**service, "outcome": "gathered"}
+    assert market.service.metric("shopstream_combiner_records_total", gathered) >= 1
+    # Only the service's own process series, not the child's as well.
+    text = generate_latest(market.service.runtime.metrics.registry).decode()
+    assert text.count("\nprocess_cpu_seconds_total ") <= 1
