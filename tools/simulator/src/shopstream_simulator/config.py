@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic_settings import SettingsConfigDict
 
 from shopstream_platform.settings import AuthSettings, KafkaSettings, ServiceSettings
+from shopstream_simulator.plan import NORMAL_DAY, DayShape
 from shopstream_simulator.world import WorldSize
 
 SERVICES = ("catalog", "commerce", "ads", "creator-score")
@@ -79,6 +80,8 @@ class SimConfig:
     rate: float = 2.0
     unit: Literal["orders", "events"] = "orders"
     duration_s: float = 120.0
+    # The shape of the day: a normal one, or a large one of mostly views (plan.LARGE_DAY).
+    day: DayShape = NORMAL_DAY
     # Prefix of every id the run creates; None: "s<seed>", or "s<seed>-2", ... if that world
     # already exists in the stack (so a re-run never collides with an earlier one).
     run_id: str | None = None

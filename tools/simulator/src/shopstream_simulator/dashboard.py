@@ -204,7 +204,7 @@ def _platform(t: Telemetry) -> RenderableType:
         table.add_row(
             name,
             "yes" if s.gauge(name, "shopstream_ready") else "[red]no[/]",
-            _num(s.gauge(name, "shopstream_consumer_lag_records")),
+            _lag(s, name),
             _num(s.delta(name, "shopstream_events_consumed_total")),
             _num(s.delta(name, "shopstream_dlq_records_total")),
             _num(s.gauge(name, "shopstream_outbox_pending_records")),
@@ -216,6 +216,15 @@ def _platform(t: Telemetry) -> RenderableType:
         f"{traffic['live_stats']:,} · failed {traffic['delivery_failed']:,}"
     )
     return Panel(Group(table, footer), title="platform", border_style="white")
+
+
+def _lag(s: Snapshot, service: str) -> str:
+    """Every consumer group's lag (Faust workers and combiners too) read from Kafka, with the
+    largest seen this run; the service's own gauge when Kafka did not answer."""
+    if service not in s.lag:
+        return _num(s.gauge(service, "shopstream_consumer_lag_records"))
+    behind = f", {s.behind[service]:,} events behind" if service in s.behind else ""
+    return f"{s.lag[service]:,} (max {s.max_lag.get(service, 0):,}{behind})"
 
 
 def render(t: Telemetry) -> RenderableType:
@@ -256,7 +265,8 @@ def progress_line(t: Telemetry, started: float) -> str:
         f"orders {led.orders['placed']} paid {led.orders['paid']} GMV {money(led.paid_minor[cur], cur)} "
         f"refunds {led.orders['refunds_approved']} | impressions {led.traffic['impressions']} "
         f"clicks {led.traffic['clicks']} bot {led.traffic['bot_clicks']} flagged {_num(flagged)} | "
-        f"journeys {t.journeys}"
+        f"journeys {t.journeys} | events {led.events():,} | lag "
+        + " ".join(f"{name} {_lag(s, name)}" for name in SERVICES)
     )
 
 

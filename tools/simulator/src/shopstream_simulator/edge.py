@@ -5,6 +5,9 @@ CloudEvents headers) and keyed as protos/topics.yaml says."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from confluent_kafka import KafkaError, Message
@@ -43,6 +46,11 @@ class Edge:
         self._limiter = limiter
         self._loop = asyncio.get_running_loop()
         self.queued = 0
+        # Delivery reports arrive on the producer's poll thread: counted here under a lock and
+        # handed to the ledger in one call per burst (not one loop wake-up per record).
+        self._acked: Counter[tuple[str, str]] = Counter()
+        self._acked_lock = threading.Lock()
+        self._callbacks: dict[tuple[str, str], Callable[[KafkaError | None, Message], None]] = {}
 
     def limit(self, limiter: Limiter) -> None:
         """From now on, records wait for this limiter (set-up traffic is not rate-limited)."""
@@ -57,13 +65,18 @@ class Edge:
         logical_id: str,
         counter: str,
         at: datetime | None = None,
+        limited: bool = True,
+        tally: str = "",
     ) -> None:
         """Queue one record (fire-and-forget); its delivery is counted under `counter`.
 
         The event id derives from the run and `logical_id`, so a re-sent record is recognisably
-        the same event to consumers that deduplicate by ce_id.
+        the same event to consumers that deduplicate by ce_id. `limited=False`: not held by the
+        rate limit (the bots', whose burst must stay a burst when the buyers' traffic queues).
+        `tally`: a campaign id whose acknowledged impressions the ledger counts (`Ledger.served`).
         """
-        await self._limiter.take()
+        if limited:
+            await self._limiter.take()
         meta = CloudEventMeta(
             id=event_id(self._run_id, topic, logical_id),
             type=type_name(message),
@@ -72,20 +85,38 @@ class Edge:
             traceparent=outgoing_traceparent(),
             subject=key,
         )
-        loop = self._loop
-        ledger = self._ledger
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            # Runs on the producer's poll thread: hand the count to the event loop.
-            name = counter if err is None else "delivery_failed"
-            loop.call_soon_threadsafe(ledger.traffic.update, {name: 1})
-
-        self._producer.publish(topic, key, message, meta=meta, on_delivery=delivered)
+        callback = self._callbacks.get((counter, tally))
+        if callback is None:
+            callback = self._callbacks[(counter, tally)] = self._delivery_callback(counter, tally)
+        self._producer.publish(topic, key, message, meta=meta, on_delivery=callback)
         self.queued += 1
+
+    def _delivery_callback(
+        self, counter: str, tally: str
+    ) -> Callable[[KafkaError | None, Message], None]:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            # Runs on the producer's poll thread.
+            with self._acked_lock:
+                first = not self._acked
+                self._acked[(counter, tally) if err is None else ("delivery_failed", "")] += 1
+            if first:
+                self._loop.call_soon_threadsafe(self._settle)
+
+        return delivered
+
+    def _settle(self) -> None:
+        """Move the delivery counts gathered on the poll thread into the ledger."""
+        with self._acked_lock:
+            acked, self._acked = self._acked, Counter()
+        for (counter, tally), n in acked.items():
+            self._ledger.traffic[counter] += n
+            if tally:
+                self._ledger.served[tally] += n
 
     async def close(self, timeout_s: float = 30.0) -> int:
         """Flush and stop; returns the records Kafka never acknowledged."""
         remaining = await asyncio.to_thread(self._producer.close, timeout_s)
         # Let the last delivery callbacks reach the ledger.
         await asyncio.sleep(0.05)
+        self._settle()
         return remaining

@@ -35,10 +35,11 @@ from shopstream_simulator.plan import (
     LiveTick,
     Plan,
     ProfileUpdate,
+    StatsTick,
 )
 from shopstream_simulator.provision import plant_counterfeit, provision
 from shopstream_simulator.ratelimit import Limiter, TokenBucket, Unlimited
-from shopstream_simulator.verify import all_caught, check
+from shopstream_simulator.verify import all_caught, check, reconcile
 from shopstream_simulator.world import build_world
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ async def simulate(
         run_id = config.run_id or await _free_run_id(config, services)
         telemetry.run_id = run_id
         world = build_world(config.seed, run_id, config.world, config.currency, config.country)
-        plan = Plan.for_rate(world, config.duration_s, config.rate, config.unit)
+        plan = Plan.for_rate(world, config.duration_s, config.rate, config.unit, config.day)
         telemetry.expected_orders = plan.expected_orders
         rpc = Rpc(
             codec,
@@ -120,6 +121,11 @@ async def simulate(
         telemetry.phase = "done"
         finished = datetime.now(UTC)
         return Summary(
+            day=config.day.name,
+            events=ledger.events(),
+            wall_s=round((finished - started_at).total_seconds(), 1),
+            consumer_lag=telemetry.snapshot.lag_summary(),
+            reconciled=telemetry.reconciled,
             run_id=run_id,
             seed=config.seed,
             rate=config.rate,
@@ -289,6 +295,8 @@ async def _dispatch(ctx: Context, action: Action) -> None:
             await run_session(ctx, action)
         case ContentReport():
             await social.content_report(ctx, action)
+        case StatsTick():
+            await social.stats_tick(ctx, action)
         case ProfileUpdate():
             await social.profile_update(ctx, action)
         case LiveStart():
@@ -313,6 +321,8 @@ async def _verify(
         await monitor.refresh()
         verdicts = await check(ctx, telemetry.snapshot)
         telemetry.verdicts = verdicts
-        if all_caught(verdicts) or loop.time() >= deadline:
+        # The services may still be applying the last records: wait for their counts too.
+        telemetry.reconciled = await reconcile(ctx, telemetry.snapshot)
+        if (all_caught(verdicts) and telemetry.reconciled["exact"]) or loop.time() >= deadline:
             return verdicts
         await asyncio.sleep(2.0)

@@ -83,28 +83,35 @@ async def _see_ads(ctx: Context, session: BuyerSession, buyer: Buyer) -> tuple[s
         return None
     ctx.ledger.traffic["auctions"] += 1
     ses = f"{ctx.run_id}-ses-{session.index}"
-    chosen: tuple[ads_service_pb2.SelectedAd, str] | None = None
-    for rank, ad in enumerate(answer.ads):
-        impression_id = f"{ctx.run_id}-imp-{session.index}-{rank}"
-        await publish_impression(
-            ctx,
-            ad,
-            answer.auction_id,
-            impression_id,
-            buyer.buyer_id,
-            buyer.tracking_consent,
-            buyer.install_id,
-            ses,
-            session.placement,
-            "impressions",
-        )
-        if chosen is None and ad.campaign_id in ctx.campaigns:
-            chosen = (ad, impression_id)
-    if not session.will_click or not answer.ads:
+    ads = list(answer.ads)
+    # The feed shows the auction's winners on every page the buyer scrolls (one page on a
+    # normal day); each slot seen is an impression with its own id, the auction's id and the
+    # winner's clearing price, so ads counts and charges it like any other.
+    pages = ctx.plan.day.feed_pages
+    last_seen: dict[int, str] = {}
+    for page in range(pages):
+        for rank, ad in enumerate(ads):
+            impression_id = f"{ctx.run_id}-imp-{session.index}-{page * len(ads) + rank}"
+            await publish_impression(
+                ctx,
+                ad,
+                answer.auction_id,
+                impression_id,
+                buyer.buyer_id,
+                buyer.tracking_consent,
+                buyer.install_id,
+                ses,
+                session.placement,
+                "impressions",
+            )
+            last_seen[rank] = impression_id
+    if not session.will_click or not ads:
         return None
     # The buyer taps this world's ad when one is shown, else the top one (another
-    # advertiser's: a click, but what it sells is not in this world, so no order follows it).
-    ad, impression_id = chosen or (answer.ads[0], f"{ctx.run_id}-imp-{session.index}-0")
+    # advertiser's: a click, but what it sells is not in this world, so no order follows it),
+    # on the last page scrolled (the newest impression of it).
+    rank = next((r for r, ad in enumerate(ads) if ad.campaign_id in ctx.campaigns), 0)
+    ad, impression_id = ads[rank], last_seen[rank]
     # A person looks before tapping; the impression reaches Kafka before the click.
     if not await ctx.pause(sub_rng(ctx.world.seed, "glance", session.index).uniform(1.0, 3.0)):
         return None
@@ -141,6 +148,8 @@ async def publish_impression(
     session_id: str,
     placement: str,
     counter: str,
+    *,
+    limited: bool = True,
 ) -> None:
     now = datetime.now(UTC)
     impression = ads_pb2.Impression(
@@ -156,7 +165,14 @@ async def publish_impression(
         auction_id=auction_id,
     )
     await ctx.edge.publish(
-        IMPRESSIONS, buyer_id, impression, logical_id=impression_id, counter=counter, at=now
+        IMPRESSIONS,
+        buyer_id,
+        impression,
+        logical_id=impression_id,
+        counter=counter,
+        at=now,
+        limited=limited,
+        tally=ad.campaign_id,
     )
 
 
@@ -172,6 +188,8 @@ async def publish_click(
     session_id: str,
     placement: str,
     counter: str,
+    *,
+    limited: bool = True,
 ) -> None:
     now = datetime.now(UTC)
     click = ads_pb2.Click(
@@ -190,7 +208,13 @@ async def publish_click(
         click.clearing_price.CopyFrom(ad.clearing_price)
     # topics.yaml: clicks are keyed by install, so one device's clicks are screened together.
     await ctx.edge.publish(
-        CLICKS, install_id or buyer_id, click, logical_id=click_id, counter=counter, at=now
+        CLICKS,
+        install_id or buyer_id,
+        click,
+        logical_id=click_id,
+        counter=counter,
+        at=now,
+        limited=limited,
     )
 
 
@@ -254,7 +278,7 @@ async def buy(
         ledger.warn(f"PlaceOrder failed: {exc.code().name} {details_of(exc)}")
         return
     order = placed.order
-    ledger.placed(ctx.elapsed())
+    ledger.placed(ctx.elapsed(), order.order_id)
     if attribution.ad_click_id:
         ledger.orders["placed_with_ad_click"] += 1
     if attribution.creator_id:

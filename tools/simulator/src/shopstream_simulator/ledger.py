@@ -13,6 +13,16 @@ from pathlib import Path
 from typing import Any
 
 MAX_WARNINGS = 100
+# The traffic counters that are Kafka records the simulator produced (counted when acknowledged).
+RECORD_COUNTERS = (
+    "impressions",
+    "clicks",
+    "bot_impressions",
+    "bot_clicks",
+    "profiles",
+    "content_stats",
+    "live_stats",
+)
 
 
 @dataclass
@@ -41,17 +51,23 @@ class Ledger:
         self.paid_minor: Counter[str] = Counter()
         self.refunded_minor: Counter[str] = Counter()
         self.traffic: Counter[str] = Counter()
+        # Impressions Kafka acknowledged per campaign id (buyers' and bots'), for reconciliation.
+        self.served: Counter[str] = Counter()
         self.rpc_errors: Counter[str] = Counter()
         self.fraud = FraudActors()
         self.minutes: dict[int, Minute] = {}
         self.warnings: list[str] = []
         self.paid_order_ids: set[str] = set()
+        # Orders this run placed: the day-end check judges these (the stack may hold others).
+        self.placed_order_ids: set[str] = set()
 
     def minute(self, elapsed_s: float) -> Minute:
         return self.minutes.setdefault(int(max(0.0, elapsed_s) // 60), Minute())
 
-    def placed(self, elapsed_s: float) -> None:
+    def placed(self, elapsed_s: float, order_id: str = "") -> None:
         self.orders["placed"] += 1
+        if order_id:
+            self.placed_order_ids.add(order_id)
         self.minute(elapsed_s).orders += 1
 
     def paid(self, order_id: str, currency: str, amount_minor: int, elapsed_s: float) -> None:
@@ -75,6 +91,10 @@ class Ledger:
             self.rpc_errors["warnings not listed"] += 1
             return
         self.warnings.append(message)
+
+    def events(self) -> int:
+        """Kafka records acknowledged plus orders placed: what `--unit events` counts."""
+        return sum(self.traffic[c] for c in RECORD_COUNTERS) + self.orders["placed"]
 
     def money(self) -> dict[str, dict[str, int]]:
         currencies = sorted(set(self.paid_minor) | set(self.refunded_minor))
@@ -112,6 +132,14 @@ class Summary:
     observed: dict[str, float]
     rpc_errors: dict[str, int]
     warnings: list[str]
+    day: str = "normal"
+    # Kafka records acknowledged + orders placed (Ledger.events), and seconds from start to end.
+    events: int = 0
+    wall_s: float = 0.0
+    # Per service, records its consumer groups were behind (monitor.Snapshot.lag_summary).
+    consumer_lag: dict[str, Any] = field(default_factory=dict)
+    # The simulator's own ledger beside what the services counted, at the end of the day.
+    reconciled: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from grpc import aio
 from rich.console import Console
@@ -19,9 +20,18 @@ from shopstream_simulator.config import SimConfig, SimulatorSettings, Targets, k
 from shopstream_simulator.dashboard import line_view, live_view, money
 from shopstream_simulator.engine import ServicesUnreachable, simulate
 from shopstream_simulator.ledger import Summary
+from shopstream_simulator.plan import DAYS, LARGE_DAY
 from shopstream_simulator.world import WorldSize
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# `--day large` unless given otherwise: ~2,000 records and orders/s for 10 minutes (1.2M planned),
+# with twice the creators (more videos, so more counters to report).
+LARGE_PRESET: dict[str, Any] = {
+    "unit": "events",
+    "rate": 2_000.0,
+    "duration": 600.0,
+    "creators": 240,
+}
 
 
 def _positive_float(text: str) -> float:
@@ -46,23 +56,35 @@ def parser() -> argparse.ArgumentParser:
     )
     defaults = SimConfig()
     size = WorldSize()
+    large = LARGE_PRESET
+    p.add_argument(
+        "--day",
+        choices=sorted(DAYS),
+        default="normal",
+        help="normal, or large: a day of mostly views (ad visits scroll a feed of 20 pages "
+        "served from one auction, videos report their counters every second, ~3%% of visits "
+        f"buy); large defaults to --unit events --rate {large['rate']:g} "
+        f"--duration {large['duration']:g} --creators {large['creators']}: over a million "
+        "Kafka records and orders (default %(default)s)",
+    )
     p.add_argument(
         "--rate",
         type=_positive_float,
-        default=defaults.rate,
-        help="orders per second (or events per second with --unit events); default %(default)s",
+        default=None,
+        help=f"orders per second (or events per second with --unit events); default "
+        f"{defaults.rate:g}",
     )
     p.add_argument(
         "--unit",
         choices=("orders", "events"),
-        default=defaults.unit,
-        help="what --rate counts: orders, or Kafka records + orders (default %(default)s)",
+        default=None,
+        help=f"what --rate counts: orders, or Kafka records + orders (default {defaults.unit})",
     )
     p.add_argument(
         "--duration",
         type=_positive_float,
-        default=defaults.duration_s,
-        help="seconds of traffic after the world is set up (default %(default)s)",
+        default=None,
+        help=f"seconds of traffic after the world is set up (default {defaults.duration_s:g})",
     )
     p.add_argument(
         "--seed",
@@ -90,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
         "<service>-metrics, kafka; repeatable",
     )
     p.add_argument("--sellers", type=int, default=size.sellers)
-    p.add_argument("--creators", type=int, default=size.creators)
+    p.add_argument("--creators", type=int, default=None, help=f"default {size.creators}")
     p.add_argument(
         "--buyers",
         type=int,
@@ -125,16 +147,26 @@ def config_from(args: argparse.Namespace, settings: SimulatorSettings) -> SimCon
     kafka = settings.kafka
     if (bootstrap := kafka_override(args.target)) is not None:
         kafka = kafka.model_copy(update={"bootstrap_servers": bootstrap})
-    orders_per_s = args.rate if args.unit == "orders" else args.rate / 10
-    buyers = args.buyers if args.buyers is not None else max(600, int(300 * orders_per_s))
-    world = dataclasses.replace(
-        WorldSize(), sellers=args.sellers, creators=args.creators, buyers=buyers
+    defaults = SimConfig()
+    day = DAYS[args.day]
+    preset: dict[str, Any] = LARGE_PRESET if day is LARGE_DAY else {}
+    rate = args.rate if args.rate is not None else preset.get("rate", defaults.rate)
+    unit = args.unit if args.unit is not None else preset.get("unit", defaults.unit)
+    duration = (
+        args.duration if args.duration is not None else preset.get("duration", defaults.duration_s)
     )
+    creators = (
+        args.creators if args.creators is not None else preset.get("creators", WorldSize().creators)
+    )
+    orders_per_s = rate if unit == "orders" else rate / 10
+    buyers = args.buyers if args.buyers is not None else max(600, int(300 * orders_per_s))
+    world = dataclasses.replace(WorldSize(), sellers=args.sellers, creators=creators, buyers=buyers)
     return SimConfig(
         seed=args.seed,
-        rate=args.rate,
-        unit=args.unit,
-        duration_s=args.duration,
+        rate=rate,
+        unit=unit,
+        duration_s=duration,
+        day=day,
         run_id=args.run_id,
         world=world,
         targets=targets,
@@ -168,6 +200,36 @@ def report(summary: Summary, console: Console) -> None:
         f"bot clicks {t.get('bot_clicks', 0)}, profiles {t.get('profiles', 0)}, "
         f"content stats {t.get('content_stats', 0)}, live stats {t.get('live_stats', 0)}"
     )
+    console.print(
+        f"{summary.day} day: {summary.events:,} events (Kafka records acknowledged + orders "
+        f"placed) in {summary.wall_s:,.0f}s from connect to verdicts"
+    )
+    lag = summary.consumer_lag
+    if lag.get("max"):
+        console.print(
+            "consumer lag max (records, when): "
+            + ", ".join(
+                f"{s} {n:,} at {lag['max_at_s'].get(s, 0):,.0f}s"
+                for s, n in sorted(lag["max"].items())
+            )
+            + f"; at the end: {', '.join(f'{s} {n:,}' for s, n in sorted(lag['last'].items()))}"
+        )
+    if lag.get("events_behind_max"):
+        console.print(
+            "events not yet counted by the stream workers, max while the traffic ran: "
+            + ", ".join(f"{s} {n:,}" for s, n in sorted(lag["events_behind_max"].items()))
+            + "; at the end: "
+            + ", ".join(f"{s} {n:,}" for s, n in sorted(lag["events_behind_last"].items()))
+        )
+    rec = summary.reconciled
+    if rec:
+        pairs = ", ".join(
+            f"{k} {v['simulator']:,} vs {v['service'] if v['service'] is None else format(v['service'], ',')}"
+            for k, v in {**rec, **rec.get("info", {})}.items()
+            if isinstance(v, dict) and "simulator" in v
+        )
+        mark = "[green]exact[/]" if rec.get("exact") else "[red]NOT exact[/]"
+        console.print(f"  ledger vs services: {mark} ({pairs})")
     for fraud, verdict in summary.caught.items():
         caught = verdict.get("caught")
         mark = (
@@ -186,6 +248,11 @@ def report(summary: Summary, console: Console) -> None:
                 f"(clean = caught) leaked reservations {len(verdict['leaked_reservations'])}, "
                 f"open intents {len(verdict['overdue_intents'])}, "
                 f"unconfirmed refunds {len(verdict['unconfirmed_refunds'])}"
+                + (
+                    f"; {len(earlier)} reservations of earlier runs' orders"
+                    if (earlier := verdict.get("earlier_leaked_reservations"))
+                    else ""
+                )
             )
         console.print(f"  {fraud}: {mark} {detail}")
     for warning in summary.warnings[:10]:

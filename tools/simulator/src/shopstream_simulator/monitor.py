@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,12 @@ from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_simulator.clients import ADMIN, AUDIT, Rpc, Services
 from shopstream_simulator.config import SimConfig
 from shopstream_simulator.context import Context
+from shopstream_simulator.lag import LagReader
 from shopstream_simulator.ledger import Ledger
 from shopstream_simulator.scrape import Samples, scrape
 
 TOP_PER_CATEGORY = 3
+INPUTS = "shopstream_creator_score_inputs_total"
 
 # (service, sample name, label to split by or "") → summary key prefix, for the run's deltas.
 OBSERVED = (
@@ -82,6 +85,19 @@ class Snapshot:
     campaigns: list[CampaignRow] = field(default_factory=list)
     fakes: list[CreatorRow] = field(default_factory=list)
     refreshed_at: float = 0.0
+    # Records behind per service (every consumer group, Faust workers and combiners included),
+    # read from Kafka; empty when Kafka did not answer. The largest seen while traffic ran.
+    lag: dict[str, int] = field(default_factory=dict)
+    lag_groups: dict[str, int] = field(default_factory=dict)
+    max_lag: dict[str, int] = field(default_factory=dict)
+    max_lag_at_s: dict[str, float] = field(default_factory=dict)
+    lag_readings: int = 0
+    # The stream workers' backlog in events: what the simulator had acknowledged by Kafka and the
+    # service has not counted yet (ads: impressions; creator-score: content stats and profiles).
+    # Committed offsets trail a Faust worker's progress (it commits every few seconds, and its
+    # input is transactional: every commit marker is an offset too), so this is the live measure.
+    behind: dict[str, int] = field(default_factory=dict)
+    max_behind: dict[str, int] = field(default_factory=dict)
 
     def delta(self, service: str, name: str, **match: str) -> float | None:
         now, before = self.metrics.get(service), self.baseline.get(service)
@@ -99,6 +115,53 @@ class Snapshot:
     def gauge(self, service: str, name: str, **match: str) -> float | None:
         now = self.metrics.get(service)
         return None if now is None else now.total(name, **match)
+
+    def record_lag(self, per_service: dict[str, int], elapsed_s: float | None) -> None:
+        self.lag = per_service
+        if elapsed_s is None:
+            return  # before the traffic: the set-up's own records are not the live view's lag
+        self.lag_readings += 1
+        for service, lag in per_service.items():
+            if lag >= self.max_lag.get(service, 0):
+                self.max_lag[service] = lag
+                self.max_lag_at_s[service] = round(elapsed_s, 1)
+
+    def record_behind(self, traffic: Counter[str], during_run: bool) -> None:
+        """Events acknowledged by Kafka that ads and creator-score have not counted yet."""
+        pairs = {
+            "ads": (
+                traffic["impressions"] + traffic["bot_impressions"],
+                self.delta("ads", "shopstream_ads_impressions_total"),
+            ),
+            "creator-score": (
+                traffic["content_stats"] + traffic["profiles"],
+                sum(
+                    self.delta("creator-score", INPUTS, source=source) or 0.0
+                    for source in ("content", "profiles")
+                )
+                if self.metrics.get("creator-score") is not None
+                else None,
+            ),
+        }
+        for service, (sent, counted) in pairs.items():
+            if counted is None:
+                continue
+            self.behind[service] = max(0, sent - round(counted))
+            if during_run:
+                self.max_behind[service] = max(
+                    self.max_behind.get(service, 0), self.behind[service]
+                )
+
+    def lag_summary(self) -> dict[str, Any]:
+        return {
+            "max": dict(self.max_lag),
+            "max_at_s": dict(self.max_lag_at_s),
+            "last": dict(self.lag),
+            "last_by_group": dict(sorted(self.lag_groups.items())),
+            "readings": self.lag_readings,
+            "events_behind_max": dict(self.max_behind),
+            "events_behind_last": dict(self.behind),
+        }
 
     def observed(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -129,8 +192,9 @@ class Telemetry:
     context: Context | None = None
     journeys: int = 0
     expected_orders: float = 0.0
-    # What verify found, once the run is over.
+    # What verify found, once the run is over, and the ledger beside the services' counters.
     verdicts: dict[str, Any] = field(default_factory=dict)
+    reconciled: dict[str, Any] = field(default_factory=dict)
 
     def progress(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, total
@@ -163,6 +227,7 @@ class Monitor:
         # Its own client and ledger: the dashboard's reads are not part of the simulated world.
         self._rpc = Rpc(codec, Ledger(), concurrency=8, timeout_s=2.0, attempts=1)
         self._tick = 0
+        self._lag = LagReader(config.kafka)
 
     async def scrape_all(self) -> dict[str, Samples | None]:
         names = list(self._config.targets.metrics)
@@ -178,10 +243,30 @@ class Monitor:
         snapshot = self._telemetry.snapshot
         snapshot.metrics = await self.scrape_all()
         ctx = self._telemetry.context
+        await self.read_lag()
         if ctx is not None:
             await asyncio.gather(self._creators(ctx), self._campaigns(ctx))
         snapshot.refreshed_at = time.monotonic()
         self._tick += 1
+
+    async def read_lag(self) -> None:
+        snapshot = self._telemetry.snapshot
+        ctx = self._telemetry.context
+        # Each service's name in this stack (its groups' prefix), from its build_info.
+        names = {
+            service: next(iter(samples.by("shopstream_build_info", "service")), service)
+            for service, samples in snapshot.metrics.items()
+            if samples is not None
+        }
+        try:
+            reading = await asyncio.to_thread(self._lag.read, names)
+        except Exception as exc:  # Kafka away for a moment: keep the last reading
+            self._telemetry.ledger.warn(f"consumer lag not read: {exc!r}")
+            return
+        traffic = ctx is not None and ctx.traffic_started is not None
+        snapshot.lag_groups = reading.per_group
+        snapshot.record_lag(reading.per_service, ctx.elapsed() if traffic and ctx else None)
+        snapshot.record_behind(self._telemetry.ledger.traffic, traffic)
 
     async def run(self) -> None:
         while True:

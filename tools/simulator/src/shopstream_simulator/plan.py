@@ -12,7 +12,7 @@ import bisect
 import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,11 +32,53 @@ P_BUY: dict[SessionKind, float] = {
     "live": 0.16,
     "search": 0.30,
 }
-# Orders per session on average: the factor from an orders/s rate to a sessions/s rate.
-CONVERSION = sum(KIND_SHARES[k] * P_BUY[k] for k in KIND_SHARES)
 AD_SLOTS = 2
+
+
+@dataclass(frozen=True)
+class DayShape:
+    """How much of a day is looking rather than buying.
+
+    A normal day: an ad visit sees one page of ads (the auction's `AD_SLOTS` winners), and a new
+    video's counters are reported at `VIDEO_REPORT_OFFSETS`. A large day is what a busy social
+    app sees: an ad visit is a feed scroll through `feed_pages` pages, each showing the winners
+    of the one auction that ranked the session's ads (an ad server ranks once per feed request,
+    not once per impression: every impression carries that auction's id and clearing price);
+    the purchase intent of a visit is `buy_scale` of a normal day's (most viewers only watch);
+    and every video still hot (posted within `HOT_STATS_S`) reports its counters every
+    `stats_every_s` seconds, from a feed that was already running before the traffic started.
+    """
+
+    name: str = "normal"
+    feed_pages: int = 1
+    buy_scale: float = 1.0
+    stats_every_s: float | None = None
+
+    def p_buy(self, kind: SessionKind) -> float:
+        return P_BUY[kind] * self.buy_scale
+
+    @property
+    def conversion(self) -> float:
+        """Orders per session on average: the factor from orders/s to sessions/s."""
+        return sum(KIND_SHARES[k] * self.p_buy(k) for k in KIND_SHARES)
+
+    @property
+    def events_per_session(self) -> float:
+        """Kafka records (impressions, clicks) and orders per session on average."""
+        return KIND_SHARES["ad"] * (AD_SLOTS * self.feed_pages + P_CLICK) + self.conversion
+
+
+NORMAL_DAY = DayShape()
+# 20 pages x 2 ads: 40 impressions per ad visit, 0.15 clicks (a 0.4% click-through rate);
+# about 3% of visits buy. With `--rate 2000 --unit events` that is ~1,400 impressions and
+# clicks/s, ~650 content stats/s (240 creators), ~2.6 orders/s and ~34 auctions/s.
+LARGE_DAY = DayShape(name="large", feed_pages=20, buy_scale=0.25, stats_every_s=1.0)
+DAYS = {d.name: d for d in (NORMAL_DAY, LARGE_DAY)}
+
+# Orders per session on average: the factor from an orders/s rate to a sessions/s rate.
+CONVERSION = NORMAL_DAY.conversion
 # Kafka records (impressions, clicks) and orders per session on average, for an events/s rate.
-EVENTS_PER_SESSION = KIND_SHARES["ad"] * (AD_SLOTS + P_CLICK) + CONVERSION
+EVENTS_PER_SESSION = NORMAL_DAY.events_per_session
 PLACEMENT_SHARES = {"feed": 0.6, "search": 0.25, "live": 0.15}
 HOT_VIDEO_S = 300.0
 DAY_S = 86_400.0
@@ -159,6 +201,14 @@ class LiveEnd:
 
 
 @dataclass(frozen=True)
+class StatsTick:
+    """A large day's counter report: every hot video's stats at once."""
+
+    at: float
+    seq: int
+
+
+@dataclass(frozen=True)
 class ProfileUpdate:
     at: float
     seq: int
@@ -184,7 +234,14 @@ class BotBurst:
 
 
 Scheduled = (
-    ContentReport | LiveStart | LiveTick | LiveEnd | ProfileUpdate | CounterfeitListing | BotBurst
+    ContentReport
+    | StatsTick
+    | LiveStart
+    | LiveTick
+    | LiveEnd
+    | ProfileUpdate
+    | CounterfeitListing
+    | BotBurst
 )
 Action = BuyerSession | Scheduled
 
@@ -205,17 +262,22 @@ VIDEO_REPORT_OFFSETS = (
     480.0,
     600.0,
 )
+# A large day: how long a video reports its counters after it was posted.
+HOT_STATS_S = VIDEO_REPORT_OFFSETS[-1]
 LIVE_TICK_S = 3.0
 # The refund-heavy listing needs 10 orders and 30% refunds to be suppressed; plant a margin.
 MIN_PLANTED_ORDERS = 14
 
 
 class Plan:
-    def __init__(self, world: World, duration_s: float, session_rate: float) -> None:
+    def __init__(
+        self, world: World, duration_s: float, session_rate: float, day: DayShape = NORMAL_DAY
+    ) -> None:
         self.world = world
         self.seed = world.seed
         self.duration_s = duration_s
         self.session_rate = session_rate
+        self.day = day
         self._products = [p for p in world.regular_products]
         self._by_category: dict[str, Weighted[ProductSpec]] = {}
         for c in world.categories:
@@ -246,31 +308,54 @@ class Plan:
         self.lives_by_key = {live.key: live for live in self.lives}
         self.scheduled = self._scheduled()
         self.planted_orders = max(
-            MIN_PLANTED_ORDERS, math.ceil(0.05 * session_rate * duration_s * CONVERSION)
+            MIN_PLANTED_ORDERS, math.ceil(0.05 * session_rate * duration_s * day.conversion)
         )
 
     @classmethod
     def for_rate(
-        cls, world: World, duration_s: float, rate: float, unit: Literal["orders", "events"]
+        cls,
+        world: World,
+        duration_s: float,
+        rate: float,
+        unit: Literal["orders", "events"],
+        day: DayShape = NORMAL_DAY,
     ) -> Plan:
         """A plan whose sessions make `rate` orders/s, or `rate` Kafka records + orders per s."""
         if unit == "orders":
-            return cls(world, duration_s, rate / CONVERSION)
-        background = cls(world, duration_s, 0.0).background_rate()
-        return cls(world, duration_s, max(0.05, (rate - background) / EVENTS_PER_SESSION))
+            return cls(world, duration_s, rate / day.conversion, day)
+        background = cls(world, duration_s, 0.0, day).background_rate()
+        return cls(world, duration_s, max(0.05, (rate - background) / day.events_per_session), day)
 
     def background_rate(self) -> float:
         """Social records per second that do not depend on buyers (stats, profiles)."""
         records = sum(
-            1 + (1 if isinstance(a, LiveTick) else 0)
+            len(self.hot_videos(a.at))
+            if isinstance(a, StatsTick)
+            else 1 + (1 if isinstance(a, LiveTick) else 0)
             for a in self.scheduled
-            if isinstance(a, ContentReport | LiveTick | ProfileUpdate)
+            if isinstance(a, ContentReport | StatsTick | LiveTick | ProfileUpdate)
         )
         return records / self.duration_s if self.duration_s > 0 else 0.0
 
+    def hot_videos(self, t: float) -> Sequence[Video]:
+        """The videos a large day's StatsTick at plan time t reports: posted within HOT_STATS_S."""
+        return self.videos[
+            bisect.bisect_left(self._published, t - HOT_STATS_S) : bisect.bisect_right(
+                self._published, t
+            )
+        ]
+
     @property
     def expected_orders(self) -> float:
-        return self.session_rate * self.duration_s * CONVERSION + self.planted_orders
+        return self.session_rate * self.duration_s * self.day.conversion + self.planted_orders
+
+    @property
+    def expected_events(self) -> float:
+        """Kafka records and orders the plan makes (as planned: every auction filling its slots)."""
+        return (
+            self.session_rate * self.duration_s * self.day.events_per_session
+            + self.background_rate() * self.duration_s
+        )
 
     def actions(self) -> Iterator[Action]:
         """Every action in time order, generated lazily."""
@@ -322,7 +407,9 @@ class Plan:
             list(range(len(creators))), [1.0 + math.log10(c.followers) for c in creators]
         )
         videos: list[Video] = []
-        t = rng.expovariate(rate) if rate > 0 else self.duration_s
+        # A large day's feed was running before the traffic started: its hot videos too.
+        start = -HOT_STATS_S if self.day.stats_every_s else 0.0
+        t = start + rng.expovariate(rate) if rate > 0 else self.duration_s
         while t < self.duration_s:
             i = pick.draw(rng)
             videos.append(
@@ -378,12 +465,18 @@ class Plan:
         rng = sub_rng(self.seed, "schedule")
         items: list[Scheduled] = []
         seq = iter(range(1_000_000_000, 2_000_000_000))
-        for video in self.videos:
-            for offset in VIDEO_REPORT_OFFSETS:
-                if video.published_at + offset < d:
-                    items.append(
-                        ContentReport(video.published_at + offset, next(seq), video.content_id)
-                    )
+        if self.day.stats_every_s:
+            t = 0.0
+            while t < d:
+                items.append(StatsTick(t, next(seq)))
+                t += self.day.stats_every_s
+        else:
+            for video in self.videos:
+                for offset in VIDEO_REPORT_OFFSETS:
+                    if video.published_at + offset < d:
+                        items.append(
+                            ContentReport(video.published_at + offset, next(seq), video.content_id)
+                        )
         for live in self.lives:
             items.append(LiveStart(live.start, next(seq), live.key))
             t = live.start + LIVE_TICK_S
@@ -456,14 +549,18 @@ class Plan:
                 kind = "video"
         if kind == "live" and live is not None:
             product = self.world.product(rng.choice(live.product_keys))
-            intent = self._intent(rng, product, kind) if rng.random() < P_BUY["live"] else None
+            intent = (
+                self._intent(rng, product, kind) if rng.random() < self.day.p_buy("live") else None
+            )
             return BuyerSession(
                 at, index, index, buyer, kind, intent, live.creator_index, live_key=live.key
             )
         if kind == "video":
             video = self._pick_video(rng, at)
             product = self.world.product(video.product_key)
-            intent = self._intent(rng, product, kind) if rng.random() < P_BUY["video"] else None
+            intent = (
+                self._intent(rng, product, kind) if rng.random() < self.day.p_buy("video") else None
+            )
             return BuyerSession(
                 at,
                 index,
@@ -481,13 +578,15 @@ class Plan:
         if kind == "ad":
             placement = Weighted(list(PLACEMENT_SHARES), list(PLACEMENT_SHARES.values())).draw(rng)
             will_click = rng.random() < P_CLICK
-            buys = will_click and rng.random() < P_BUY_AFTER_CLICK
+            buys = will_click and rng.random() < P_BUY_AFTER_CLICK * self.day.buy_scale
             # The product is a stand-in: the ad clicked decides what is bought (ads may be down).
             intent = self._intent(rng, product, kind) if buys else None
             return BuyerSession(
                 at, index, index, buyer, kind, intent, placement=placement, will_click=will_click
             )
-        intent = self._intent(rng, product, kind) if rng.random() < P_BUY["search"] else None
+        intent = (
+            self._intent(rng, product, kind) if rng.random() < self.day.p_buy("search") else None
+        )
         return BuyerSession(at, index, index, buyer, "search", intent)
 
     def _pick_video(self, rng: random.Random, at: float) -> Video:

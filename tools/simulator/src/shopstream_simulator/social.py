@@ -22,6 +22,7 @@ from shopstream_simulator.plan import (
     LiveStart,
     LiveTick,
     ProfileUpdate,
+    StatsTick,
 )
 from shopstream_simulator.provision import publish_profile, publish_video_stats
 
@@ -29,6 +30,14 @@ from shopstream_simulator.provision import publish_profile, publish_video_stats
 async def content_report(ctx: Context, action: ContentReport) -> None:
     video = ctx.plan.videos_by_id[action.content_id]
     await publish_video_stats(ctx, video, action.at, f"{video.content_id}:{action.seq}")
+
+
+async def stats_tick(ctx: Context, action: StatsTick) -> None:
+    """A large day: the social platform reports every hot video's counters at once."""
+    for video in ctx.plan.hot_videos(action.at):
+        if ctx.stopping.is_set():
+            return
+        await publish_video_stats(ctx, video, action.at, f"{video.content_id}:{action.seq}")
 
 
 async def profile_update(ctx: Context, action: ProfileUpdate) -> None:
@@ -180,6 +189,7 @@ async def bot_burst(ctx: Context, action: BotBurst) -> None:
             ses,
             "feed",
             "bot_impressions",
+            limited=False,
         )
         await publish_click(
             ctx,
@@ -193,6 +203,7 @@ async def bot_burst(ctx: Context, action: BotBurst) -> None:
             ses,
             "feed",
             "bot_clicks",
+            limited=False,
         )
         if not await ctx.pause(interval):
             return
