@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shopstream.commerce.v1 import commerce_service_pb2, commissions_pb2, live_pb2, order_pb2
@@ -21,6 +22,18 @@ def timestamp(t: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(t)
     return ts
+
+
+def optional_time(message: Message, field: str) -> datetime | None:
+    """A request's timestamp field as aware UTC, None when unset; INVALID_ARGUMENT when it is
+    out of range."""
+    if not message.HasField(field):
+        return None
+    value: Timestamp = getattr(message, field)
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgumentError(field, "is not a valid time") from None
 
 
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
@@ -128,6 +141,8 @@ def live_pb(s: LiveRecord) -> live_pb2.LiveSession:
     )
     if s.ended_at is not None:
         message.ended_at.CopyFrom(timestamp(s.ended_at))
+    if s.scheduled_for is not None:
+        message.scheduled_for.CopyFrom(timestamp(s.scheduled_for))
     return message
 
 

@@ -23,6 +23,9 @@ class CommerceSettings(ServiceSettings):
     rate_cut_notice_s: float = Field(default=30 * 86_400.0, ge=0)
     # creator-score flags that freeze a creator's commission at settlement (risk control).
     risk_flags: list[str] = Field(default_factory=lambda: ["FOLLOWER_SPIKE_WITHOUT_ENGAGEMENT"])
+    # How far ahead a live session may be scheduled (TikTok Shop: at least 30 minutes).
+    live_schedule_min_lead_s: float = Field(default=1_800.0, ge=0)
+    live_schedule_max_lead_s: float = Field(default=30 * 86_400.0, gt=0)
     # The platform's fee on each paid order (seller settlements), in basis points.
     platform_fee_bps: int = Field(default=500, ge=0, le=10_000)
     default_commission_bps: int = Field(default=0, ge=0, le=5_000)

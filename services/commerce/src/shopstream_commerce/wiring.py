@@ -80,7 +80,7 @@ def wire(runtime: Runtime) -> Commerce:
     deps = Deps(runtime.db, runtime.outbox, settings, metrics)
     risk = RiskSignals(deps)
     commissions = Commissions(runtime.db, runtime.outbox, settings, metrics, risk)
-    live = Live(runtime.db, runtime.outbox, metrics)
+    live = Live(runtime.db, runtime.outbox, metrics, settings)
     leak_check = LeakCheck(deps)
     transitions = OrderTransitions(deps)
     seller_ledger = SellerLedger(deps, transitions)

@@ -1,4 +1,4 @@
-"""Live stats split by product, through gRPC and commerce.live.v1."""
+"""Live stats split by product and scheduled sessions, through gRPC and commerce.live.v1."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import grpc
 import pytest
 from commerce_steps import Shop, call_kwargs, read_since
 
@@ -86,3 +87,51 @@ async def test_live_stats_per_product(shop: Shop, ids: Callable[[str], str]) -> 
         (scarf.product_id, 4),
         (hat.product_id, 1),
     ]
+
+
+async def test_a_scheduled_session_is_announced_then_started_by_its_creator(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    creator, seller = ids("creator"), ids("seller")
+    scarf = await shop.listed_product(seller, stock=5)
+    as_creator = call_kwargs(shop, "creator", creator)
+    request = pb.ScheduleLiveSessionRequest(
+        creator_id=creator, title="Sunday scarves", pinned_product_ids=[scarf.product_id]
+    )
+    request.starts_at.FromSeconds(int(time.time()) + 600)  # 10 minutes: too soon
+    with pytest.raises(grpc.aio.AioRpcError) as too_soon:
+        await shop.stub.ScheduleLiveSession(request, **as_creator)
+    assert too_soon.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "starts_at" in (too_soon.value.details() or "")
+    at = int(time.time()) + 3_600
+    request.starts_at.FromSeconds(at)
+    scheduled = (await shop.stub.ScheduleLiveSession(request, **as_creator)).session
+    assert scheduled.state == live_pb2.LIVE_SESSION_STATE_SCHEDULED
+    assert scheduled.scheduled_for.seconds == at
+    session_id = scheduled.live_session_id
+    with pytest.raises(grpc.aio.AioRpcError) as someone_else:
+        await shop.stub.StartLiveSession(
+            pb.StartLiveSessionRequest(live_session_id=session_id),
+            **call_kwargs(shop, "creator", ids("creator")),
+        )
+    assert someone_else.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    live = (
+        await shop.stub.StartLiveSession(
+            pb.StartLiveSessionRequest(live_session_id=session_id), **as_creator
+        )
+    ).session
+    assert live.state == live_pb2.LIVE_SESSION_STATE_LIVE
+    assert list(live.pinned_product_ids) == [scarf.product_id]
+    assert live.scheduled_for.seconds == at and live.started_at.seconds < at
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await shop.stub.StartLiveSession(
+            pb.StartLiveSessionRequest(live_session_id=session_id), **as_creator
+        )
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    kinds = [
+        headers_dict(r.headers())["ce_type"].rsplit(".", 1)[-1]
+        for r in read_since(shop.commerce.runtime.settings.kafka, "commerce.live.v1", since_ms)
+        if r.key() == session_id.encode()
+    ]
+    assert kinds == ["LiveSessionScheduled", "LiveSessionStarted"]

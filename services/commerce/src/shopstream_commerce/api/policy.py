@@ -22,6 +22,7 @@ POLICY = AccessPolicy.of(
         "ShipReturn": BUYER,
         "ReceiveReturn": SELLER,
         "EscalateRefund": BUYER,
+        "ScheduleLiveSession": CREATOR,
         "StartLiveSession": CREATOR,
         "PinProduct": CREATOR,
         "EndLiveSession": CREATOR,

@@ -190,9 +190,25 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         self, request: pb.StartLiveSessionRequest, context: Context
     ) -> pb.StartLiveSessionResponse:
         record = await self._live.start(
-            current_principal(), request.creator_id, request.title, list(request.pinned_product_ids)
+            current_principal(),
+            request.creator_id,
+            request.title,
+            list(request.pinned_product_ids),
+            request.live_session_id,
         )
         return pb.StartLiveSessionResponse(session=convert.live_pb(record))
+
+    async def ScheduleLiveSession(
+        self, request: pb.ScheduleLiveSessionRequest, context: Context
+    ) -> pb.ScheduleLiveSessionResponse:
+        record = await self._live.schedule(
+            current_principal(),
+            request.creator_id,
+            request.title,
+            list(request.pinned_product_ids),
+            convert.optional_time(request, "starts_at"),
+        )
+        return pb.ScheduleLiveSessionResponse(session=convert.live_pb(record))
 
     async def PinProduct(
         self, request: pb.PinProductRequest, context: Context

@@ -114,6 +114,7 @@ class LiveRecord:
     pinned: list[str] = field(default_factory=list)
     # Largest GMV first.
     products: list[LiveProductRecord] = field(default_factory=list)
+    scheduled_for: datetime | None = None
 
 
 @dataclass(frozen=True)

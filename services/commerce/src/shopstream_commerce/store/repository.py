@@ -496,6 +496,7 @@ async def insert_live(session: AsyncSession, live: LiveRecord) -> None:
             title=live.title,
             state=live.state,
             started_at=live.started_at,
+            scheduled_for=live.scheduled_for,
             current_viewers=0,
             peak_viewers=0,
             total_views=0,
@@ -552,6 +553,7 @@ async def load_live(session: AsyncSession, live_session_id: str) -> LiveRecord |
         orders=row.orders,
         gmv_minor=row.gmv_minor,
         currency=row.currency,
+        scheduled_for=row.scheduled_for,
         pinned=list(pinned),
         products=[
             LiveProductRecord(r.product_id, r.orders, r.units, r.gmv_minor)
@@ -566,6 +568,20 @@ async def load_live(session: AsyncSession, live_session_id: str) -> LiveRecord |
             ).all()
         ],
     )
+
+
+async def start_scheduled(
+    session: AsyncSession, live_session_id: str, at: datetime, live_state: int, scheduled: int
+) -> bool:
+    result = await session.execute(
+        update(live_sessions)
+        .where(
+            live_sessions.c.live_session_id == live_session_id,
+            live_sessions.c.state == scheduled,
+        )
+        .values(state=live_state, started_at=at)
+    )
+    return rowcount(result) == 1
 
 
 async def end_live(

@@ -192,6 +192,8 @@ live_sessions = Table(
     Column("orders", BigInteger, nullable=False, default=0),
     Column("gmv_minor", BigInteger, nullable=False, default=0),
     Column("currency", String(3), nullable=False, default=""),
+    # Added by migration 11: when a scheduled session was announced to start.
+    Column("scheduled_for", UtcDateTime(), nullable=True),
 )
 
 # A live session's sales per product (migration 10).
@@ -414,6 +416,12 @@ def _add_flash_sales(conn: Connection) -> None:
     metadata.create_all(conn, tables=[flash_sales, flash_claims])
 
 
+def _add_live_schedule(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("live_sessions")}
+    if "scheduled_for" not in columns:
+        conn.execute(text(f"ALTER TABLE live_sessions ADD COLUMN scheduled_for {_timestamp(conn)}"))
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -440,4 +448,5 @@ MIGRATIONS = [
         "live sales per product",
         lambda conn: metadata.create_all(conn, tables=[live_product_stats]),
     ),
+    Migration(11, "scheduled live sessions", _add_live_schedule),
 ]

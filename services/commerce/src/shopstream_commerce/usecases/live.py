@@ -4,7 +4,7 @@ and per product, kept current."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from shopstream_commerce.domain import limits
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.records import LiveRecord, OrderRecord
 from shopstream_commerce.metrics import CommerceMetrics
+from shopstream_commerce.settings import CommerceSettings
 from shopstream_commerce.store import repository as repo
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
@@ -26,6 +27,7 @@ from shopstream_platform.kafka.events import Event, InvalidEventError
 
 LIVE_TOPIC = "commerce.live.v1"
 LIVE, ENDED = live_pb2.LIVE_SESSION_STATE_LIVE, live_pb2.LIVE_SESSION_STATE_ENDED
+SCHEDULED = live_pb2.LIVE_SESSION_STATE_SCHEDULED
 
 
 def _now() -> datetime:
@@ -33,14 +35,16 @@ def _now() -> datetime:
 
 
 class Live:
-    def __init__(self, db: Database, outbox: Outbox, metrics: CommerceMetrics) -> None:
+    def __init__(
+        self, db: Database, outbox: Outbox, metrics: CommerceMetrics, settings: CommerceSettings
+    ) -> None:
         self.db = db
         self.outbox = outbox
         self.metrics = metrics
+        self.settings = settings
 
-    async def start(
-        self, principal: Principal, creator_id: str, title: str, pinned: list[str]
-    ) -> LiveRecord:
+    @staticmethod
+    def _check_new(principal: Principal, creator_id: str, title: str, pinned: list[str]) -> None:
         if not creator_id:
             raise InvalidArgumentError("creator_id", "is required")
         bounded("creator_id", creator_id, limits.ID)
@@ -51,19 +55,99 @@ class Live:
         for i, product_id in enumerate(pinned):
             bounded(f"pinned_product_ids[{i}]", product_id, limits.ID)
         ensure_acts_for(principal, "creator", creator_id)
+
+    async def schedule(
+        self,
+        principal: Principal,
+        creator_id: str,
+        title: str,
+        pinned: list[str],
+        starts_at: datetime | None,
+    ) -> LiveRecord:
+        """Announce a session for later: SCHEDULED, `LiveSessionScheduled`; it goes live when
+        its creator starts it (StartLiveSession with its id)."""
+        self._check_new(principal, creator_id, title, pinned)
+        now = _now()
+        earliest = now + timedelta(seconds=self.settings.live_schedule_min_lead_s)
+        latest = now + timedelta(seconds=self.settings.live_schedule_max_lead_s)
+        if starts_at is None or not earliest <= starts_at <= latest:
+            raise InvalidArgumentError(
+                "starts_at",
+                f"must be between {earliest.isoformat()} and {latest.isoformat()}",
+            )
+        record = LiveRecord(
+            new_id("live"),
+            creator_id,
+            title.strip(),
+            SCHEDULED,
+            starts_at,
+            None,
+            0,
+            0,
+            0,
+            0,
+            0,
+            "",
+            scheduled_for=starts_at,
+        )
+        return await self._insert(record, pinned, now, scheduled=True)
+
+    async def start(
+        self,
+        principal: Principal,
+        creator_id: str,
+        title: str,
+        pinned: list[str],
+        live_session_id: str = "",
+    ) -> LiveRecord:
+        """Go live now: a new session, or the creator's scheduled one (`live_session_id`)."""
+        if live_session_id:
+            return await self._start_scheduled(principal, live_session_id, pinned)
+        self._check_new(principal, creator_id, title, pinned)
         now = _now()
         record = LiveRecord(
             new_id("live"), creator_id, title.strip(), LIVE, now, None, 0, 0, 0, 0, 0, ""
         )
+        return await self._insert(record, pinned, now, scheduled=False)
+
+    async def _insert(
+        self, record: LiveRecord, pinned: list[str], now: datetime, *, scheduled: bool
+    ) -> LiveRecord:
         async with self.db.transaction() as session:
             await repo.insert_live(session, record)
             for product_id in dict.fromkeys(pinned):
                 await repo.pin(session, record.live_session_id, product_id, now)
-            started = await self._load(session, record.live_session_id)
+            created = await self._load(session, record.live_session_id)
+            event = (
+                live_pb2.LiveSessionScheduled(session=convert.live_pb(created))
+                if scheduled
+                else live_pb2.LiveSessionStarted(session=convert.live_pb(created))
+            )
+            await self.outbox.add(session, LIVE_TOPIC, created.live_session_id, event)
+        return created
+
+    async def _start_scheduled(
+        self, principal: Principal, live_session_id: str, pinned: list[str]
+    ) -> LiveRecord:
+        for i, product_id in enumerate(pinned):
+            bounded(f"pinned_product_ids[{i}]", product_id, limits.ID)
+        async with self.db.transaction() as session:
+            record = await self._load(session, live_session_id)
+            ensure_acts_for(principal, "creator", record.creator_id)
+            now = _now()
+            if not await repo.start_scheduled(session, live_session_id, now, LIVE, SCHEDULED):
+                raise FailedPreconditionError(f"live session {live_session_id} is not scheduled")
+            if len(set(record.pinned) | set(pinned)) > limits.PINNED:
+                raise InvalidArgumentError(
+                    "pinned_product_ids", f"at most {limits.PINNED} products"
+                )
+            for product_id in dict.fromkeys(pinned):
+                await repo.pin(session, live_session_id, product_id, now)
+            started = await self._load(session, live_session_id)
             await self.outbox.add(
                 session,
                 LIVE_TOPIC,
-                started.live_session_id,
+                live_session_id,
                 live_pb2.LiveSessionStarted(session=convert.live_pb(started)),
             )
         return started
@@ -84,7 +168,7 @@ class Live:
         async with self.db.transaction() as session:
             record = await self._load(session, live_session_id)
             ensure_acts_for(principal, "creator", record.creator_id)
-            if record.state != LIVE:
+            if record.state not in (LIVE, SCHEDULED):
                 raise FailedPreconditionError(f"live session {live_session_id} has ended")
             now = _now()
             if await repo.pin(session, live_session_id, product_id, now):
