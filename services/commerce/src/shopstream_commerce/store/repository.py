@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import Table, and_, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream_commerce.domain.after_sales import OPEN, AfterSaleType, RequestState
@@ -756,31 +756,39 @@ async def promoting_creators(session: AsyncSession, product_id: str, since: date
     return sorted(r.creator_id for r in rows)
 
 
-async def insert_ledger(session: AsyncSession, entry: LedgerRecord, dedup_key: str) -> bool:
-    """Append an entry once per cause; False when this cause was already recorded."""
+async def append_once(session: AsyncSession, table: Table, **values: Any) -> bool:
+    """Insert a row of an append-only ledger once per cause (its `dedup_key`); False when this
+    cause was already recorded."""
     exists = (
-        await session.execute(select(ledger.c.entry_id).where(ledger.c.dedup_key == dedup_key))
+        await session.execute(
+            select(table.c.dedup_key).where(table.c.dedup_key == values["dedup_key"])
+        )
     ).first()
     if exists is not None:
         return False
-    await session.execute(
-        ledger.insert().values(
-            entry_id=entry.entry_id,
-            creator_id=entry.creator_id,
-            kind=entry.kind,
-            account=entry.account,
-            amount_minor=entry.amount_minor,
-            currency=entry.currency,
-            order_id=entry.order_id,
-            line_id=entry.line_id,
-            product_id=entry.product_id,
-            rate_bps=entry.rate_bps,
-            created_at=entry.created_at,
-            dedup_key=dedup_key,
-            frozen_reason=entry.frozen_reason,
-        )
-    )
+    await session.execute(table.insert().values(**values))
     return True
+
+
+async def insert_ledger(session: AsyncSession, entry: LedgerRecord, dedup_key: str) -> bool:
+    """Append an entry once per cause; False when this cause was already recorded."""
+    return await append_once(
+        session,
+        ledger,
+        entry_id=entry.entry_id,
+        creator_id=entry.creator_id,
+        kind=entry.kind,
+        account=entry.account,
+        amount_minor=entry.amount_minor,
+        currency=entry.currency,
+        order_id=entry.order_id,
+        line_id=entry.line_id,
+        product_id=entry.product_id,
+        rate_bps=entry.rate_bps,
+        created_at=entry.created_at,
+        dedup_key=dedup_key,
+        frozen_reason=entry.frozen_reason,
+    )
 
 
 async def ledger_page(

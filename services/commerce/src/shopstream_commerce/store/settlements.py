@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream_commerce.domain.settlements import EntryKind, SellerEntry
+from shopstream_commerce.store.repository import append_once
 from shopstream_commerce.store.tables import seller_ledger
 
 
@@ -27,28 +28,20 @@ def _entry(r: Any) -> SellerEntry:
 
 async def insert(session: AsyncSession, entry: SellerEntry, dedup_key: str) -> bool:
     """Append an entry once per cause; False when this cause was already recorded."""
-    exists = (
-        await session.execute(
-            select(seller_ledger.c.entry_id).where(seller_ledger.c.dedup_key == dedup_key)
-        )
-    ).first()
-    if exists is not None:
-        return False
-    await session.execute(
-        seller_ledger.insert().values(
-            entry_id=entry.entry_id,
-            seller_id=entry.seller_id,
-            order_id=entry.order_id,
-            kind=int(entry.kind),
-            account=entry.account,
-            amount_minor=entry.amount_minor,
-            currency=entry.currency,
-            refund_id=entry.refund_id,
-            created_at=entry.created_at,
-            dedup_key=dedup_key,
-        )
+    return await append_once(
+        session,
+        seller_ledger,
+        entry_id=entry.entry_id,
+        seller_id=entry.seller_id,
+        order_id=entry.order_id,
+        kind=int(entry.kind),
+        account=entry.account,
+        amount_minor=entry.amount_minor,
+        currency=entry.currency,
+        refund_id=entry.refund_id,
+        created_at=entry.created_at,
+        dedup_key=dedup_key,
     )
-    return True
 
 
 async def of_order(session: AsyncSession, order_id: str) -> list[SellerEntry]:

@@ -218,6 +218,7 @@ class AfterSales:
             now = self.deps.now()
             if not await repo.move_refund(session, refund, target, now, **values):
                 raise FailedPreconditionError(f"refund {refund_id} changed concurrently; retry")
+            # values are the RefundRecord fields this step sets (reject_reason, notes, tracking)
             moved = replace(refund, state=target, **values)  # type: ignore[arg-type]
             if rules.pays(target):
                 order, owed = await self._give_back(session, order, moved)
