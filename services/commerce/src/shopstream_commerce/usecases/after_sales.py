@@ -38,6 +38,7 @@ from shopstream_commerce.usecases.payments import Payments
 from shopstream_commerce.usecases.settlements import SellerLedger
 from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.errors import (
+    ConflictError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -217,7 +218,7 @@ class AfterSales:
             target = rules.move(step, refund.kind, refund.state, refund_id)
             now = self.deps.now()
             if not await repo.move_refund(session, refund, target, now, **values):
-                raise FailedPreconditionError(f"refund {refund_id} changed concurrently; retry")
+                raise ConflictError(f"refund {refund_id} changed concurrently; retry")
             # values are the RefundRecord fields this step sets (reject_reason, notes, tracking)
             moved = replace(refund, state=target, **values)  # type: ignore[arg-type]
             if rules.pays(target):
