@@ -112,3 +112,73 @@ async def test_targeted_and_shop_ads_rates_and_a_cut_that_spares_promoting_creat
     assert key == promoter.encode()
     assert (notice.creator_id, notice.rate_bps, notice.locked_rate_bps) == (promoter, 400, 1_000)
     assert notice.locked_until.seconds == cut.locked_until_unix
+
+
+async def test_an_open_rate_that_requires_approval_pays_only_approved_creators(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    seller, buyer = ids("seller"), ids("buyer")
+    waiting, approved, named = ids("waiting"), ids("approved"), ids("named")
+    as_seller = call_kwargs(shop, "seller", seller)
+    product = await shop.listed_product(seller, stock=20, price=1_000)
+    sku = product.skus[0].sku_id
+    await shop.place(buyer, sku, key="warm-up")  # commerce knows the product
+
+    async def set_rate(bps: int, **scope: object) -> None:
+        await shop.stub.SetCommissionRate(
+            pb.SetCommissionRateRequest(
+                seller_id=seller, product_id=product.product_id, rate_bps=bps, **scope
+            ),
+            **as_seller,
+        )
+
+    await set_rate(1_000, require_approval=True)
+    await set_rate(1_500, creator_id=named)  # targeted: no approval needed
+    with pytest.raises(grpc.aio.AioRpcError) as scoped:
+        await set_rate(1_000, creator_id=named, require_approval=True)
+    assert scoped.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await shop.stub.ApproveCreator(
+        pb.ApproveCreatorRequest(
+            seller_id=seller, product_id=product.product_id, creator_id=approved
+        ),
+        **as_seller,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as not_theirs:
+        await shop.stub.ApproveCreator(
+            pb.ApproveCreatorRequest(
+                seller_id=seller, product_id=product.product_id, creator_id=waiting
+            ),
+            **call_kwargs(shop, "seller", ids("other-seller")),
+        )
+    assert not_theirs.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    orders = {}
+    for creator in (waiting, approved, named):
+        order = await shop.place(buyer, sku, key=f"sale-{creator}", creator_id=creator)
+        await shop.wait_state(order, OS.ORDER_STATE_RESERVED)
+        await shop.stub.PayOrder(
+            pb.PayOrderRequest(order_id=order.order_id, card_token="tok_visa"),
+            **call_kwargs(shop, "buyer", buyer),
+        )
+        orders[creator] = order
+
+    async def balance(creator: str) -> int:
+        earnings = await shop.stub.GetCreatorEarnings(
+            pb.GetCreatorEarningsRequest(creator_id=creator),
+            **call_kwargs(shop, "creator", creator),
+        )
+        return earnings.balance.amount_minor
+
+    assert await balance(waiting) == 0  # not approved: no commission
+    assert await balance(approved) == 100
+    assert await balance(named) == 150
+    approvals = [
+        cpb.CollaborationApproved.FromString(r.value() or b"")
+        for r in read_since(
+            shop.commerce.runtime.settings.kafka, "commerce.commissions.v1", since_ms
+        )
+        if headers_dict(r.headers())["ce_type"] == "shopstream.commerce.v1.CollaborationApproved"
+        and r.key() == approved.encode()
+    ]
+    assert [(a.product_id, a.creator_id) for a in approvals] == [(product.product_id, approved)]

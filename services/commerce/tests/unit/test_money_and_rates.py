@@ -64,3 +64,14 @@ def test_refunds_give_back_the_whole_fee_and_no_more() -> None:
         before += part
     assert sum(back) == fee == 49
     assert fee_returned(fee, 999, 999, 10) == 0
+
+
+def test_an_open_rate_needing_approval_pays_only_approved_creators() -> None:
+    changes = [
+        RateChange(1_000, T0, T0, require_approval=True),
+        RateChange(1_500, T0, T0, creator_id="named"),
+    ]
+    later = T0 + timedelta(hours=1)
+    assert rate_for(changes, later, 0, "someone", approved=False) == 0
+    assert rate_for(changes, later, 0, "someone", approved=True) == 1_000
+    assert rate_for(changes, later, 0, "named", approved=False) == 1_500

@@ -27,6 +27,7 @@ POLICY = AccessPolicy.of(
         "PinProduct": CREATOR,
         "EndLiveSession": CREATOR,
         "SetCommissionRate": SELLER,
+        "ApproveCreator": SELLER,
         "GetCreatorEarnings": CREATOR,
         "StartFlashSale": SELLER,
         "GetOrderSettlement": SELLER,

@@ -263,6 +263,7 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
             request.rate_bps,
             request.creator_id,
             request.shop_ads,
+            request.require_approval,
         )
         return pb.SetCommissionRateResponse(
             rate_bps=rate.rate_bps,
@@ -271,6 +272,14 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
             locked_creator_ids=rate.locked_creators,
             locked_until_unix=int(rate.locked_until.timestamp()) if rate.locked_creators else 0,
         )
+
+    async def ApproveCreator(
+        self, request: pb.ApproveCreatorRequest, context: Context
+    ) -> pb.ApproveCreatorResponse:
+        await self._commissions.approve_creator(
+            current_principal(), request.seller_id, request.product_id, request.creator_id
+        )
+        return pb.ApproveCreatorResponse()
 
     async def GetCreatorEarnings(
         self, request: pb.GetCreatorEarningsRequest, context: Context

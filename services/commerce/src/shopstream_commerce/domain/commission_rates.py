@@ -1,7 +1,8 @@
 """Which commission rate applies to an order line (TikTok Shop's affiliate rules, pure).
 
-- A product has an open rate (any creator), targeted rates (named creators; each overrides the
-  open rate for that creator only) and a Shop Ads rate (lines sold through an ad click).
+- A product has an open rate (any creator, or only those the seller approved when it requires
+  approval), targeted rates (named creators; each overrides the open rate for that creator
+  only) and a Shop Ads rate (lines sold through an ad click).
 - A change applies to orders placed from its `effective_from` (now for every change since
   targeted rates; before them a cut started 30 days later for everyone, and such stored
   changes still count from their date).
@@ -23,6 +24,8 @@ class RateChange:
     effective_from: datetime
     creator_id: str = ""  # targeted: this creator only; "" the open rate
     shop_ads: bool = False
+    # Open rate: only creators the seller approved earn it.
+    require_approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,16 +42,23 @@ def _latest(changes: Iterable[RateChange], at: datetime) -> RateChange | None:
 
 
 def affiliate_rate(
-    changes: list[RateChange], at: datetime, default_bps: int, creator_id: str = ""
+    changes: list[RateChange],
+    at: datetime,
+    default_bps: int,
+    creator_id: str = "",
+    approved: bool = True,
 ) -> int:
-    """The creator's targeted rate if any, else the open rate, else the default (no lock)."""
+    """The creator's targeted rate if any, else the open rate (0 when it requires approval and
+    the creator is not `approved`), else the default (no lock)."""
     affiliate = [c for c in changes if not c.shop_ads]
     if creator_id:
         targeted = _latest((c for c in affiliate if c.creator_id == creator_id), at)
         if targeted is not None:
             return targeted.rate_bps
     open_rate = _latest((c for c in affiliate if not c.creator_id), at)
-    return default_bps if open_rate is None else open_rate.rate_bps
+    if open_rate is None:
+        return default_bps
+    return 0 if open_rate.require_approval and not approved else open_rate.rate_bps
 
 
 def shop_ads_rate(changes: list[RateChange], at: datetime) -> int | None:
@@ -64,12 +74,13 @@ def rate_for(
     *,
     via_ad: bool = False,
     locks: Iterable[RateLock] = (),
+    approved: bool = True,
 ) -> int:
     """The rate fixed on a line placed at `placed_at` for `creator_id` (`via_ad`: the line
     carries an ad click id and the product has a Shop Ads rate)."""
     if via_ad and (ads := shop_ads_rate(changes, placed_at)) is not None:
         return ads
-    rate = affiliate_rate(changes, placed_at, default_bps, creator_id)
+    rate = affiliate_rate(changes, placed_at, default_bps, creator_id, approved)
     held = [k.rate_bps for k in locks if k.creator_id == creator_id and k.until > placed_at]
     return max([rate, *held])
 

@@ -25,6 +25,7 @@ from shopstream_commerce.domain.records import (
     SkuInfo,
 )
 from shopstream_commerce.store.tables import (
+    approved_creators,
     catalog_skus,
     commission_locks,
     commission_rates,
@@ -675,7 +676,10 @@ async def rate_changes(session: AsyncSession, product_id: str) -> list[RateChang
         )
     ).all()
     return [
-        RateChange(r.rate_bps, r.set_at, r.effective_from, r.creator_id, r.shop_ads) for r in rows
+        RateChange(
+            r.rate_bps, r.set_at, r.effective_from, r.creator_id, r.shop_ads, r.require_approval
+        )
+        for r in rows
     ]
 
 
@@ -704,8 +708,43 @@ async def add_rate_change(
             superseded=False,
             creator_id=change.creator_id,
             shop_ads=change.shop_ads,
+            require_approval=change.require_approval,
         )
     )
+
+
+async def approve_creator(
+    session: AsyncSession, product_id: str, creator_id: str, at: datetime
+) -> bool:
+    """False when the creator was approved for the product already."""
+    exists = (
+        await session.execute(
+            select(approved_creators.c.creator_id).where(
+                approved_creators.c.product_id == product_id,
+                approved_creators.c.creator_id == creator_id,
+            )
+        )
+    ).first()
+    if exists is not None:
+        return False
+    await session.execute(
+        approved_creators.insert().values(
+            product_id=product_id, creator_id=creator_id, approved_at=at
+        )
+    )
+    return True
+
+
+async def creator_approved(session: AsyncSession, product_id: str, creator_id: str) -> bool:
+    found = (
+        await session.execute(
+            select(approved_creators.c.creator_id).where(
+                approved_creators.c.product_id == product_id,
+                approved_creators.c.creator_id == creator_id,
+            )
+        )
+    ).first()
+    return found is not None
 
 
 async def rate_locks(session: AsyncSession, product_id: str, creator_id: str) -> list[RateLock]:

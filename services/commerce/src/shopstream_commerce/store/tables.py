@@ -230,6 +230,17 @@ commission_rates = Table(
     # Added by migration 7: a targeted rate's creator ("" the open rate); the Shop Ads rate.
     Column("creator_id", String(64), nullable=False, server_default=""),
     Column("shop_ads", Boolean, nullable=False, server_default=text("false")),
+    # Added by migration 12: the open rate needs the seller's approval of each creator.
+    Column("require_approval", Boolean, nullable=False, server_default=text("false")),
+)
+
+# Creators a seller approved for a product (migration 12).
+approved_creators = Table(
+    "approved_creators",
+    metadata,
+    Column("product_id", String(64), primary_key=True),
+    Column("creator_id", String(64), primary_key=True),
+    Column("approved_at", UtcDateTime(), nullable=False),
 )
 
 # Rates kept by creators who promoted a product when its rate was cut (migration 7).
@@ -422,6 +433,18 @@ def _add_live_schedule(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE live_sessions ADD COLUMN scheduled_for {_timestamp(conn)}"))
 
 
+def _add_creator_approval(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("commission_rates")}
+    if "require_approval" not in columns:
+        conn.execute(
+            text(
+                "ALTER TABLE commission_rates "
+                "ADD COLUMN require_approval BOOLEAN NOT NULL DEFAULT false"
+            )
+        )
+    metadata.create_all(conn, tables=[approved_creators])
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -449,4 +472,5 @@ MIGRATIONS = [
         lambda conn: metadata.create_all(conn, tables=[live_product_stats]),
     ),
     Migration(11, "scheduled live sessions", _add_live_schedule),
+    Migration(12, "sellers' approval of creators", _add_creator_approval),
 ]

@@ -81,6 +81,7 @@ class Commissions:
         rate_bps: int,
         creator_id: str = "",
         shop_ads: bool = False,
+        require_approval: bool = False,
     ) -> RateSet:
         """Set the open, a targeted (`creator_id`) or the Shop Ads rate of a product; a cut locks
         the rate of creators who promoted it within `rate_cut_notice_s` and notifies them."""
@@ -90,6 +91,8 @@ class Commissions:
         bounded("creator_id", creator_id, limits.ID)
         if creator_id and shop_ads:
             raise InvalidArgumentError("creator_id", "a Shop Ads rate is for every creator")
+        if require_approval and (creator_id or shop_ads):
+            raise InvalidArgumentError("require_approval", "is for the open rate only")
         if not 0 <= rate_bps <= self.settings.max_commission_bps:
             raise InvalidArgumentError("rate_bps", f"must be 0..{self.settings.max_commission_bps}")
         ensure_acts_for(principal, "seller", seller_id)
@@ -97,17 +100,10 @@ class Commissions:
         lock_for = timedelta(seconds=self.settings.rate_cut_notice_s)
         default = self.settings.default_commission_bps
         async with self.db.transaction() as session:
-            owner = await repo.product_seller(session, product_id)
-            if owner is None:
-                raise NotFoundError("product", product_id)
-            ensure_acts_for(principal, "seller", owner)
-            if owner != seller_id:
-                raise InvalidArgumentError(
-                    "seller_id", f"product {product_id} belongs to another seller"
-                )
+            await self._owned(session, principal, seller_id, product_id)
             changes = await repo.rate_changes(session, product_id)
             previous = scope_rate(changes, now, default, creator_id, shop_ads)
-            change = RateChange(rate_bps, now, now, creator_id, shop_ads)
+            change = RateChange(rate_bps, now, now, creator_id, shop_ads, require_approval)
             await repo.add_rate_change(session, seller_id, product_id, change)
             locked: list[RateLock] = []
             if rate_bps < previous and not shop_ads:
@@ -115,11 +111,10 @@ class Commissions:
                 for creator in promoted:
                     if creator_id and creator != creator_id:
                         continue
-                    had = affiliate_rate(changes, now, default, creator)
-                    if (
-                        rate_bps < had
-                        and affiliate_rate([*changes, change], now, default, creator) < had
-                    ):
+                    approved = await repo.creator_approved(session, product_id, creator)
+                    had = affiliate_rate(changes, now, default, creator, approved)
+                    after = affiliate_rate([*changes, change], now, default, creator, approved)
+                    if rate_bps < had and after < had:
                         locked.append(RateLock(creator, had, now + lock_for))
             for lock in locked:
                 await repo.lock_rate(session, product_id, lock, now)
@@ -148,9 +143,49 @@ class Commissions:
                     effective_from=convert.timestamp(now),
                     creator_id=creator_id,
                     shop_ads=shop_ads,
+                    require_approval=require_approval,
                 ),
             )
         return RateSet(rate_bps, previous, now, [k.creator_id for k in locked], now + lock_for)
+
+    async def _owned(
+        self, session: AsyncSession, principal: Principal, seller_id: str, product_id: str
+    ) -> None:
+        """The product exists and is the caller's (acting as) seller's."""
+        owner = await repo.product_seller(session, product_id)
+        if owner is None:
+            raise NotFoundError("product", product_id)
+        ensure_acts_for(principal, "seller", owner)
+        if owner != seller_id:
+            raise InvalidArgumentError(
+                "seller_id", f"product {product_id} belongs to another seller"
+            )
+
+    async def approve_creator(
+        self, principal: Principal, seller_id: str, product_id: str, creator_id: str
+    ) -> None:
+        """The seller approves a creator for the product's open rate (idempotent); published as
+        CollaborationApproved."""
+        for name, value in (("product_id", product_id), ("creator_id", creator_id)):
+            if not value:
+                raise InvalidArgumentError(name, "is required")
+            bounded(name, value, limits.ID)
+        ensure_acts_for(principal, "seller", seller_id)
+        now = _now()
+        async with self.db.transaction() as session:
+            await self._owned(session, principal, seller_id, product_id)
+            if await repo.approve_creator(session, product_id, creator_id, now):
+                await self.outbox.add(
+                    session,
+                    COMMISSIONS_TOPIC,
+                    creator_id,
+                    cpb.CollaborationApproved(
+                        seller_id=seller_id,
+                        product_id=product_id,
+                        creator_id=creator_id,
+                        approved_at=convert.timestamp(now),
+                    ),
+                )
 
     async def _book(self, session: AsyncSession, entry: LedgerRecord, cause: str) -> None:
         if await repo.insert_ledger(session, entry, cause):

@@ -169,6 +169,7 @@ class Orders:
                     creator,
                     via_ad=bool(request.attribution.ad_click_id),
                     locks=await repo.rate_locks(session, sku.product_id, creator),
+                    approved=await repo.creator_approved(session, sku.product_id, creator),
                 )
             lines.append(
                 Line(
