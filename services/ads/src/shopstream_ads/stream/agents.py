@@ -425,7 +425,7 @@ class AttributionStreams:
             return
         at.add_touches(state, new, self.settings.attribution)
         if state["orders"]:
-            self._reconsider(state, min(t[at.AT] for t in new), items[0].event_id)
+            self._reconsider(state, min(t[at.AT] for t in new), items[0].event_id, views=True)
 
     def _screened(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
         if not at.first_time(state, item.event_id):
@@ -696,13 +696,22 @@ class AttributionStreams:
                 order_id, facts, new, cause, kind=lg.CONVERSION, amount=facts["amount"]
             )
 
-    def _reconsider(self, state: dict[str, Any], touch_at: float, cause: str) -> None:
-        """A touch arrived: orders it precedes within the click window may owe it their credit."""
+    def _reconsider(
+        self, state: dict[str, Any], touch_at: float, cause: str, *, views: bool = False
+    ) -> None:
+        """A touch arrived: orders it precedes within the click window may owe it their credit.
+        `views`: the new touches are views, which never take a click's credit and never count
+        for a buyer without consent, so only orders credited to a view or to nothing can move."""
         window = self.settings.attribution.click_window_s
         for order_id, facts in list(state["orders"].items()):
             # A held order is decided when its grace ends, with every touch known by then.
-            if facts is not None and "held" not in facts and 0 <= facts["at"] - touch_at <= window:
-                self._decide(state, order_id, cause)
+            if facts is None or "held" in facts or not 0 <= facts["at"] - touch_at <= window:
+                continue
+            if views and (
+                not facts["consent"] or (facts["credit"] and facts["credit"][1] == at.CLICK)
+            ):
+                continue
+            self._decide(state, order_id, cause)
 
     def _publish_credit(
         self,
