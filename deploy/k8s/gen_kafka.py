@@ -35,7 +35,14 @@ HEARTBEATS = "platform.heartbeats.v1"
 # internal topics; ownership grants that). Keep in step with the services' wiring.
 READS: dict[str, tuple[str, ...]] = {
     "catalog": ("commerce.orders.v1",),
-    "commerce": ("catalog.stock.v1", "catalog.products.v1", "social.live-stats.v1"),
+    "commerce": (
+        "catalog.stock.v1",
+        "catalog.products.v1",
+        "social.live-stats.v1",
+        # Flagged creators and clicks freeze commissions at settlement.
+        "creators.scores.v1",
+        "ads.invalid-traffic.v1",
+    ),
     "ads": ("ads.impressions.v1", "ads.clicks.v1", "commerce.orders.v1"),
     "creator-score": (
         "social.creator-profiles.v1",
