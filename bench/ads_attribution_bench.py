@@ -118,7 +118,10 @@ class Mix:
         buyer = f"b{self.run_id}-{i % self.buyers}"
         campaign = self.campaigns[i % len(self.campaigns)]
         now = datetime.now(UTC)
-        at = now - timedelta(seconds=60) if self.paced else self.t0 + timedelta(milliseconds=i)
+        # Paced: the impression 10 s ago, its click 5 s ago, the order now. (Further back, a
+        # buyer's next click, seconds later, would still precede the order and take its credit
+        # over: a re-credit the lag histogram counts late, which is the data, not the worker.)
+        at = now - timedelta(seconds=10) if self.paced else self.t0 + timedelta(milliseconds=i)
         imp = ads_pb2.Impression(
             impression_id=f"i{self.run_id}-{i}",
             campaign_id=campaign,

@@ -264,3 +264,17 @@ def test_a_batch_of_touches_is_sorted_and_trimmed_once() -> None:
     # Newest last, older than the window before the newest dropped, at most three.
     assert [t[at.TOUCH_ID] for t in state["touches"]] == ["c", "d"]
     assert at.first_time(state, "e1") and not at.first_time(state, "e1")
+
+
+def test_an_order_too_soon_after_a_click_credits_neither_the_click_nor_its_impression() -> None:
+    rules = AttributionSettings()
+    state = at.new_buyer_state()
+    at.remember_touch(state, at.VIEW, "imp-a", "cpm", 900.0, rules)
+    at.remember_touch(state, at.VIEW, "imp-b", "cpm", 990.0, rules)
+    at.remember_touch(state, at.CLICK, "clk-b", "cpc", 999.0, rules, via="imp-b")
+    order = at.OrderFacts("o1", 1_000.0, True, frozenset())
+    decision = at.decide(state, order, rules)
+    assert [c.touch_id for c in decision.too_fast] == ["clk-b"]
+    # The click's session is not a view worth crediting: the earlier impression is.
+    assert decision.credit is not None and decision.credit.touch_id == "imp-a"
+    assert at.forget_touch(state, at.CLICK, "clk-b") == ["clk-b", "imp-b"]

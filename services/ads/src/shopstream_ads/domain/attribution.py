@@ -125,18 +125,20 @@ def has_touch(state: State, kind: str, touch_id: str) -> bool:
     return any(t[KIND] == kind and t[TOUCH_ID] == touch_id for t in state["touches"])
 
 
-def forget_touch(state: State, kind: str, touch_id: str) -> bool:
+def forget_touch(state: State, kind: str, touch_id: str) -> list[str]:
     """Forget an invalid touch; for a click, also the impression it came through (traffic from
-    a flagged click's session is not a view worth crediting either)."""
+    a flagged click's session is not a view worth crediting either). Returns the ids of the
+    touches forgotten (empty: none was known)."""
     gone = [t for t in state["touches"] if t[KIND] == kind and t[TOUCH_ID] == touch_id]
     vias = {t[VIA] for t in gone if len(t) > VIA and t[VIA]}
+    forgotten = [t[TOUCH_ID] for t in state["touches"] if t[KIND] == VIEW and t[TOUCH_ID] in vias]
     state["touches"] = [
         t
         for t in state["touches"]
         if not (t[KIND] == kind and t[TOUCH_ID] == touch_id)
         and not (t[KIND] == VIEW and t[TOUCH_ID] in vias)
     ]
-    return bool(gone)
+    return [t[TOUCH_ID] for t in gone] + forgotten
 
 
 def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decision:
@@ -148,17 +150,23 @@ def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decis
         and 0 <= order.at - t[AT] <= rules.click_window_s
         and (order.tracking_consent or t[TOUCH_ID] in order.ad_click_ids)
     ]
+    # The impressions too-fast clicks came through: forgotten with them, never credited.
+    tainted: set[str] = set()
     for t in sorted(clicks, key=lambda t: t[AT], reverse=True):
         credit = Credit(CLICK, t[TOUCH_ID], t[CAMPAIGN], t[AT])
         if order.at - t[AT] < rules.min_click_to_order_s:
             too_fast.append(credit)
+            if len(t) > VIA and t[VIA]:
+                tainted.add(t[VIA])
             continue
         return Decision(credit, tuple(too_fast))
     if order.tracking_consent:
         views = [
             t
             for t in state["touches"]
-            if t[KIND] == VIEW and 0 <= order.at - t[AT] <= rules.view_window_s
+            if t[KIND] == VIEW
+            and 0 <= order.at - t[AT] <= rules.view_window_s
+            and t[TOUCH_ID] not in tainted
         ]
         if views:
             last = max(views, key=lambda t: t[AT])

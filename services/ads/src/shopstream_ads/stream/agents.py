@@ -35,9 +35,7 @@ import asyncio
 import base64
 import heapq
 import logging
-import marshal
 import time
-import zlib
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -79,7 +77,9 @@ from shopstream_platform.metrics import PlatformMetrics
 
 log = logging.getLogger(__name__)
 
-LOCK_STRIPES = 256
+LEDGER_KINDS = frozenset(
+    (lg.IMPRESSION, lg.CLICK, lg.CLICK_VOIDED, lg.CONVERSION, lg.REFUND, lg.CONVERSION_WITHDRAWN)
+)
 ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
 # How often held inputs are looked at (their grace is seconds).
@@ -154,7 +154,6 @@ class AttributionStreams:
         # (due, buyer id, partition) of buyers holding inputs for the join grace.
         self._held: list[tuple[float, str, int]] = []
         self._combiner_group = combiner_group(settings)
-        self._ledger_locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
         def agent(name: str, topic: str, routes: dict[type[Message], Any], batch: Batching) -> None:
             dispatcher = agent_dispatcher(
@@ -180,7 +179,7 @@ class AttributionStreams:
             "ledger",
             LEDGER_TOPIC,
             {ev.LedgerEntry: self.on_ledger, ev.LedgerLines: self.on_ledger_lines},
-            Batching(flush=self._flush_ledgers),
+            Batching(flush=self._after_ledger_batch),
         )
         self.app.add_commit_barrier(self._flush_states)
         self.app.timer(RELEASE_INTERVAL_S)(self._release_due)
@@ -202,7 +201,7 @@ class AttributionStreams:
                 self._book.put_ledger(campaign_id, state)
         for buyer_id, state in list(self.buyers.items()):
             if state is not None and state.get("held"):
-                self._schedule(buyer_id, zlib.crc32(buyer_id.encode()) % TABLE_PARTITIONS, state)
+                self._schedule(buyer_id, partition_for(buyer_id, TABLE_PARTITIONS), state)
         log.info(
             "ads tables recovered",
             extra={"campaigns": len(self.ledgers), "held": len(self._held)},
@@ -216,12 +215,15 @@ class AttributionStreams:
         await self.buyers.flush_if_over(self.settings.max_dirty_keys)
 
     async def _flush_states(self) -> None:
+        # Once per offset commit, not per batch: a campaign's ledger (with the entry ids and
+        # click charges it remembers) is tens of KiB of JSON.
         await self.devices.flush()
         await self.buyers.flush()
-
-    async def _flush_ledgers(self) -> None:
         await self.ledgers.flush()
-        await self.outputs.acked()
+
+    async def _after_ledger_batch(self) -> None:
+        await self.outputs.check()
+        await self.ledgers.flush_if_over(self.settings.max_dirty_keys)
 
     def _emit(
         self, topic: str, key: str, message: Message, derived_from: str, at: float | None = None
@@ -451,16 +453,19 @@ class AttributionStreams:
         when = convert.seconds(click.at)
         rules = self.settings.traffic
         if screened.retroactive:
-            if at.forget_touch(state, at.CLICK, click.click_id):
+            forgotten = at.forget_touch(state, at.CLICK, click.click_id)
+            if forgotten:
                 self._void(click, screened.flagged, screened.detail, cause)
+                self._redecide_credited_to(state, forgotten, cause)
             elif self._unhold_click(state, click.click_id):
                 # Still waiting for its impression, so never billed: flagged, nothing to reverse.
                 self._flag(click, screened.flagged, screened.detail, cause)
             return
         state["click_times"], burst = tr.buyer_burst(state["click_times"], when, rules)
         if screened.flagged:
-            at.forget_touch(state, at.VIEW, click.impression_id)
+            forgotten = at.forget_touch(state, at.VIEW, click.impression_id)
             self._flag(click, screened.flagged, screened.detail, cause)
+            self._redecide_credited_to(state, forgotten, cause)
             return
         reason, detail = 0, ""
         if at.has_touch(state, at.CLICK, click.click_id):
@@ -474,15 +479,17 @@ class AttributionStreams:
             reason = tr.NO_IMPRESSION
             detail = f"no impression {click.impression_id or '(none given)'} before this click"
         if reason:
-            at.forget_touch(state, at.VIEW, click.impression_id)
+            forgotten = at.forget_touch(state, at.VIEW, click.impression_id)
             self._flag(click, reason, detail, cause)
+            self._redecide_credited_to(state, forgotten, cause)
             if reason == tr.BUYER_BURST:
                 # The burst shows only now: the buyer's earlier clicks in it are invalid too.
                 horizon = when - rules.burst_window_s
                 for t in [
                     t for t in state["touches"] if t[at.KIND] == at.CLICK and t[at.AT] > horizon
                 ]:
-                    at.forget_touch(state, at.CLICK, t[at.TOUCH_ID])
+                    forgotten = at.forget_touch(state, at.CLICK, t[at.TOUCH_ID])
+                    self._redecide_credited_to(state, forgotten, cause)
                     earlier = ads_pb2.Click(
                         click_id=t[at.TOUCH_ID],
                         buyer_id=click.buyer_id,
@@ -668,7 +675,7 @@ class AttributionStreams:
             self.settings.attribution,
         )
         for fast in decision.too_fast:
-            at.forget_touch(state, at.CLICK, fast.touch_id)
+            forgotten = at.forget_touch(state, at.CLICK, fast.touch_id)
             click = ads_pb2.Click(
                 click_id=fast.touch_id, buyer_id=facts["buyer"], campaign_id=fast.campaign_id
             )
@@ -679,6 +686,8 @@ class AttributionStreams:
                 f"paid order {order_id} {facts['at'] - fast.touched_at:.1f} s after the click",
                 f"{cause}:{order_id}",
             )
+            # Another order may have been credited to it already (orders arrive in any order).
+            self._redecide_credited_to(state, forgotten, f"{cause}:{order_id}", order_id)
         c = decision.credit
         new = [c.campaign_id, c.kind, c.touch_id, c.touched_at] if c is not None else None
         old = facts["credit"]
@@ -695,6 +704,18 @@ class AttributionStreams:
             self._publish_credit(
                 order_id, facts, new, cause, kind=lg.CONVERSION, amount=facts["amount"]
             )
+
+    def _redecide_credited_to(
+        self, state: dict[str, Any], touch_ids: list[str], cause: str, skip: str = ""
+    ) -> None:
+        """Touches were forgotten (found invalid): the orders credited to them are decided
+        again, so none stays credited to an invalid touch, whichever order its inputs came in."""
+        if not touch_ids:
+            return
+        gone = set(touch_ids)
+        for order_id, facts in list(state["orders"].items()):
+            if order_id != skip and facts and facts["credit"] and facts["credit"][2] in gone:
+                self._decide(state, order_id, cause)
 
     def _reconsider(
         self, state: dict[str, Any], touch_at: float, cause: str, *, views: bool = False
@@ -793,18 +814,19 @@ class AttributionStreams:
         return Outcome.PROCESSED if Outcome.PROCESSED in outcomes else Outcome.DUPLICATE
 
     async def _apply_line(self, entry: ev.LedgerEntry, partition: int) -> Outcome:
+        if entry.kind not in LEDGER_KINDS:
+            raise InvalidEventError(f"unknown ledger kind {entry.kind}")
         campaign = await self._campaigns.find(entry.campaign_id)
         if campaign is None:
             raise InvalidEventError(f"unknown campaign {entry.campaign_id!r}")
         when = convert.seconds(entry.at)
-        async with self._ledger_lock(campaign.campaign_id):
-            current = self.ledgers.get(campaign.campaign_id)
-            # A copy (marshal: a few µs): a failure below must leave the stored state untouched.
-            state = (
-                marshal.loads(marshal.dumps(current))
-                if current is not None
-                else lg.new_ledger_state()
-            )
+        # In place, under the table's lock: its flush (at offset commits) then never writes a
+        # state whose outputs (budget exhausted) it has not waited for. Nothing below raises
+        # for an input: the kind and the campaign were checked above.
+        async with self.ledgers.lock:
+            state = self.ledgers.get(campaign.campaign_id)
+            if state is None:
+                state = lg.new_ledger_state()
             # The entry ids applied live in the campaign's own record: one write, no drift.
             if not lg.first_time(state, entry.entry_id):
                 return Outcome.DUPLICATE
@@ -827,16 +849,11 @@ class AttributionStreams:
                 original = lg.take_click(state, entry.reverses)
                 if original is not None:
                     lg.apply_void(state, original[1], original[0])
-            elif entry.kind in (lg.CONVERSION, lg.REFUND, lg.CONVERSION_WITHDRAWN):
-                lg.apply_conversion(state, entry.kind, when, entry.amount.amount_minor)
             else:
-                raise InvalidEventError(f"unknown ledger kind {entry.kind}")
+                lg.apply_conversion(state, entry.kind, when, entry.amount.amount_minor)
             self.ledgers.set(campaign.campaign_id, state, partition)
             self._book.put_ledger(campaign.campaign_id, state)
         return Outcome.PROCESSED
-
-    def _ledger_lock(self, key: str) -> asyncio.Lock:
-        return self._ledger_locks[zlib.crc32(key.encode()) % len(self._ledger_locks)]
 
     def _exhausted(self, campaign: Any, state: dict[str, Any], budget: str, day: str) -> None:
         total = budget == "total"
