@@ -127,6 +127,52 @@ def accepts_batch(source: str, group_id: str, service: str) -> bool:
     return source == batch_source(group_id) or source == f"{service}-combiner"
 
 
+class PartitionBatches:
+    """A reducer's window: one batch message (with a repeated `inputs` field) per destination
+    partition, encoded as records no bigger than `max_record_bytes` (split in halves)."""
+
+    def __init__(
+        self, new_batch: Callable[[], Any], partitions: int, max_record_bytes: int
+    ) -> None:
+        self._new_batch = new_batch
+        self._partitions = partitions
+        self._max_record_bytes = max_record_bytes
+        self._batches: dict[int, Any] = {}
+        self.pending = 0
+
+    def add(self, key: str) -> Any:
+        """A new input in the batch of `key`'s partition (counted as pending)."""
+        partition = partition_for(key, self._partitions)
+        batch = self._batches.get(partition)
+        if batch is None:
+            batch = self._batches[partition] = self._new_batch()
+        self.pending += 1
+        return batch.inputs.add()
+
+    def drop_last(self, key: str) -> None:
+        """Take back the input `add` just gave for `key` (it turned out to be poison)."""
+        del self._batches[partition_for(key, self._partitions)].inputs[-1]
+        self.pending -= 1
+
+    def take(self) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        for partition, batch in sorted(self._batches.items()):
+            out.extend((partition, chunk) for chunk in self._encode(batch))
+        self._batches = {}
+        self.pending = 0
+        return out
+
+    def _encode(self, batch: Any) -> list[bytes]:
+        data: bytes = batch.SerializeToString()
+        if len(data) <= self._max_record_bytes or len(batch.inputs) == 1:
+            return [data]
+        half = len(batch.inputs) // 2
+        first, second = self._new_batch(), self._new_batch()
+        first.inputs.extend(batch.inputs[:half])
+        second.inputs.extend(batch.inputs[half:])
+        return [*self._encode(first), *self._encode(second)]
+
+
 class MissingHeadersError(InvalidEventError):
     """A record without the CloudEvents headers the combiner routes by."""
 

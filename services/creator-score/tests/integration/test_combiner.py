@@ -15,13 +15,13 @@ from prometheus_client import generate_latest
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream.social.v1 import creators_pb2 as social
-from shopstream_creator_score.stream.inputs import partition_for
 from shopstream_creator_score.stream.topics import (
     CONTENT_TOPIC,
     INPUT_BATCHES_TOPIC,
     SCORES_TOPIC,
     TABLE_PARTITIONS,
 )
+from shopstream_platform.combiner import partition_for
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.dlq import H_ERROR_TYPE, H_OFFSET, dlq_topic

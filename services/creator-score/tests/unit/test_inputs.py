@@ -6,9 +6,9 @@ from google.protobuf.message import DecodeError
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream.creators.v1 import creators_pb2
 from shopstream.social.v1 import creators_pb2 as social
-from shopstream_creator_score.stream.inputs import CreatorInputs, partition_for
+from shopstream_creator_score.stream.inputs import CreatorInputs
 from shopstream_creator_score.stream.topics import CONTENT_TOPIC, ORDERS_TOPIC, PROFILES_TOPIC
-from shopstream_platform.combiner import SourceEvent
+from shopstream_platform.combiner import SourceEvent, partition_for
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.events import InvalidEventError
 

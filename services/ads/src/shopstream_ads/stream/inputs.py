@@ -23,7 +23,7 @@ from shopstream_ads.stream.topics import (
     ORDERS_TOPIC,
     SCREENED_TOPIC,
 )
-from shopstream_platform.combiner import SourceEvent, partition_for
+from shopstream_platform.combiner import PartitionBatches, SourceEvent
 from shopstream_platform.kafka.cloudevents import parse_time
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.events import InvalidEventError
@@ -42,12 +42,9 @@ class AdsInputs:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`worker`: the attribution worker's app id; screened clicks of any other are skipped."""
-        self._partitions = partitions
         self._worker = worker
-        self._max_record_bytes = max_record_bytes
         self._clock = clock
-        self._batches: dict[int, ev.AdsInputBatch] = {}
-        self._pending = 0
+        self._window = PartitionBatches(ev.AdsInputBatch, partitions, max_record_bytes)
         # (topic, ce_type) -> how to gather it; anything else on the topic is skipped.
         self._routes: dict[tuple[str, str], Callable[[bytes, SourceEvent], bool | None]] = {
             (IMPRESSIONS_TOPIC, type_name(ads_pb2.Impression)): self._impression,
@@ -60,7 +57,7 @@ class AdsInputs:
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self._window.pending
 
     def add(self, topic: str, key: bytes | None, value: bytes, event: SourceEvent) -> bool:
         route = self._routes.get((topic, event.type))
@@ -69,31 +66,12 @@ class AdsInputs:
         return route(value, event) is not False
 
     def take(self) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
-        for partition, batch in sorted(self._batches.items()):
-            out.extend((partition, chunk) for chunk in self._encode(batch))
-        self._batches = {}
-        self._pending = 0
-        return out
-
-    def _encode(self, batch: ev.AdsInputBatch) -> list[bytes]:
-        """One record, or several when the window's batch would pass the record size limit."""
-        data = batch.SerializeToString()
-        if len(data) <= self._max_record_bytes or len(batch.inputs) == 1:
-            return [data]
-        half = len(batch.inputs) // 2
-        first, second = ev.AdsInputBatch(), ev.AdsInputBatch()
-        first.inputs.extend(batch.inputs[:half])
-        second.inputs.extend(batch.inputs[half:])
-        return [*self._encode(first), *self._encode(second)]
+        return self._window.take()
 
     def _item(self, key: str, event_id: str) -> Item:
-        partition = partition_for(key, self._partitions)
-        batch = self._batches.get(partition)
-        if batch is None:
-            batch = self._batches[partition] = ev.AdsInputBatch()
-        self._pending += 1
-        return batch.inputs.add(key=key, event_id=event_id)
+        item: Item = self._window.add(key)
+        item.key, item.event_id = key, event_id
+        return item
 
     # --- gathering ------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from shopstream_creator_score.stream.topics import (
     ORDERS_TOPIC,
     PROFILES_TOPIC,
 )
-from shopstream_platform.combiner import SourceEvent, partition_for
+from shopstream_platform.combiner import PartitionBatches, SourceEvent
 from shopstream_platform.kafka.cloudevents import parse_time
 from shopstream_platform.kafka.codec import type_name
 from shopstream_platform.kafka.events import InvalidEventError
@@ -39,10 +39,9 @@ class CreatorInputs:
     """A `WindowReducer` (shopstream_platform.combiner) for the creators table."""
 
     def __init__(self, partitions: int, max_record_bytes: int) -> None:
-        self._partitions = partitions
-        self._max_record_bytes = max_record_bytes
-        self._batches: dict[int, creators_pb2.CreatorInputBatch] = {}
-        self._pending = 0
+        self._window = PartitionBatches(
+            creators_pb2.CreatorInputBatch, partitions, max_record_bytes
+        )
         # (topic, ce_type) -> how to gather it; anything else on the topic is skipped.
         self._routes: dict[tuple[str, str], Callable[[bytes | None, bytes, SourceEvent], None]] = {
             (PROFILES_TOPIC, type_name(social.CreatorProfile)): self._profile,
@@ -59,7 +58,7 @@ class CreatorInputs:
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self._window.pending
 
     def add(self, topic: str, key: bytes | None, value: bytes, event: SourceEvent) -> bool:
         route = self._routes.get((topic, event.type))
@@ -69,39 +68,16 @@ class CreatorInputs:
         return True
 
     def take(self) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
-        for partition, batch in sorted(self._batches.items()):
-            out.extend((partition, chunk) for chunk in self._encode(batch))
-        self._batches = {}
-        self._pending = 0
-        return out
-
-    def _encode(self, batch: creators_pb2.CreatorInputBatch) -> list[bytes]:
-        """One record, or several when the window's batch would pass the record size limit."""
-        data = batch.SerializeToString()
-        if len(data) <= self._max_record_bytes or len(batch.inputs) == 1:
-            return [data]
-        half = len(batch.inputs) // 2
-        first = creators_pb2.CreatorInputBatch()
-        first.inputs.extend(batch.inputs[:half])
-        second = creators_pb2.CreatorInputBatch()
-        second.inputs.extend(batch.inputs[half:])
-        return [*self._encode(first), *self._encode(second)]
-
-    # --- building items -------------------------------------------------------------------
+        return self._window.take()
 
     def _item(self, creator_id: str) -> Item:
-        partition = partition_for(creator_id, self._partitions)
-        batch = self._batches.get(partition)
-        if batch is None:
-            batch = self._batches[partition] = creators_pb2.CreatorInputBatch()
-        self._pending += 1
-        return batch.inputs.add(creator_id=creator_id)
+        item: Item = self._window.add(creator_id)
+        item.creator_id = creator_id
+        return item
 
     def _drop_last(self, creator_id: str) -> None:
         """Take back the item `_item` just added (its input turned out to be poison)."""
-        del self._batches[partition_for(creator_id, self._partitions)].inputs[-1]
-        self._pending -= 1
+        self._window.drop_last(creator_id)
 
     @staticmethod
     def _creator_key(key: bytes | None) -> str:
