@@ -6,6 +6,7 @@ broker or database is not there, the tests that need it fail, they do not skip.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.migrations import migrate
-from shopstream_platform.db.tables import PLATFORM_MIGRATIONS
+from shopstream_platform.db.tables import PLATFORM_MIGRATIONS, outbox
 from shopstream_platform.kafka.admin import ensure_topics
 from shopstream_platform.kafka.topics import TopicSpec
 from shopstream_platform.settings import KafkaSettings
@@ -215,6 +217,21 @@ class HostedService:
 
     def metric(self, name: str, labels: dict[str, str]) -> float:
         return float(self.runtime.metrics.registry.get_sample_value(name, labels) or 0.0)
+
+    async def published(self, timeout_s: float = 30.0) -> None:
+        """Wait until every committed outbox row is acknowledged by the broker (the relay
+        deletes a row only then), so a test reading a topic sees what the last call wrote."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with self.runtime.db.read() as session:
+                pending = (
+                    await session.execute(sa.select(sa.func.count()).select_from(outbox))
+                ).scalar_one()
+            if not pending:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{pending} outbox rows still unpublished after {timeout_s}s")
+            await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

@@ -98,6 +98,7 @@ async def test_targeted_and_shop_ads_rates_and_a_cut_that_spares_promoting_creat
     assert await accruals(newcomer) == [40]
 
     # The promoter got an advance notice on commerce.commissions.v1 (key: creator id).
+    await shop.commerce.published()
     notices = []
     for record in read_since(
         shop.commerce.runtime.settings.kafka, "commerce.commissions.v1", since_ms
@@ -173,6 +174,7 @@ async def test_an_open_rate_that_requires_approval_pays_only_approved_creators(
     assert await balance(waiting) == 0  # not approved: no commission
     assert await balance(approved) == 100
     assert await balance(named) == 150
+    await shop.commerce.published()
     approvals = [
         cpb.CollaborationApproved.FromString(r.value() or b"")
         for r in read_since(

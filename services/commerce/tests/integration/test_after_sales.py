@@ -119,6 +119,7 @@ async def test_cancel_after_payment_approved_refunds_and_releases_rejected_ships
     assert refunded.amount.amount_minor == 3_000
     assert refunded.cause == pev.REFUND_CAUSE_BUYER_REFUND
     assert provider(shop).balances()[approved.order_id] == (3_000, 3_000)
+    await shop.commerce.published()
     order_events = events(shop, "commerce.orders.v1", order_events_pb2, approved.order_id, since_ms)
     last = order_events[-1]
     assert isinstance(last, order_events_pb2.OrderRefunded)
@@ -336,6 +337,7 @@ async def test_returns_and_refunds_through_every_state_then_the_order_completes(
     ]
     assert (earnings.pending.amount_minor, earnings.available.amount_minor) == (0, 150)
     assert earnings.balance.amount_minor == sum(e.amount.amount_minor for e in earnings.entries)
+    await shop.commerce.published()
     completed = [
         e
         for e in events(shop, "commerce.orders.v1", order_events_pb2, order.order_id, since_ms)

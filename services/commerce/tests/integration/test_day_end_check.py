@@ -157,6 +157,8 @@ async def test_after_every_ending_no_unit_stays_reserved_for_an_order_that_canno
     assert await gauge(shop, 0) == 0
 
     orders = [cancelled, expired, refunded, partly, shipped, rejected]
+    await shop.catalog.published()
+    await shop.commerce.published()
     held, last_state = recount(shop, since_ms, {o.order_id for o in orders})
     assert last_state[cancelled.order_id] == OS.ORDER_STATE_CANCELLED
     assert last_state[refunded.order_id] == OS.ORDER_STATE_REFUNDED

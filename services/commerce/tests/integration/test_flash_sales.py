@@ -137,6 +137,7 @@ async def test_a_flash_sale_of_20_with_a_limit_of_2_under_200_concurrent_orders(
         await asyncio.sleep(0.1)
     assert await shop.available(product.product_id) == 79
 
+    await shop.commerce.published()
     announced = [
         live_pb2.FlashSaleStarted.FromString(r.value() or b"")
         for r in read_since(shop.commerce.runtime.settings.kafka, "commerce.live.v1", since_ms)

@@ -77,6 +77,7 @@ async def test_live_stats_per_product(shop: Shop, ids: Callable[[str], str]) -> 
         (hat.product_id, 1, 1, 4_000, 4_000),
     ]
     assert live.stats.gmv.amount_minor == sum(p.gmv.amount_minor for p in live.products)
+    await shop.commerce.published()
     updates = [
         live_pb2.LiveStatsUpdated.FromString(r.value() or b"")
         for r in read_since(shop.commerce.runtime.settings.kafka, "commerce.live.v1", since_ms)
@@ -129,6 +130,7 @@ async def test_a_scheduled_session_is_announced_then_started_by_its_creator(
             pb.StartLiveSessionRequest(live_session_id=session_id), **as_creator
         )
     assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await shop.commerce.published()
     kinds = [
         headers_dict(r.headers())["ce_type"].rsplit(".", 1)[-1]
         for r in read_since(shop.commerce.runtime.settings.kafka, "commerce.live.v1", since_ms)

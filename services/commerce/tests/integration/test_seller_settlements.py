@@ -138,6 +138,7 @@ async def test_seller_ledger_balance_is_paid_less_fees_commissions_and_refunds(
     # Recounted from outside: payments from commerce.payments.v1, commissions from the
     # creator's ledger, fees from the settlements.
     order_ids = {delivered.order_id, cancelled.order_id, shipped.order_id}
+    await shop.commerce.published()
     money = decoded(shop, "commerce.payments.v1", pev, since_ms, order_ids)
     charged = sum(
         e.amount.amount_minor
@@ -157,6 +158,7 @@ async def test_seller_ledger_balance_is_paid_less_fees_commissions_and_refunds(
     assert balance.balance.amount_minor == charged - fees - earnings.balance.amount_minor - refunded
 
     # Every entry is on commerce.seller-ledger.v1, and they add up to the balance.
+    await shop.commerce.published()
     published = decoded(shop, "commerce.seller-ledger.v1", cpb, since_ms, {seller})
     assert sorted(e.entry.entry_id for e in published) == sorted(
         e.entry_id for e in balance.entries
