@@ -30,6 +30,8 @@ from shopstream_cli import (
 from shopstream_cli import tail as tail_module
 from shopstream_cli.broker import CliError
 from shopstream_cli.output import fail
+from shopstream_cli.reconcile import Scope
+from shopstream_cli.reconcile import command as reconcile_command
 from shopstream_cli.rpc import (
     DEFAULT_PRINCIPAL,
     DEFAULT_TIMEOUT_S,
@@ -277,6 +279,40 @@ def parser() -> argparse.ArgumentParser:
     gl = gsub.add_parser("lag", help="a group's lag per partition, with the member reading it")
     gl.add_argument("group")
 
+    rec = sub.add_parser(
+        "reconcile",
+        help="recount every reported number from the topics and compare it with the services",
+        description="Read the published topics (from the beginning, or --since), recompute "
+        "orders, payments, refunds, sellers' and creators' ledgers, stock and live stats, ask "
+        "the services (as admin) and list every mismatch; exit 1 when anything differs.",
+    )
+    rec.add_argument(
+        "--since",
+        type=_since,
+        default=None,
+        metavar="WHEN",
+        help="read records from this time (30m, 2h, 1d or an ISO time); default: the beginning. "
+        "Entities born before it are not compared",
+    )
+    rec.add_argument(
+        "--seller",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="only sellers whose id starts with PREFIX (repeatable; default all)",
+    )
+    rec.add_argument(
+        "--creator",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="only creators whose id starts with PREFIX (repeatable; default all; with --since, "
+        "creators' ledgers are compared only when named)",
+    )
+    rec.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="deadline of each call"
+    )
+
     comp = sub.add_parser("completion", help="print a shell completion script")
     comp.add_argument("shell", choices=["bash", "zsh"])
 
@@ -340,6 +376,19 @@ def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
             return groups.show_lag(kafka, args.group, as_json=args.json)
         case "groups":
             return groups.list_groups(kafka, include_all=args.all, as_json=args.json)
+        case "reconcile":
+            scope = Scope(
+                since=args.since, sellers=tuple(args.seller), creators=tuple(args.creator)
+            )
+            addresses = {s.name: settings.address_of(s.name) for s in stack.SERVICES}
+            return reconcile_command.run(
+                kafka,
+                auth,
+                addresses,
+                scope,
+                as_json=args.json,
+                timeout_s=args.timeout or max(settings.rpc_timeout_s, 10.0),
+            )
         case "completion":
             extra = {"topics tail": [t.name for t in load_registry()]}
             extra["dlq list"] = extra["dlq redrive"] = extra["topics tail"]
