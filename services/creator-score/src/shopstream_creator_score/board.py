@@ -1,6 +1,9 @@
 """The score board: the search index, score-change watchers and the creators.scores.v1 output.
 
-Fed by the stream agents in the same process; read by the gRPC API.
+Fed by the stream agents in the same process (the creators this process owns) and by the copies
+of the creators other processes own (stream/copies.py); read by the gRPC API. Every summary
+carries its state's input watermark `wm` as its version, so whichever source is read late, an
+older summary never replaces a newer one.
 """
 
 from __future__ import annotations
@@ -46,13 +49,13 @@ class ScoreBoard:
 
     def load(self, state: State, s: Score) -> None:
         """Index a creator recovered from the table (no publishing)."""
-        self.index.upsert(convert.summary(state, s))
+        self.index.upsert(convert.summary(state, s), version_of(state))
 
     def update(self, state: State, s: Score, source_event_id: str) -> bool:
         """Index the new score; publish and notify watchers when it moved enough. Returns whether
         it was published (the caller records it in the state). The change's acknowledgement is
         awaited with the rest of the batch (faust_batch.py)."""
-        self.index.upsert(convert.summary(state, s))
+        self.index.upsert(convert.summary(state, s), version_of(state))
         previous = state.get("published")
         if previous is not None and abs(s.total - previous) < self._step:
             return False
@@ -73,6 +76,18 @@ class ScoreBoard:
         self._outputs.publish(SCORES_TOPIC, state["id"], published, meta)
         self._metrics.score_updates.inc()
         self._notify(change)
+        return True
+
+    def copied(
+        self, state: State, s: Score, change: creators_pb2.CreatorScoreChanged | None
+    ) -> bool:
+        """Index a creator another process owns, as read from the table's changelog; False when
+        the index holds a newer state of it. `change`: the score change the owner published
+        since the last copy (exact ad sales; the API releases them), for watchers here."""
+        if not self.index.upsert(convert.summary(state, s), version_of(state)):
+            return False
+        if change is not None:
+            self._notify(change)
         return True
 
     def rank(self, category: str, creator_id: str) -> int:
@@ -103,3 +118,8 @@ class ScoreBoard:
                 watcher.dropped = True
                 self.unwatch(watcher)
                 log.warning("score watcher dropped: too slow", extra={"category": watcher.category})
+
+
+def version_of(state: State) -> int:
+    """The state's input watermark: it only grows for a creator (one input partition)."""
+    return int(state.get("wm", -1))

@@ -44,6 +44,19 @@ class CreatorScoreMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.copied_creators = Gauge(
+            "creator_score_copied_creators",
+            "Creators of partitions other processes own, copied from the table's changelog "
+            "(stream/copies.py)",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.owned_partitions = Gauge(
+            "creator_score_owned_partitions",
+            "Creators table partitions Faust assigned to this process",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.recovery_seconds = Gauge(
             "creator_score_recovery_seconds",
             "Time to recover tables and rebuild the index at start",

@@ -10,6 +10,7 @@ from shopstream_creator_score.board import ScoreBoard
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.agents import ScoreStreams
+from shopstream_creator_score.stream.copies import CreatorCopies
 from shopstream_creator_score.stream.topics import INPUT_TOPICS, SCORES_TOPIC
 from shopstream_platform.child_process import free_local_port
 from shopstream_platform.faust_batch import StreamOutputs
@@ -20,6 +21,7 @@ from shopstream_platform.runtime import Runtime
 class CreatorScore:
     board: ScoreBoard
     streams: ScoreStreams
+    copies: CreatorCopies
     metrics: CreatorScoreMetrics
 
 
@@ -32,13 +34,24 @@ def wire(runtime: Runtime) -> CreatorScore:
     outputs = StreamOutputs(runtime.producer)
     board = ScoreBoard(outputs, metrics, settings.publish_step, settings.watch_queue_size)
     streams = ScoreStreams(settings, outputs, runtime.dead_letters, board, metrics, runtime.metrics)
+    # The creators other processes of this deployment own (several processes split the table).
+    copies = CreatorCopies(
+        kafka=settings.kafka,
+        app=streams.app,
+        table=streams.creators.table,
+        owned=streams.owned_partitions,
+        board=board,
+        metrics=metrics,
+        half_life_s=settings.half_life_days * 86_400.0,
+    )
     runtime.declare_topics([*INPUT_TOPICS, SCORES_TOPIC])
     runtime.add_grpc_service(
         creator_score_service_pb2.DESCRIPTOR.services_by_name["CreatorScoreService"].full_name,
         creator_score_service_pb2_grpc.add_CreatorScoreServiceServicer_to_server,
-        CreatorScoreServicer(board, streams, settings),
+        CreatorScoreServicer(board, streams, copies, settings),
     )
     runtime.add_task("faust", streams.run)
+    runtime.add_task("copies", copies.run)
     if settings.combiner.mode == "process":
         # Its metrics reach Prometheus through the service's own /metrics (one target).
         settings.combiner.metrics_port = settings.combiner.metrics_port or free_local_port()
@@ -49,4 +62,5 @@ def wire(runtime: Runtime) -> CreatorScore:
             metrics_port=settings.combiner.metrics_port,
         )
     runtime.add_readiness_gate(streams.recovered)
-    return CreatorScore(board, streams, metrics)
+    runtime.add_readiness_gate(copies.caught_up)
+    return CreatorScore(board, streams, copies, metrics)

@@ -1,4 +1,5 @@
-"""CreatorScoreService over gRPC: reads the score board and the creator tables."""
+"""CreatorScoreService over gRPC: reads the score board, the creator tables and the copies of
+the creators other processes of the deployment own (stream/copies.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import Any
 
 from shopstream.common.v1 import paging_pb2
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
-from shopstream.creators.v1 import creator_score_service_pb2_grpc
+from shopstream.creators.v1 import creator_score_service_pb2_grpc, creators_pb2
 from shopstream_creator_score import convert
 from shopstream_creator_score.api.privacy import AdSalesPrivacy, AdSalesReleaser
-from shopstream_creator_score.board import ScoreBoard
+from shopstream_creator_score.board import ScoreBoard, version_of
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.search.index import SortKey
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.agents import ScoreStreams
+from shopstream_creator_score.stream.copies import CreatorCopies
 from shopstream_platform.errors import InvalidArgumentError, NotFoundError
 from shopstream_platform.grpc.auth import current_principal
 from shopstream_platform.paging import decode_cursor, encode_cursor
@@ -33,10 +35,15 @@ MAX_TOP = 100
 
 class CreatorScoreServicer(creator_score_service_pb2_grpc.CreatorScoreServiceServicer):
     def __init__(
-        self, board: ScoreBoard, streams: ScoreStreams, settings: CreatorScoreSettings
+        self,
+        board: ScoreBoard,
+        streams: ScoreStreams,
+        copies: CreatorCopies,
+        settings: CreatorScoreSettings,
     ) -> None:
         self._board = board
         self._streams = streams
+        self._copies = copies
         self._settings = settings
         self._half_life_s = settings.half_life_days * 86_400.0
         # Ad-credited sales reach callers only thresholded and noised (api/privacy.py).
@@ -49,14 +56,28 @@ class CreatorScoreServicer(creator_score_service_pb2_grpc.CreatorScoreServiceSer
     ) -> pb.GetCreatorResponse:
         if not request.creator_id:
             raise InvalidArgumentError("creator_id", "is required")
-        state = self._streams.state_of(request.creator_id)
-        if state is None:
+        creator = self._creator(request.creator_id)
+        if creator is None:
             raise NotFoundError("creator", request.creator_id)
-        result = score(state, state["updated_at"], self._half_life_s)
-        ranks = {c: self._board.rank(c, request.creator_id) for c in result.category_scores}
-        creator = convert.creator_pb(state, result, ranks)
         self._ad_sales.apply(creator, current_principal(), datetime.now(UTC))
         return pb.GetCreatorResponse(creator=creator)
+
+    def _creator(self, creator_id: str) -> creators_pb2.Creator | None:
+        """The newer of this process's own state and the copy of the owner's: a creator of a
+        partition another process owns, or one this process has just gained and not yet
+        recovered, is answered from the copy (same state, so the same answer)."""
+        state = self._streams.state_of(creator_id)
+        copied = self._copies.get(creator_id)
+        if copied is not None and (state is None or copied[0] > version_of(state)):
+            creator = copied[1]
+            for strength in creator.category_strengths:
+                strength.rank = self._board.rank(strength.category_id, creator_id)
+            return creator
+        if state is None:
+            return None
+        result = score(state, state["updated_at"], self._half_life_s)
+        ranks = {c: self._board.rank(c, creator_id) for c in result.category_scores}
+        return convert.creator_pb(state, result, ranks)
 
     async def SearchCreators(
         self, request: pb.SearchCreatorsRequest, context: Context

@@ -3,7 +3,8 @@
 Layout (one row per creator, rows are never freed: a creator is replaced, not deleted):
 
 - numeric columns by row: score (float64), followers / gmv / gpm (int64), MCN code (int32,
-  0 = independent), UTF-8 byte length of the creator id (int32);
+  0 = independent), UTF-8 byte length of the creator id (int32), version (int64: the state's
+  input watermark, so a copy read late from another process never overwrites a newer row);
 - category membership as bitmask words: one uint64 array per 64 categories, categories get a
   bit in the order first seen (category 64 starts a second word array, and so on, so any number
   of categories works; each extra word costs 8 bytes per row);
@@ -232,6 +233,7 @@ class ScoreIndex:
         self._gpm = np.zeros(cap, dtype=np.int64)
         self._mcn = np.zeros(cap, dtype=np.int32)
         self._id_len = np.zeros(cap, dtype=np.int32)
+        self._version = np.zeros(cap, dtype=np.int64)
         self._sig = [np.zeros(cap, dtype=np.uint64) for _ in range(5)]  # text signature words
         # The text's UTF-8 bytes, fixed width, for the vectorised substring check; rows whose
         # text is longer than _TEXT_MAX_BYTES or holds a NUL are checked in Python instead.
@@ -251,8 +253,12 @@ class ScoreIndex:
 
     # ----------------------------------------------------------------------------- writes
 
-    def upsert(self, summary: CreatorSummary) -> None:
-        """Insert or replace by creator_id; only what changed is rewritten, so it stays cheap."""
+    def upsert(self, summary: CreatorSummary, version: int = -1) -> bool:
+        """Insert or replace by creator_id; only what changed is rewritten, so it stays cheap.
+
+        `version` orders the summaries of one creator (the state's input watermark): one older
+        than the row's is ignored, and False returned. The default -1 never loses to a row
+        upserted without a version."""
         if not math.isfinite(summary.score):
             raise ValueError(f"score of {summary.creator_id!r} is not finite: {summary.score}")
         scores = summary.category_scores
@@ -262,7 +268,10 @@ class ScoreIndex:
         row = self._rows.get(summary.creator_id)
         if row is None:
             self._insert(summary)
-            return
+            self._version[self._n - 1] = version
+            return True
+        if version < self._version[row]:
+            return False
         old = self._summaries[row]
         try:
             self._write_numbers(row, summary)
@@ -279,10 +288,12 @@ class ScoreIndex:
         else:
             self._set_categories(row, summary.categories, scores)
         self._summaries[row] = summary  # before a flush below: it reads the summaries
+        self._version[row] = version
         if old.display_name != summary.display_name:
             self._pending_texts.append(row)
             if len(self._pending_texts) >= _BATCH:
                 self._flush()
+        return True
 
     def _insert(self, summary: CreatorSummary) -> None:
         """Append a new creator's row; its id words and signature are computed in a batch."""
@@ -362,6 +373,7 @@ class ScoreIndex:
         self._gpm = _grown(self._gpm, cap)
         self._mcn = _grown(self._mcn, cap)
         self._id_len = _grown(self._id_len, cap)
+        self._version = _grown(self._version, cap)
         self._sig = [_grown(words, cap) for words in self._sig]
         self._text_bytes = _grown(self._text_bytes, cap)
         self._text_in_python = _grown(self._text_in_python, cap)

@@ -138,6 +138,14 @@ class ScoreStreams:
         self.metrics.recovery_seconds.set(time.monotonic() - started)
         log.info("creator tables recovered", extra={"creators": len(self.board.index)})
 
+    def owned_partitions(self) -> frozenset[int]:
+        """The table partitions Faust assigned to this process as active (not standbys): the
+        creators it applies inputs to and writes."""
+        actives = self.app.assignor.assigned_actives()
+        owned = frozenset(tp.partition for tp in actives if tp.topic == INPUT_BATCHES_TOPIC)
+        self.metrics.owned_partitions.set(len(owned))
+        return owned
+
     def state_of(self, creator_id: str) -> st.State | None:
         found = self.creators.get(creator_id)
         return st.copy_state(found) if found is not None else None

@@ -1,0 +1,190 @@
+"""Two creator-score processes of one deployment (one Faust group, the table's partitions split
+between them, each with its own gRPC port and combiner): either answers GetCreator and
+SearchCreators for every creator, the same as the other; when one stops, the other takes over
+its partitions and still answers for all (#12 item 6)."""
+
+import asyncio
+import math
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from confluent_kafka.admin import AdminClient
+from creator_steps import T0, Market
+
+from shopstream.creators.v1 import creator_score_service_pb2 as pb
+from shopstream.creators.v1 import creator_score_service_pb2_grpc
+from shopstream_creator_score.stream.topics import (
+    INPUT_BATCHES_TOPIC,
+    INPUT_TOPICS,
+    TABLE_PARTITIONS,
+)
+from shopstream_platform.combiner import partition_for
+from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.settings import AuthSettings, KafkaSettings
+from shopstream_platform.testing import ServiceProcess, start_group_at_end
+
+pytestmark = pytest.mark.integration
+
+# Half-life 30 days: a sale one hour before the creator's last event counts this much.
+HOUR_DECAY = math.pow(0.5, 3600.0 / (30 * 86_400.0))
+
+
+def make_process(
+    service_process: Callable[[str, str, dict[str, str]], ServiceProcess],
+    kafka: KafkaSettings,
+    tmp: Path,
+    app_id: str,
+    instance: str,
+) -> ServiceProcess:
+    return service_process(
+        "shopstream_creator_score",
+        "SHOPSTREAM_CREATOR_SCORE_",
+        {
+            "KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/cs-{instance}.db",
+            "STORE": "memory",
+            "DATA_DIR": str(tmp / f"faust-{instance}"),
+            "FAUST_APP_ID": app_id,
+            # One combiner per process, sharing the sources as one group (own transactional id).
+            "COMBINER__INSTANCE": instance,
+        },
+    )
+
+
+def assignment(kafka: KafkaSettings, group: str) -> list[set[int]]:
+    """The input-batch partitions of each member of the Faust group, as the broker sees it."""
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return [
+        {tp.partition for tp in m.assignment.topic_partitions if tp.topic == INPUT_BATCHES_TOPIC}
+        for m in described.members
+    ]
+
+
+async def wait_for_assignment(kafka: KafkaSettings, group: str, members: int) -> list[set[int]]:
+    split: list[set[int]] = []
+    for _ in range(120):
+        split = await asyncio.to_thread(assignment, kafka, group)
+        if len(split) == members and all(split) and sum(map(len, split)) == TABLE_PARTITIONS:
+            return split
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"group {group} not split between {members} members: {split}")
+
+
+async def answers(
+    port: int, creators: list[str], token: str, text: str
+) -> tuple[dict[str, str | None], list[tuple[str, float]], int]:
+    """Every creator's GetCreator (None: NOT_FOUND) and the SearchCreators ranking of the
+    creators whose id holds `text` (other tests' creators reach the same deployment: every
+    deployment reads the shared raw topics)."""
+    auth = (("authorization", f"Bearer {token}"),)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = creator_score_service_pb2_grpc.CreatorScoreServiceStub(channel)
+        found: dict[str, str | None] = {}
+        for creator in creators:
+            try:
+                reply = await stub.GetCreator(
+                    pb.GetCreatorRequest(creator_id=creator), metadata=auth, timeout=5
+                )
+                found[creator] = str(reply.creator)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                found[creator] = None
+        search = await stub.SearchCreators(
+            pb.SearchCreatorsRequest(text=text, page={"page_size": 100}), metadata=auth, timeout=5
+        )
+    ranking = [(c.creator_id, c.score) for c in search.creators]
+    return found, ranking, search.page.total_size
+
+
+def creators_spread(prefix: str, per_partition: int) -> list[str]:
+    """Creator ids, `per_partition` in each table partition (so both processes own some)."""
+    chosen: dict[int, list[str]] = {p: [] for p in range(TABLE_PARTITIONS)}
+    while any(len(c) < per_partition for c in chosen.values()):
+        creator = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        bucket = chosen[partition_for(creator, TABLE_PARTITIONS)]
+        if len(bucket) < per_partition:
+            bucket.append(creator)
+    return [c for p in sorted(chosen) for c in chosen[p]]
+
+
+@pytest.mark.timeout(180)
+async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_over(
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    service_process: Callable[[str, str, dict[str, str]], ServiceProcess],
+) -> None:
+    tokens = TokenCodec(AuthSettings())
+    audit = tokens.mint("service", "audit")  # exact ad sales
+    seller = tokens.mint("seller", "brand-1")  # ad sales as the privacy layer releases them
+    producer = EventProducer(kafka_settings, "shopstream/test-social")
+    market = Market(None, None, producer, tokens, [])  # type: ignore[arg-type]  # publishing only
+    app_id = f"creator-score-two-{uuid.uuid4().hex[:8]}"
+    start_group_at_end(kafka_settings, app_id, INPUT_TOPICS)
+    first = make_process(service_process, kafka_settings, tmp_path, app_id, "0")
+    second = make_process(service_process, kafka_settings, tmp_path, app_id, "1")
+    await first.start()
+    await second.start()
+    split = await wait_for_assignment(kafka_settings, app_id, 2)
+
+    run = f"two{uuid.uuid4().hex[:6]}"
+    creators = creators_spread(run, 2)
+    amounts = {c: 1_000 * (i + 1) for i, c in enumerate(creators)}
+    for i, creator in enumerate(creators):
+        await market.profile(creator, 10_000 + 1_000 * i)
+        await market.content(creator, f"{creator}-v", views=20_000, engagements=900 + 10 * i)
+        order = f"ord-{uuid.uuid4().hex[:8]}"
+        await market.sale(creator, order, amounts[creator], at=T0)
+        await market.attribution([creator], order, amounts[creator], at=T0)
+
+    # Both processes answer every creator, the same (components, flags, GMV, exact ad sales,
+    # category ranks) whichever process owns it; and rank them all the same.
+    async def converged(
+        ports: list[int], expected_gmv: dict[str, int]
+    ) -> tuple[dict[str, str | None], list[tuple[str, float]]]:
+        last: list[object] = []
+        for _ in range(120):
+            seen = [await answers(port, creators, audit, run) for port in ports]
+            released = [(await answers(port, creators, seller, run))[0] for port in ports]
+            last = [seen, released]
+            found, ranking, total = seen[0]
+            complete = all(
+                f is not None and f"amount_minor: {expected_gmv[c]}\n" in f
+                for c, f in found.items()
+            )
+            if (
+                complete
+                and total == len(creators)
+                and all(s == seen[0] for s in seen)
+                and all(r == released[0] for r in released)
+            ):
+                return found, ranking
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"the processes did not converge: {last}")
+
+    found, ranking = await converged([first.port, second.port], amounts)
+    assert ranking == sorted(ranking, key=lambda r: (-r[1], r[0]))
+    assert {c for c, _ in ranking} == set(creators)
+    assert all("orders: 1" in f for f in found.values() if f is not None)  # exact ad sales
+    owners = {partition_for(c, TABLE_PARTITIONS) for c in creators}
+    assert all(owners & member for member in split)  # both processes own some creators
+
+    # One process stops: the other takes over its partitions and still answers for all,
+    # including the inputs that arrive after the hand-over.
+    assert second.stop() == 0
+    await wait_for_assignment(kafka_settings, app_id, 1)
+    for creator in creators:
+        await market.sale(creator, f"ord-{uuid.uuid4().hex[:8]}", 500, at=T0 + timedelta(hours=1))
+    later = {c: int(a * HOUR_DECAY + 500) for c, a in amounts.items()}
+    found_after, ranking_after = await converged([first.port], later)
+    assert {c for c, _ in ranking_after} == set(creators)
+    assert ranking_after == sorted(ranking_after, key=lambda r: (-r[1], r[0]))
+    assert found_after != found
+    assert first.stop() == 0
+    producer.close()
