@@ -40,6 +40,7 @@ def wire(runtime: Runtime) -> CreatorScore:
         app=streams.app,
         table=streams.creators.table,
         owned=streams.owned_partitions,
+        assigned=streams.assigned,
         board=board,
         metrics=metrics,
         half_life_s=settings.half_life_days * 86_400.0,

@@ -93,6 +93,24 @@ def test_get_len_and_replace() -> None:
     assert idx.get("a") is updated
 
 
+def test_an_older_version_never_replaces_a_newer_one() -> None:
+    """Copies of other processes' creators arrive late or again (stream/copies.py): the state's
+    input watermark orders them."""
+    idx = ScoreIndex(initial_capacity=1)
+    newer = creator("a", score=70.0)
+    assert idx.upsert(newer, version=5)
+    assert not idx.upsert(creator("a", score=10.0), version=4)
+    assert idx.get("a") is newer
+    assert idx.search(min_score=50)[1] == 1
+    same = creator("a", score=71.0)
+    assert idx.upsert(same, version=5)  # the same state written again: applied
+    for i in range(40):  # growth keeps the versions
+        idx.upsert(creator(f"c{i:02d}"), version=i)
+    assert not idx.upsert(creator("c39", score=1.0), version=38)
+    assert idx.upsert(creator("b"))  # no version: -1, like a row upserted without one
+    assert idx.upsert(creator("b", score=2.0))
+
+
 def test_growth_keeps_every_row() -> None:
     idx = ScoreIndex(initial_capacity=1)
     for i in range(100):

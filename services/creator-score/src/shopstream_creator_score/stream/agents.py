@@ -111,6 +111,12 @@ class ScoreStreams:
             batch=Batching(flush=self._after_batch, max_events=64, within_s=0.01),
         )
         self.app.add_commit_barrier(self.creators.flush)
+        # Set once Faust has assigned this process its partitions (possibly none).
+        self.assigned = asyncio.Event()
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self.assigned.set()
 
     async def _after_batch(self) -> None:
         await self._outputs.check()

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score import convert
@@ -69,12 +69,14 @@ class CreatorCopies:
         app: Any,
         table: Any,
         owned: Callable[[], frozenset[int]],
+        assigned: asyncio.Event,
         board: ScoreBoard,
         metrics: CreatorScoreMetrics,
         half_life_s: float,
     ) -> None:
         """`app`, `table`: the Faust app and its creators table (topic name, serialisers);
-        `owned`: the table partitions Faust assigned to this process right now."""
+        `owned`: the table partitions Faust assigned to this process right now; `assigned`:
+        set once Faust has assigned them the first time."""
         self._kafka = kafka
         self._app = app
         self._topic: str = table.changelog_topic.get_topic_name()
@@ -87,6 +89,7 @@ class CreatorCopies:
             None, raw, serializer=table.value_serializer
         )
         self._owned = owned
+        self._assigned = assigned
         self._board = board
         self._metrics = metrics
         self._half_life_s = half_life_s
@@ -117,7 +120,8 @@ class CreatorCopies:
             }
         )
         try:
-            await loop.run_in_executor(self._executor, self._start, consumer)
+            await self._assigned.wait()
+            await loop.run_in_executor(self._executor, self._start, consumer, self._owned())
             while True:
                 owned = self._owned()
                 await loop.run_in_executor(self._executor, self._follow, consumer, owned)
@@ -140,10 +144,15 @@ class CreatorCopies:
         """A readiness gate: every changelog partition read to its end as of the start."""
         await self._caught_up.wait()
 
-    def _start(self, consumer: Consumer) -> None:
-        """Every partition from its start: which ones are owned is known only later."""
+    def _start(self, consumer: Consumer, owned: frozenset[int]) -> None:
+        """The partitions others own from their start; this process's own from their end
+        (Faust recovers those into the table, and the index is built from it)."""
+        self._seen_owned = owned
         parts = []
         for p in range(self._partitions):
+            if p in owned:
+                parts.append(TopicPartition(self._topic, p, OFFSET_END))
+                continue
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(self._topic, p), timeout=10, cached=False
             )
