@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 from creator_steps import T0, Market
 
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
-from shopstream.creators.v1 import creator_score_service_pb2_grpc
+from shopstream.creators.v1 import creator_score_service_pb2_grpc, creators_pb2
 from shopstream_creator_score.stream.topics import (
     INPUT_BATCHES_TOPIC,
     INPUT_TOPICS,
@@ -103,6 +103,21 @@ async def answers(
     return found, ranking, search.page.total_size
 
 
+async def first_change(port: int, creator: str, token: str) -> creators_pb2.CreatorScoreChanged:
+    """The first score change WatchScores streams for the creator."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = creator_score_service_pb2_grpc.CreatorScoreServiceStub(channel)
+        stream = stub.WatchScores(
+            pb.WatchScoresRequest(creator_id=creator),
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=60,
+        )
+        async for reply in stream:
+            stream.cancel()
+            return reply.change
+    raise AssertionError("the stream ended without a change")
+
+
 def creators_spread(prefix: str, per_partition: int) -> list[str]:
     """Creator ids, `per_partition` in each table partition (so both processes own some)."""
     chosen: dict[int, list[str]] = {p: [] for p in range(TABLE_PARTITIONS)}
@@ -174,6 +189,19 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
     assert all("orders: 1" in f for f in found.values() if f is not None)  # exact ad sales
     owners = {partition_for(c, TABLE_PARTITIONS) for c in creators}
     assert all(owners & member for member in split)  # both processes own some creators
+
+    # A score change reaches WatchScores on both processes: the owner's, and the copy's.
+    watched = creators[0]
+    heard = [
+        asyncio.create_task(first_change(port, watched, seller))
+        for port in (first.port, second.port)
+    ]
+    await asyncio.sleep(1)  # the streams are open
+    await market.sale(watched, f"ord-{uuid.uuid4().hex[:8]}", 50_000, at=T0)
+    amounts[watched] += 50_000
+    changes = await asyncio.wait_for(asyncio.gather(*heard), 30)
+    assert all(c.creator.gmv.amount_minor == amounts[watched] for c in changes), changes
+    assert changes[0].creator.score == changes[1].creator.score
 
     # One process stops: the other takes over its partitions and still answers for all,
     # including the inputs that arrive after the hand-over.
