@@ -8,14 +8,18 @@ import contextlib
 import dataclasses
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from grpc import aio
 from rich.console import Console
 
-from shopstream_platform.settings import load_settings
+from shopstream_cli.reconcile import Report, Scope, reconcile
+from shopstream_cli.reconcile.command import show as show_reconcile
+from shopstream_platform.settings import AuthSettings, KafkaSettings, load_settings
 from shopstream_simulator.config import SimConfig, SimulatorSettings, Targets, kafka_override
 from shopstream_simulator.dashboard import line_view, live_view, money
 from shopstream_simulator.engine import ServicesUnreachable, simulate
@@ -130,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.drain_s,
         help="seconds open orders may take to finish after the traffic (default %(default)s)",
+    )
+    p.add_argument(
+        "--no-reconcile",
+        action="store_true",
+        help="skip the end-of-day recount of the run's topics against the services",
     )
     p.add_argument(
         "--verify",
@@ -259,6 +268,53 @@ def report(summary: Summary, console: Console) -> None:
         console.print(f"[yellow]! {warning}[/]")
 
 
+# The services' consumers and outboxes may still be finishing the last orders when the day ends:
+# a recount that disagrees is repeated after a pause, and only the last one is the verdict.
+RECONCILE_ATTEMPTS = 3
+RECONCILE_PAUSE_S = 5.0
+
+
+def run_scope(run_id: str, started_at: datetime) -> Scope:
+    """The records and ids of one run: its start time, its sellers and creators (world.py names
+    them `<run>-seller-...` and `<run>-cr-...`)."""
+    return Scope(since=started_at, sellers=(f"{run_id}-seller-",), creators=(f"{run_id}-cr-",))
+
+
+def reconcile_run(
+    kafka: KafkaSettings,
+    auth: AuthSettings,
+    grpc_targets: Mapping[str, str],
+    run_id: str,
+    started_at: datetime,
+    *,
+    attempts: int = RECONCILE_ATTEMPTS,
+    pause_s: float = RECONCILE_PAUSE_S,
+) -> tuple[Report, int]:
+    """`shopstream reconcile` over this run's records: the report and the attempts it took."""
+    scope = run_scope(run_id, started_at)
+    for attempt in range(1, attempts + 1):
+        report = reconcile(kafka, auth, grpc_targets, scope)
+        if report.ok or attempt == attempts:
+            return report, attempt
+        time.sleep(pause_s)
+    raise AssertionError("unreachable")
+
+
+def reconcile_verdict(config: SimConfig, summary: Summary, console: Console) -> Report:
+    console.print("\n[bold]reconcile[/]: recounting this run's records from the topics …")
+    report, attempts = reconcile_run(
+        config.kafka,
+        config.auth,
+        config.targets.grpc,
+        summary.run_id,
+        datetime.fromisoformat(summary.started_at),
+    )
+    show_reconcile(report)
+    if attempts > 1:
+        console.print(f"[dim](after {attempts} recounts {RECONCILE_PAUSE_S:g} s apart)[/]")
+    return report
+
+
 async def _run(config: SimConfig, args: argparse.Namespace) -> Summary:
     stop = asyncio.Event()
     main_task = asyncio.current_task()
@@ -301,7 +357,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         summary.write(args.summary)
         console.print(f"summary written to {args.summary}")
     report(summary, console)
-    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if not args.no_reconcile:
+        verdict = reconcile_verdict(config, summary, console)
+        if not verdict.ok:
+            return EXIT_FAILED
+    return EXIT_OK
 
 
 def main() -> None:

@@ -59,7 +59,12 @@ def show(report: Report) -> None:
         f"Reconcile ({report.scope})",
         ["check", "compared", "mismatches", "what"],
         [
-            (c.name, f"{c.compared:,}" if not c.skipped else "skipped", len(c.mismatches), c.description)
+            (
+                c.name,
+                f"{c.compared:,}" if not c.skipped else "skipped",
+                len(c.mismatches),
+                c.description,
+            )
             for c in report.checks
         ],
         as_json=False,
@@ -69,10 +74,7 @@ def show(report: Report) -> None:
         emit_table(
             f"Mismatches ({len(mismatches)}{f', first {SHOWN}' if len(mismatches) > SHOWN else ''})",
             ["check", "subject", "recounted", "service", "detail"],
-            [
-                (m.check, m.subject, m.recounted, m.service, m.detail)
-                for m in mismatches[:SHOWN]
-            ],
+            [(m.check, m.subject, m.recounted, m.service, m.detail) for m in mismatches[:SHOWN]],
             as_json=False,
         )
     for text in report.notes:

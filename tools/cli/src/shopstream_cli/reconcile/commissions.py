@@ -90,7 +90,10 @@ def compare(
         "GetCreatorEarnings",
     )
     if not scope.creators_complete:
-        check.skip("a start time without creator prefixes: creators' histories may be cut", unavailable=False)
+        check.skip(
+            "a start time without creator prefixes: creators' histories may be cut",
+            unavailable=False,
+        )
         return
     try:
         answers = {c: _earnings(services, c) for c in ledgers}

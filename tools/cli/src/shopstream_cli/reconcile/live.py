@@ -64,27 +64,25 @@ def recount(topics: Topics, book: OrderBook, scope: Scope) -> dict[str, SessionT
             tally.started = True
     for record in topics.of(VIEWS_TOPIC):
         stats = record.message
-        tally = sessions.get(stats.live_session_id)  # type: ignore[attr-defined]
-        if tally is not None:
-            tally.views = max(tally.views, stats.total_views)  # type: ignore[attr-defined]
+        assert isinstance(stats, social.LiveViewStats)
+        viewed = sessions.get(stats.live_session_id)
+        if viewed is not None:
+            viewed.views = max(viewed.views, stats.total_views)
     for order in book.orders.values():
         if not order.placed or not order.paid:
             continue
         per_session: dict[str, int] = defaultdict(int)
         for line in order.lines.values():
-            tally = sessions.get(line.live_session_id) if line.live_session_id else None
-            if tally is None:
+            sold = sessions.get(line.live_session_id) if line.live_session_id else None
+            if sold is None:
                 continue
             per_session[line.live_session_id] += line.total_minor
-            product = tally.products[line.product_id]
+            product = sold.products[line.product_id]
             product[1] += line.quantity * order.payments
             product[2] += line.total_minor * order.payments
         for live_session_id, amount in per_session.items():
             sessions[live_session_id].orders += order.payments
             sessions[live_session_id].gmv_minor += amount * order.payments
-            for line in order.lines.values():
-                if line.live_session_id == live_session_id:
-                    pass
         # A product counts one order however many of its lines name the session.
         for live_session_id in per_session:
             for product_id in {
@@ -93,9 +91,7 @@ def recount(topics: Topics, book: OrderBook, scope: Scope) -> dict[str, SessionT
                 if line.live_session_id == live_session_id
             }:
                 sessions[live_session_id].products[product_id][0] += order.payments
-    return {
-        s: t for s, t in sorted(sessions.items()) if t.started and scope.creator(t.creator_id)
-    }
+    return {s: t for s, t in sorted(sessions.items()) if t.started and scope.creator(t.creator_id)}
 
 
 def compare(sessions: dict[str, SessionTally], services: Services, report: Report) -> None:
@@ -126,7 +122,9 @@ def compare(sessions: dict[str, SessionTally], services: Services, report: Repor
         check.compare(f"{session_id} gmv", t.gmv_minor, stats.gmv.amount_minor)
         check.compare(f"{session_id} views", t.views, stats.total_views)
         check.compare(f"{session_id} gpm", t.gpm_minor, stats.gpm_minor)
-        got = {p.product_id: [p.orders, p.units, p.gmv.amount_minor] for p in answer.session.products}
+        got = {
+            p.product_id: [p.orders, p.units, p.gmv.amount_minor] for p in answer.session.products
+        }
         for product_id in sorted(set(got) | set(t.products)):
             products.compare(
                 f"{session_id}/{product_id} orders,units,gmv",

@@ -95,9 +95,7 @@ class OrderBook:
 
     def in_scope(self, scope: Scope) -> list[OrderTally]:
         return [
-            o
-            for o in self.orders.values()
-            if o.placed and any(scope.seller(s) for s in o.sellers)
+            o for o in self.orders.values() if o.placed and any(scope.seller(s) for s in o.sellers)
         ]
 
 
@@ -152,7 +150,7 @@ def recount(topics: Topics) -> OrderBook:
 
 def _state(value: int) -> str:
     try:
-        return OrderState.Name(value).removeprefix("ORDER_STATE_")
+        return OrderState.Name(OrderState.ValueType(value)).removeprefix("ORDER_STATE_")
     except ValueError:
         return str(value)
 

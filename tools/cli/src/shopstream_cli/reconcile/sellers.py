@@ -29,9 +29,7 @@ SELLERS_TOPIC = "catalog.sellers.v1"
 LEDGER_TOPIC = "commerce.seller-ledger.v1"
 TOPICS: dict[str, dict[str, type[Message]]] = {
     SELLERS_TOPIC: {catalog_ev.SellerRegistered.DESCRIPTOR.full_name: catalog_ev.SellerRegistered},
-    LEDGER_TOPIC: {
-        cm.SellerLedgerEntryRecorded.DESCRIPTOR.full_name: cm.SellerLedgerEntryRecorded
-    },
+    LEDGER_TOPIC: {cm.SellerLedgerEntryRecorded.DESCRIPTOR.full_name: cm.SellerLedgerEntryRecorded},
 }
 PAGE = 500
 ACCOUNTS = {cm.LEDGER_ACCOUNT_PENDING: "pending", cm.LEDGER_ACCOUNT_AVAILABLE: "available"}
@@ -120,7 +118,9 @@ def compare(
     recounted_total = [0, 0]
     service_total = [0, 0]
     for seller_id, t in tallies.items():
-        topic_gmv.compare(f"{seller_id} sale", t.paid_minor, t.ledger_sum(cm.SELLER_ENTRY_KIND_SALE))
+        topic_gmv.compare(
+            f"{seller_id} sale", t.paid_minor, t.ledger_sum(cm.SELLER_ENTRY_KIND_SALE)
+        )
         topic_gmv.compare(
             f"{seller_id} refund", -t.refunded_minor, t.ledger_sum(cm.SELLER_ENTRY_KIND_REFUND)
         )

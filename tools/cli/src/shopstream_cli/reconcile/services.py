@@ -4,8 +4,7 @@ noised): many calls in flight at once, each with a deadline, NOT_FOUND read as "
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -23,19 +22,9 @@ AUDIT = ("service", "audit")
 IN_FLIGHT = 64
 TOKEN_TTL_S = 3_600
 
-R = TypeVar("R", bound=Message)
-
-
 class ServiceUnavailable(Exception):
     """A service did not answer at all (not running, or every call failed): its checks are
     skipped with this reason, they do not count as mismatches."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """A unary stub method as `stub.Method` returns it (a grpc.UnaryUnaryMultiCallable)."""
-
-    method: Any
 
 
 class Services:
@@ -105,15 +94,16 @@ class Services:
                 try:
                     answers.append(future.result())
                 except grpc.RpcError as err:
-                    code = err.code() if isinstance(err, grpc.Call) else None
+                    code, details = _status_of(err)
                     if code is grpc.StatusCode.NOT_FOUND:
                         answers.append(None)
                         continue
-                    details = err.details() if isinstance(err, grpc.Call) else str(err)
                     failures.append(f"{code.name if code else 'UNKNOWN'}: {details}")
                     answers.append(_FAILED)
             if failures and len(failures) == len(answers):
-                raise ServiceUnavailable(f"{service} at {self.addresses.get(service)}: {failures[0]}")
+                raise ServiceUnavailable(
+                    f"{service} at {self.addresses.get(service)}: {failures[0]}"
+                )
         if failures:
             raise ServiceUnavailable(
                 f"{service}: {len(failures)} of {len(requests)} calls failed, e.g. {failures[0]}"
@@ -132,3 +122,11 @@ class Services:
 
 
 _FAILED = object()
+
+
+def _status_of(err: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
+    # Errors raised by a call are also grpc.Call (code, details); the stubs cannot say so.
+    call: object = err
+    if isinstance(call, grpc.Call):
+        return call.code(), call.details() or ""
+    return None, str(err)

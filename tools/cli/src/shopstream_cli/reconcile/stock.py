@@ -85,10 +85,10 @@ def recount(topics: Topics, scope: Scope) -> dict[str, ProductStock]:
             stock = products.get(sku_product.get(line.sku_id, ""))
             if stock is None:
                 continue
-            level = stock.levels[(line.sku_id, line.warehouse_id)]
-            level.reserved += sign * line.quantity
+            counted = stock.levels[(line.sku_id, line.warehouse_id)]
+            counted.reserved += sign * line.quantity
             if isinstance(message, ev.StockCommitted):
-                level.on_hand -= line.quantity
+                counted.on_hand -= line.quantity
     return {p: s for p, s in sorted(products.items()) if scope.seller(s.seller_id)}
 
 
