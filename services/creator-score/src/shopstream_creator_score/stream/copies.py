@@ -33,7 +33,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score import convert
@@ -99,6 +106,7 @@ class CreatorCopies:
         self._seen_owned: frozenset[int] = frozenset()
         self._handover: dict[int, int] = {}  # gained partition -> changelog end at the gain
         self._targets: dict[int, int] = {}  # partition -> offset to reach before serving
+        self._starts: dict[int, int] = {}  # partition -> where it was last assigned from
         self._caught_up = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="creator-copies")
 
@@ -151,6 +159,8 @@ class CreatorCopies:
         parts = []
         for p in range(self._partitions):
             if p in owned:
+                self._handover[p] = 0  # nothing of it is copied
+                self._starts[p] = OFFSET_END
                 parts.append(TopicPartition(self._topic, p, OFFSET_END))
                 continue
             low, high = consumer.get_watermark_offsets(
@@ -162,31 +172,45 @@ class CreatorCopies:
         consumer.assign(parts)
 
     def _follow(self, consumer: Consumer, owned: frozenset[int]) -> None:
-        """Act on a changed assignment; tick off partitions read to their target."""
+        """Act on a changed assignment; tick off partitions read to their target. A broker call
+        that fails is tried again at the next read (until then a gained partition is read in
+        full, which is only more work: the versions keep it right)."""
         gained, lost = owned - self._seen_owned, self._seen_owned - owned
+        try:
+            ends = {
+                p: consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, p), timeout=10, cached=False
+                )[1]
+                for p in gained
+            }
+            if lost:
+                positions = consumer.position(
+                    [TopicPartition(self._topic, p) for p in range(self._partitions)]
+                )
+                consumer.assign(
+                    [
+                        TopicPartition(
+                            self._topic,
+                            tp.partition,
+                            OFFSET_BEGINNING
+                            if tp.partition in lost
+                            # Nothing fetched yet: where it was assigned.
+                            else self._starts.get(tp.partition, OFFSET_BEGINNING)
+                            if tp.offset < 0
+                            else tp.offset,
+                        )
+                        for tp in positions
+                    ]
+                )
+                log.info("reading lost partitions again", extra={"partitions": sorted(lost)})
+        except KafkaException as exc:
+            log.warning("changelog hand-over postponed", extra={"error": str(exc)})
+            return
         self._seen_owned = owned
-        for p in gained:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(self._topic, p), timeout=10, cached=False
-            )
-            self._handover[p] = high
-        if lost:
-            log.info("reading lost partitions' creators again", extra={"partitions": sorted(lost)})
-            for p in lost:
-                self._handover.pop(p, None)
-            positions = consumer.position(
-                [TopicPartition(self._topic, p) for p in range(self._partitions)]
-            )
-            consumer.assign(
-                [
-                    TopicPartition(
-                        self._topic,
-                        tp.partition,
-                        OFFSET_BEGINNING if tp.partition in lost or tp.offset < 0 else tp.offset,
-                    )
-                    for tp in positions
-                ]
-            )
+        self._handover.update(ends)
+        for p in lost:
+            self._handover.pop(p, None)
+            self._starts[p] = OFFSET_BEGINNING
         if self._targets:
             positions = consumer.position([TopicPartition(self._topic, p) for p in self._targets])
             for tp in positions:
