@@ -235,6 +235,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         attribution=AttributionSettings(join_grace_s=args.grace),
     )
     settings.combiner.mode = "off"  # started below, once the worker is ready
+    if args.min_window is not None:
+        settings.combiner.min_window_s = args.min_window
     client_group, faust_group = f"bench-client-floor-{tag}", f"bench-faust-floor-{tag}"
     start_group_at_end(kafka, settings.faust_app_id, TOPICS)
     for group in (client_group, faust_group):
@@ -390,6 +392,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="0 skips the lag run")
     p.add_argument("--grace", type=float, default=0.0, help="join grace for the run (s)")
     p.add_argument("--skip-faust-floor", action="store_true")
+    p.add_argument(
+        "--min-window", type=float, default=None, help="the combiner's min_window_s (default: ads')"
+    )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument(

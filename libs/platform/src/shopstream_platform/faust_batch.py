@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -59,6 +59,13 @@ class StreamOutputs:
         self.producer = producer
         self._unsettled: set[asyncio.Future[None]] = set()
         self._failure: BaseException | None = None
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, publish: Callable[[], None]) -> None:
+        """Register a handler's coalescing buffer: `publish` sends what it holds. `acked()` runs
+        it first, so no state is written before the outputs it accounts for are published, even
+        those a handler gathers over several inputs into one record."""
+        self._deferred.append(publish)
 
     def publish(self, topic: str, key: str, message: Message, meta: CloudEventMeta) -> None:
         future = self.producer.publish_acked(topic, key, message, meta)
@@ -77,6 +84,8 @@ class StreamOutputs:
 
     async def acked(self) -> None:
         """Wait until every output published so far is acknowledged; raise if any failed."""
+        for publish in self._deferred:
+            publish()
         waiting = list(self._unsettled)
         if waiting:
             await asyncio.wait(waiting)

@@ -62,7 +62,7 @@ class AdsMetrics:
         )
         self.lag = Histogram(
             "ads_attribution_lag_seconds",
-            "Order paid (event time) to its attribution published",
+            "Order paid (event time) to its first attribution published",
             namespace=NAMESPACE,
             registry=registry,
             buckets=LAG_BUCKETS,

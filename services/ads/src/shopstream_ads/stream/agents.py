@@ -82,8 +82,10 @@ LEDGER_KINDS = frozenset(
 )
 ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
-# How often held inputs are looked at (their grace is seconds).
+# How often held inputs are looked at (their grace is seconds), and pending ledger lines sent.
 RELEASE_INTERVAL_S = 0.1
+# A ledger partition's pending lines are sent once this many wait (about 100 bytes each).
+MAX_LINES_PER_RECORD = 2_000
 # Held inputs: [due, kind, ...]; a click: [due, "click", event_id, ScreenedClick (base64),
 # click_id];
 # an order: [due, "order", order_id]; a refund: [due, "refund", event_id, BuyerOrder (base64)].
@@ -153,6 +155,9 @@ class AttributionStreams:
         self.ledgers = table("ledgers", direct=False)
         # (due, buyer id, partition) of buyers holding inputs for the join grace.
         self._held: list[tuple[float, str, int]] = []
+        # Ledger lines not yet sent, per ledger partition (`_add_line`).
+        self._lines: dict[int, ev.LedgerLines] = {}
+        self.outputs.defer(self._publish_lines)
         self._combiner_group = combiner_group(settings)
 
         def agent(name: str, topic: str, routes: dict[type[Message], Any], batch: Batching) -> None:
@@ -257,7 +262,37 @@ class AttributionStreams:
         entry.at.FromDatetime(datetime.fromtimestamp(when, UTC))
         if amount is not None:
             entry.amount.CopyFrom(amount)
-        self._emit(LEDGER_TOPIC, campaign_id, entry, f"ledger:{entry_id}", when)
+        self._add_line(entry)
+
+    def _add_line(self, entry: ev.LedgerEntry) -> None:
+        """Into the ledger partition's pending `LedgerLines`: the ledger agent then gets a few
+        records per 100 ms, not one per click, conversion and batch. Each line keeps its own
+        id (derived from its input), which the ledger deduplicates however lines are grouped."""
+        partition = partition_for(entry.campaign_id, TABLE_PARTITIONS)
+        lines = self._lines.get(partition)
+        if lines is None:
+            lines = self._lines[partition] = ev.LedgerLines(worker=self.settings.faust_app_id)
+        lines.entries.append(entry)
+        if len(lines.entries) >= MAX_LINES_PER_RECORD:
+            self._publish_lines_of(partition)
+
+    def _publish_lines(self) -> None:
+        """Send every pending `LedgerLines`: on the release timer, and before any state is
+        written (`StreamOutputs.defer`), so a state never records inputs whose lines are unsent."""
+        for partition in list(self._lines):
+            self._publish_lines_of(partition)
+
+    def _publish_lines_of(self, partition: int) -> None:
+        lines = self._lines.pop(partition)
+        first = lines.entries[0]
+        # Keyed by one of its campaigns: the partitioner puts it in their partition.
+        self._emit(
+            LEDGER_TOPIC,
+            first.campaign_id,
+            lines,
+            f"ledger-lines:{first.entry_id}:{len(lines.entries)}",
+            convert.seconds(first.at),
+        )
 
     # --- applying a batch -----------------------------------------------------------------
 
@@ -311,24 +346,15 @@ class AttributionStreams:
         records per window whatever the number of campaigns. Line ids derive from the input
         record, so a record applied again (after a crash, before its states were written)
         gives the same lines, which the ledger then skips."""
-        grouped: dict[int, ev.LedgerLines] = {}
         for (campaign_id, day), (when, prices) in spend.lines.items():
-            lines = grouped.get(partition_for(campaign_id, TABLE_PARTITIONS))
-            if lines is None:
-                lines = grouped[partition_for(campaign_id, TABLE_PARTITIONS)] = ev.LedgerLines(
-                    worker=self.settings.faust_app_id
-                )
-            entry = lines.entries.add(
+            entry = ev.LedgerEntry(
                 entry_id=f"imps:{partition}:{offset}:{campaign_id}:{day}",
                 campaign_id=campaign_id,
                 kind=ev.LEDGER_KIND_IMPRESSION,
                 served_at_price=dict(prices),
             )
             entry.at.FromDatetime(datetime.fromtimestamp(when, UTC))
-        for lines in grouped.values():
-            # Keyed by one of its campaigns: the partitioner puts it in their partition.
-            key = lines.entries[0].campaign_id
-            self._emit(LEDGER_TOPIC, key, lines, f"ledger-lines:{partition}:{offset}:{key}")
+            self._add_line(entry)
 
     def _screen(self, install: str, clicks: list[ev.AdsInput], partition: int, offset: int) -> int:
         """Screening per install: the edge keys clicks by install (device hint), so one device's
@@ -510,6 +536,8 @@ class AttributionStreams:
             via=click.impression_id,
         )
         self._reconsider(state, when, cause)
+        if state["held"]:
+            self._release_orders_naming(state, click.click_id)
         self.metrics.clicks.labels(click.placement or "unknown").inc()
 
     def _order(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
@@ -541,14 +569,49 @@ class AttributionStreams:
         for stale in list(orders)[:-ORDERS_PER_BUYER]:
             del orders[stale]
         due = 0.0
-        if order.HasField("observed_at"):
+        if order.HasField("observed_at") and self._awaits_click(state, facts):
             due = convert.seconds(order.observed_at) + self.settings.attribution.join_grace_s
         if due > now:
-            # Touches still in the screening pipeline get the grace to join the order.
+            # A click the order names is still in the screening pipeline: the grace lets it
+            # join (deciding now would credit a view, then move the credit when it comes).
             facts["held"] = due
             state["held"].append([due, "order", order.order_id])
             return
         self._decide(state, order.order_id, item.event_id, arrival=True)
+
+    @staticmethod
+    def _awaits_click(state: dict[str, Any], facts: dict[str, Any]) -> bool:
+        """The order names a click this buyer's state does not know yet. An order that names
+        none, or only known clicks, is decided at once: holding it would only add the grace to
+        its lag (a touch that still comes later re-decides it, as for any order)."""
+        return any(not at.has_touch(state, at.CLICK, c) for c in facts["clicks"])
+
+    def _release_orders_naming(self, state: dict[str, Any], click_id: str) -> None:
+        """A click joined: held orders that named it, and now know every click they name, are
+        decided without waiting for the rest of the grace."""
+        for order_id, facts in list(state["orders"].items()):
+            if (
+                facts is not None
+                and facts.get("held")
+                and click_id in facts["clicks"]
+                and not self._awaits_click(state, facts)
+            ):
+                facts.pop("held")
+                self._decide(state, order_id, f"joined:{click_id}", arrival=True)
+        kept: list[list[Any]] = []
+        for held in state["held"]:
+            if held[HELD_KIND] == "order":
+                if (state["orders"].get(held[2]) or {}).get("held"):
+                    kept.append(held)
+            elif held[HELD_KIND] == "refund":
+                order = ev.BuyerOrder.FromString(base64.b64decode(held[3]))
+                if (state["orders"].get(order.order_id) or {}).get("held"):
+                    kept.append(held)
+                else:  # its order is decided now: the refund follows it, in order
+                    self._refund(state, order, held[2])
+            else:
+                kept.append(held)
+        state["held"] = kept
 
     def _refund(self, state: dict[str, Any], order: ev.BuyerOrder, cause: str) -> None:
         facts = state["orders"].get(order.order_id)
@@ -605,7 +668,13 @@ class AttributionStreams:
         heapq.heappush(self._held, (min(h[DUE] for h in state["held"]), buyer_id, partition))
 
     async def _release_due(self) -> None:
-        """The timer: buyers whose held inputs are due."""
+        """The timer: buyers whose held inputs are due; then the pending ledger lines."""
+        try:
+            await self._release_held()
+        finally:
+            self._publish_lines()
+
+    async def _release_held(self) -> None:
         now = time.time()
         due: dict[str, int] = {}
         while self._held and self._held[0][0] <= now:
@@ -704,6 +773,10 @@ class AttributionStreams:
             self._publish_credit(
                 order_id, facts, new, cause, kind=lg.CONVERSION, amount=facts["amount"]
             )
+            if arrival:
+                # The worker's lag: paid to first credit. A credit moved later by a touch that
+                # arrived late is the data's lateness, counted in the withdrawals instead.
+                self.metrics.lag.observe(max(0.0, time.time() - facts["at"]))
 
     def _redecide_credited_to(
         self, state: dict[str, Any], touch_ids: list[str], cause: str, skip: str = ""
@@ -787,7 +860,6 @@ class AttributionStreams:
         else:
             self.metrics.attributions.labels(TOUCH_NAMES[touch]).inc()
             self.metrics.attributed_gmv.labels(currency).inc(amount)
-            self.metrics.lag.observe(max(0.0, time.time() - facts["at"]))
 
     # --- per campaign ---------------------------------------------------------------------
 
