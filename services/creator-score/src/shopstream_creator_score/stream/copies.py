@@ -64,7 +64,8 @@ _YIELD_EVERY = 50
 
 class Copy(NamedTuple):
     """A creator as its owner last wrote it: the `Creator` its GetCreator computes (exact ad
-    sales, no ranks), serialised (about a quarter of a parsed message's memory)."""
+    sales, no ranks), serialised (~0.5 KB a creator with the dict entry), and the score it
+    last published (a change of it is a score change for watchers)."""
 
     wm: int
     published: float | None
