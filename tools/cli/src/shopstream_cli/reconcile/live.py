@@ -109,8 +109,8 @@ def compare(sessions: dict[str, SessionTally], services: Services, report: Repor
             service="commerce",
         )
     except ServiceUnavailable as exc:
-        check.skip(str(exc))
-        products.skip(str(exc))
+        check.skip_for(exc)
+        products.skip_for(exc)
         return
     for session_id, answer in zip(ids, answers, strict=True):
         t = sessions[session_id]

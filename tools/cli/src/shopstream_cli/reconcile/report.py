@@ -46,6 +46,10 @@ class Check:
         self.mismatches.append(Mismatch(self.name, subject, recounted, service, detail))
         return False
 
+    def skip_for(self, exc: Exception) -> None:
+        """Skipped because a service did not answer (`ServiceUnavailable`)."""
+        self.skip(str(exc), unavailable=bool(getattr(exc, "asked", True)))
+
     def skip(self, why: str, *, unavailable: bool = True) -> None:
         self.skipped = why
         self.unavailable = unavailable

@@ -6,14 +6,14 @@ from collections.abc import Callable, Mapping
 
 from google.protobuf.message import Message
 
-from shopstream_cli.reconcile import commissions, live, orders, sellers, stock
+from shopstream_cli.reconcile import ads, commissions, creators, live, orders, sellers, stock
 from shopstream_cli.reconcile.report import Report
 from shopstream_cli.reconcile.scope import Scope
 from shopstream_cli.reconcile.services import Services
 from shopstream_cli.reconcile.source import Progress, read_topics
 from shopstream_platform.settings import AuthSettings, KafkaSettings
 
-DOMAINS = (orders, sellers, stock, commissions, live)
+DOMAINS = (orders, sellers, stock, commissions, live, ads, creators)
 
 
 def topics_read() -> dict[str, dict[str, type[Message]]]:
@@ -61,4 +61,8 @@ def reconcile(
         report.totals["creator_sales"] = commissions.creator_sales(book, scope)
         say("live sessions")
         live.compare(live.recount(topics, book, scope), services, report)
+        say("ads")
+        ads.compare(ads.recount(topics, scope), book, services, report)
+        say("creator inputs")
+        creators.compare(creators.recount(topics, scope), scope, services, report)
     return report

@@ -103,8 +103,8 @@ def compare(products: dict[str, ProductStock], services: Services, report: Repor
             service="catalog",
         )
     except ServiceUnavailable as exc:
-        on_hand.skip(str(exc))
-        reserved.skip(str(exc))
+        on_hand.skip_for(exc)
+        reserved.skip_for(exc)
         return
     for product_id, answer in zip(ids, answers, strict=True):
         recounted = products[product_id].levels
