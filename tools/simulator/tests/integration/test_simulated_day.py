@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ import pytest
 from shopstream_platform.settings import KafkaSettings
 from shopstream_platform.testing import ServiceProcess, free_port
 from shopstream_simulator import ServicesUnreachable, SimConfig, Targets, simulate
+from shopstream_simulator.main import reconcile_run
 
 MODULES = {
     "catalog": ("shopstream_catalog", "SHOPSTREAM_CATALOG_"),
@@ -210,6 +212,23 @@ async def test_a_simulated_day_reconciles_and_its_fraud_is_caught(
     for fraud, verdict in summary.caught.items():
         assert verdict["caught"] is True, (fraud, verdict)
     assert set(summary.fraud["counterfeit_products"]) == {"C001", "C002", "C003"}
+
+    # `shopstream reconcile` of this run, as `make run` prints it: every number the services
+    # answer equals its recount from the topics. ads.order_value is left out while the ads
+    # defect docs/reliability.md describes (a refund counted twice when a credit moves) stands.
+    verdict, _ = await asyncio.to_thread(
+        reconcile_run,
+        kafka_settings,
+        config.auth,
+        stack.grpc,
+        summary.run_id,
+        datetime.fromisoformat(summary.started_at),
+    )
+    compared = {c.name: c.compared for c in verdict.checks}
+    assert compared["orders.state"] >= 40 and compared["stock.reserved"] > 0, compared
+    assert not verdict.unanswered, [(c.name, c.skipped) for c in verdict.unanswered]
+    wrong = [m.to_dict() for m in verdict.mismatches if m.check != "ads.order_value"]
+    assert wrong == [], wrong
 
     # Prometheus scraped all four services; after a few more scrapes its numbers are final.
     await asyncio.sleep(4)
