@@ -16,11 +16,11 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from ads_steps import NOW, AdsWorld, eventually
+from ads_steps import NOW, AdsWorld, eventually, usd
 from confluent_kafka import Consumer, TopicPartition
 
 from shopstream.ads.v1 import ads_service_pb2_grpc
-from shopstream.commerce.v1 import order_events_pb2
+from shopstream.commerce.v1 import order_events_pb2, payment_events_pb2
 from shopstream_ads.api.policy import POLICY
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.store.tables import MIGRATIONS, conversions
@@ -72,15 +72,30 @@ async def ads(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[Ad
 
 
 async def placed_and_paid(ads: AdsWorld, buyer: str, amount: int, at: datetime, click: str) -> str:
-    """OrderPlaced then OrderPaid, as commerce publishes them (the recount compares only orders
-    placed inside its window)."""
+    """OrderPlaced, the provider's charge and OrderPaid, as commerce publishes them (the recount
+    compares only orders placed inside its window, and their charges with the payments topic)."""
     order_id = ads.next_id("ord")
     order = ads._order(order_id, ads.who(buyer), amount, at, True, click)
     await ads.send("commerce.orders.v1", order_id, order_events_pb2.OrderPlaced(order=order), at)
+    charge = payment_events_pb2.PaymentAttempted(
+        payment_id=f"pay-{order_id}",
+        order_id=order_id,
+        amount=usd(amount),
+        status=payment_events_pb2.PAYMENT_STATUS_SUCCEEDED,
+    )
+    await ads.send("commerce.payments.v1", order_id, charge, at)
     paid = order_events_pb2.OrderPaid(order=order, payment_id=f"pay-{order_id}")
     paid.paid_at.FromDatetime(at)
     await ads.send("commerce.orders.v1", order_id, paid, at)
     return order_id
+
+
+async def refunded(ads: AdsWorld, buyer: str, order_id: str, amount: int, paid: int) -> None:
+    await ads.refund(buyer, order_id, amount, paid, NOW)
+    back = payment_events_pb2.PaymentRefunded(
+        payment_id=f"pay-{order_id}", order_id=order_id, amount=usd(amount)
+    )
+    await ads.send("commerce.payments.v1", order_id, back, NOW)
 
 
 def settled_offsets(kafka: KafkaSettings, group: str, topic: str) -> bool:
@@ -144,7 +159,7 @@ async def test_attributed_orders_and_gmv_recount_and_a_changed_cell_is_reported(
     click_b = await ads.click("buyer-b", campaign, NOW - timedelta(hours=1))
     first = await placed_and_paid(ads, "buyer-a", 5_000, NOW, click_a)
     second = await placed_and_paid(ads, "buyer-b", 3_000, NOW, click_b)
-    await ads.refund("buyer-a", first, 1_000, 5_000, NOW)
+    await refunded(ads, "buyer-a", first, 1_000, 5_000)
     await ads.credited_to({first: click_a, second: click_b})
     await ads.attributions({first}, expect=2)  # the credit and the refund
 
@@ -160,6 +175,7 @@ async def test_attributed_orders_and_gmv_recount_and_a_changed_cell_is_reported(
     assert by_check["ads.attributed"].compared == 1
     assert by_check["ads.attributed"].mismatches == []
     assert by_check["ads.order_value"].compared == 2
+    assert by_check["payments.provider_net"].mismatches == []
     gmv = clean.totals["ads"]["attributed_gmv_minor"]
 
     async with ads.service.runtime.db.transaction() as session:
