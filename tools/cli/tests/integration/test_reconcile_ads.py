@@ -196,10 +196,10 @@ async def test_attributed_orders_and_gmv_recount_and_a_changed_cell_is_reported(
     ]
 
     # Between topics: each credited order is worth its paid - refunded (5,000 - 1,000 and
-    # 3,000). A known ads defect breaks it in some runs (docs/reliability.md, reconcile's
-    # findings): a view credit published while a click holds the order, the refund booked on
-    # both, the view withdrawn at the gross amount, so the campaign keeps 3,000 for the first.
+    # 3,000). An ads defect breaks it in some runs (docs/reliability.md, "Found by
+    # reconciling"): a second credit for the order without the first withdrawn, the refund
+    # booked on both, so the campaign keeps 3,000 for the first order.
     value = by_check["ads.order_value"].mismatches
     if value:
-        pytest.xfail(f"ads defect, the refund counted twice: {[m.to_dict() for m in value]}")
+        pytest.xfail(f"ads: two live credits for one order: {[m.to_dict() for m in value]}")
     assert gmv == 7_000

@@ -215,7 +215,7 @@ async def test_a_simulated_day_reconciles_and_its_fraud_is_caught(
 
     # `shopstream reconcile` of this run, as `make run` prints it: every number the services
     # answer equals its recount from the topics. ads.order_value is left out while the ads
-    # defect docs/reliability.md describes (a refund counted twice when a credit moves) stands.
+    # defect docs/reliability.md describes (two live credits for one order) stands.
     verdict, _ = await asyncio.to_thread(
         reconcile_run,
         kafka_settings,
