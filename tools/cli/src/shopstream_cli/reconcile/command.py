@@ -62,7 +62,7 @@ def show(report: Report) -> None:
             (
                 c.name,
                 f"{c.compared:,}" if not c.skipped else "skipped",
-                len(c.mismatches),
+                len(c.mismatches) if not c.skipped else "-",
                 c.description,
             )
             for c in report.checks
