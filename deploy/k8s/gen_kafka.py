@@ -34,7 +34,8 @@ HEARTBEATS = "platform.heartbeats.v1"
 # Registry topics each service consumes that another owner writes (a service also reads its own
 # internal topics; ownership grants that). Keep in step with the services' wiring.
 READS: dict[str, tuple[str, ...]] = {
-    "catalog": ("commerce.orders.v1",),
+    # Packages delivered or lost (delivery quality) and returns inspected (restocking).
+    "catalog": ("commerce.orders.v1", "commerce.fulfilment.v1"),
     "commerce": (
         "catalog.stock.v1",
         "catalog.products.v1",

@@ -37,6 +37,7 @@ async def catalog(
     # runs, a local stack) would otherwise share `catalog.orders` and take our orders.
     name = f"catalog-{uuid.uuid4().hex[:8]}"
     start_group_at_end(kafka_settings, f"{name}.orders", ["commerce.orders.v1"])
+    start_group_at_end(kafka_settings, f"{name}.fulfilment", ["commerce.fulfilment.v1"])
     settings = CatalogSettings(
         database_url=database.url.render_as_string(hide_password=False),
         **{"service_name": name, **fast_test_settings(kafka_settings), **catalog_overrides},

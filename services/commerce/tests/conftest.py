@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from commerce_steps import Shop, own_catalog_name
+from commerce_steps import Shop, own_catalog_name, own_commerce_name
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2_grpc
@@ -55,13 +55,23 @@ async def shop(
     commerce_overrides: dict[str, Any],
 ) -> AsyncIterator[Shop]:
     fast = fast_test_settings(kafka_settings)
+    catalog_name = own_catalog_name(kafka_settings)
     catalog_settings = CatalogSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
-        **{"service_name": own_catalog_name(kafka_settings), **fast},
+        **{"service_name": catalog_name, **fast},
     )
     commerce_settings = CommerceSettings(
         database_url=database.url.render_as_string(hide_password=False),
-        **{**fast, "sweep_interval_s": 0.2, **commerce_overrides},
+        # Other catalogs on the shared broker answer our orders too (UNKNOWN_SKU): only ours counts.
+        # Consumer groups of this test's own: another commerce on the shared broker (another
+        # test run, a local stack) would otherwise share them and take partitions we wait on.
+        **{
+            **fast,
+            "service_name": own_commerce_name(kafka_settings),
+            "sweep_interval_s": 0.2,
+            "catalog_source": f"shopstream/{catalog_name}",
+            **commerce_overrides,
+        },
     )
     async with (
         hosted_service(

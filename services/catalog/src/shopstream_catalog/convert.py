@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream_catalog.domain.categories import CATEGORIES
+from shopstream_catalog.domain.fulfilment import InboundShipment, InboundState, Warehouse
 from shopstream_catalog.domain.model import (
     Money,
     NewProduct,
@@ -84,7 +85,12 @@ def seller_pb(s: Seller) -> catalog_pb2.Seller:
 
 
 def quality_pb(
-    seller_id: str, tier: QualityTier, stats: QualityStats, window_days: int, suppressed: int
+    seller_id: str,
+    tier: QualityTier,
+    stats: QualityStats,
+    window_days: int,
+    suppressed: int,
+    reasons: list[Reason] | None = None,
 ) -> catalog_pb2.SellerQuality:
     return catalog_pb2.SellerQuality(
         seller_id=seller_id,
@@ -95,7 +101,44 @@ def quality_pb(
         late_shipment_rate=stats.late_shipment_rate,
         window_days=window_days,
         suppressed_listings=suppressed,
+        packages=stats.packages,
+        late_delivery_rate=stats.late_delivery_rate,
+        lost_parcel_rate=stats.lost_parcel_rate,
+        tier_reasons=[reason_pb(r) for r in reasons or []],
     )
+
+
+def warehouse_pb(w: Warehouse) -> catalog_pb2.Warehouse:
+    return catalog_pb2.Warehouse(
+        warehouse_id=w.warehouse_id,
+        display_name=w.display_name,
+        region=w.region,
+        platform=w.platform,
+        seller_id=w.seller_id,
+    )
+
+
+def inbound_pb(s: InboundShipment) -> catalog_pb2.InboundShipment:
+    message = catalog_pb2.InboundShipment(
+        inbound_id=s.inbound_id,
+        seller_id=s.seller_id,
+        warehouse_id=s.warehouse_id,
+        state=catalog_pb2.InboundState.ValueType(int(s.state)),
+        lines=[
+            catalog_pb2.InboundLine(
+                sku_id=line.sku_id,
+                announced=line.announced,
+                received=line.received,
+                discrepancy=line.discrepancy if s.state == InboundState.RECEIVED else 0,
+            )
+            for line in s.lines
+        ],
+    )
+    if s.announced_at is not None:
+        message.announced_at.CopyFrom(timestamp(s.announced_at))
+    if s.received_at is not None:
+        message.received_at.CopyFrom(timestamp(s.received_at))
+    return message
 
 
 def categories_pb() -> list[catalog_pb2.Category]:

@@ -36,3 +36,17 @@ class CatalogMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.inbound_units = Counter(
+            "catalog_inbound_units_total",
+            "Units of inbound shipments to platform warehouses: announced, received, missing "
+            "(announced but not received) and extra (received but not announced)",
+            ["kind"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.restocked_units = Counter(
+            "catalog_restocked_units_total",
+            "Returned units that passed inspection and went back on hand",
+            namespace=NAMESPACE,
+            registry=registry,
+        )

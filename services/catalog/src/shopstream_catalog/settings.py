@@ -43,6 +43,12 @@ class QualityThresholds(BaseModel):
     fair_refund_rate: float = 0.08
     fair_cancellation_rate: float = 0.05
     fair_late_shipment_rate: float = 0.10
+    # Delivery quality from commerce's packages, judged once this many ended their journey.
+    min_packages_for_rates: int = Field(default=10, ge=1)
+    poor_late_delivery_rate: float = 0.20
+    fair_late_delivery_rate: float = 0.10
+    poor_lost_parcel_rate: float = 0.05
+    fair_lost_parcel_rate: float = 0.02
     excellent_max_rate: float = 0.02
     # A listing whose refund rate reaches this after min_orders is SUPPRESSED.
     suppress_refund_rate: float = Field(default=0.3, gt=0, le=1)

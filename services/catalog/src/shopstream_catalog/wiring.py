@@ -9,15 +9,26 @@ from sqlalchemy.exc import OperationalError
 
 from shopstream.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc
 from shopstream_catalog.api.servicer import CatalogServicer
-from shopstream_catalog.app import PRODUCTS_TOPIC, SELLERS_TOPIC, STOCK_TOPIC, CatalogApp
 from shopstream_catalog.domain.model import ListingStatus
+from shopstream_catalog.events.fulfilment_handlers import (
+    COMMERCE_FULFILMENT_TOPIC,
+    FulfilmentEventHandlers,
+)
 from shopstream_catalog.events.order_handlers import ORDERS_TOPIC, OrderEventHandlers
 from shopstream_catalog.metrics import CatalogMetrics
 from shopstream_catalog.settings import CatalogSettings
 from shopstream_catalog.store.tables import products
+from shopstream_catalog.usecases.catalog import (
+    PRODUCTS_TOPIC,
+    SELLERS_TOPIC,
+    STOCK_TOPIC,
+    CatalogApp,
+)
+from shopstream_catalog.usecases.fulfilment import FULFILMENT_TOPIC, Fulfilment
+from shopstream_catalog.usecases.reservations import Reservations
 from shopstream_platform.runtime import Runtime
 
-PUBLISHED_TOPICS = [SELLERS_TOPIC, PRODUCTS_TOPIC, STOCK_TOPIC]
+PUBLISHED_TOPICS = [SELLERS_TOPIC, PRODUCTS_TOPIC, STOCK_TOPIC, FULFILMENT_TOPIC]
 GAUGE_INTERVAL_S = 10.0
 
 
@@ -26,18 +37,27 @@ def wire(runtime: Runtime) -> CatalogApp:
     assert isinstance(settings, CatalogSettings)
     metrics = CatalogMetrics(runtime.metrics.registry)
     app = CatalogApp(runtime.db, runtime.outbox, settings, metrics)
-    runtime.declare_topics([*PUBLISHED_TOPICS, ORDERS_TOPIC])
+    fulfilment = Fulfilment(app)
+    runtime.declare_topics([*PUBLISHED_TOPICS, ORDERS_TOPIC, COMMERCE_FULFILMENT_TOPIC])
     runtime.add_grpc_service(
         catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
         catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server,
-        CatalogServicer(app),
+        CatalogServicer(app, fulfilment),
     )
-    handlers = OrderEventHandlers(app)
+    handlers = OrderEventHandlers(Reservations(app), app.cache.invalidate)
     runtime.add_consumer(
         "orders",
         [ORDERS_TOPIC],
         handlers.routes(runtime.inbox("orders")),
         # SQLite "database is locked" and lost PostgreSQL connections are worth a retry.
+        transient=(OperationalError,),
+    )
+    runtime.add_consumer(
+        "fulfilment",
+        [COMMERCE_FULFILMENT_TOPIC],
+        FulfilmentEventHandlers(fulfilment, app.cache.invalidate).routes(
+            runtime.inbox("fulfilment")
+        ),
         transient=(OperationalError,),
     )
 

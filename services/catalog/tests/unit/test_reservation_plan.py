@@ -3,6 +3,7 @@ from shopstream_catalog.domain.reservation import (
     Allocation,
     Rejection,
     RequestedLine,
+    Site,
     SkuStock,
     excess,
     plan,
@@ -56,3 +57,56 @@ def test_excess_gives_back_the_refunded_units_from_the_last_allocations_first() 
     ]
     assert excess(held, {"l2": 0}) == [Allocation("l2", "s2", "w1", 4)]
     assert excess(held, {"l1": 3}) == []
+
+
+SITES = {
+    "lnd": Site(region="GB-LND", platform=False),
+    "man": Site(region="GB-MAN", platform=False),
+    "fbt": Site(region="GB-MAN", platform=True),
+}
+
+
+def test_one_warehouse_serves_the_whole_order_when_any_can() -> None:
+    stock = {
+        "a": SkuStock(ACTIVE, {"lnd": 5, "man": 5}),
+        "b": SkuStock(ACTIVE, {"man": 5}),
+    }
+    lines = [RequestedLine("l1", "a", 1), RequestedLine("l2", "b", 1)]
+    # London is the buyer's region, but only Manchester has both: no split.
+    assert plan(lines, stock, "GB-LND", SITES) == [
+        Allocation("l1", "a", "man", 1),
+        Allocation("l2", "b", "man", 1),
+    ]
+
+
+def test_each_line_goes_to_the_buyers_region_first_then_the_platform() -> None:
+    stock = {
+        "a": SkuStock(ACTIVE, {"lnd": 1, "man": 9}),
+        "b": SkuStock(ACTIVE, {"fbt": 1}),
+    }
+    lines = [RequestedLine("l1", "a", 1), RequestedLine("l2", "b", 1)]
+    # No warehouse has both: a from London (the buyer's region), b from where it is.
+    assert plan(lines, stock, "GB-LND", SITES) == [
+        Allocation("l1", "a", "lnd", 1),
+        Allocation("l2", "b", "fbt", 1),
+    ]
+    # Without a region: the fullest.
+    assert plan(lines, stock, "", SITES)[0] == Allocation("l1", "a", "man", 1)  # type: ignore[index]
+    # The platform's warehouse before the seller's own, though it has fewer units.
+    both = {"b": SkuStock(ACTIVE, {"man": 5, "fbt": 1})}
+    assert plan([RequestedLine("l1", "b", 1)], both, "", SITES) == [Allocation("l1", "b", "fbt", 1)]
+    # ... unless the seller's is in the buyer's region.
+    assert plan(
+        [RequestedLine("l1", "b", 1)], both, "GB-LND", {**SITES, "man": Site("GB-LND")}
+    ) == [Allocation("l1", "b", "man", 1)]
+
+
+def test_a_line_is_split_only_when_no_warehouse_can_serve_it_alone() -> None:
+    stock = {"a": SkuStock(ACTIVE, {"lnd": 2, "man": 3})}
+    assert plan([RequestedLine("l1", "a", 3)], stock, "GB-LND", SITES) == [
+        Allocation("l1", "a", "man", 3)
+    ]
+    assert plan([RequestedLine("l1", "a", 4)], stock, "GB-LND", SITES) == [
+        Allocation("l1", "a", "man", 3),
+        Allocation("l1", "a", "lnd", 1),
+    ]

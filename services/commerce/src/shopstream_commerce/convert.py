@@ -13,6 +13,7 @@ from shopstream_commerce.domain.after_sales import AfterSaleType
 from shopstream_commerce.domain.flash_sales import FlashSale
 from shopstream_commerce.domain.leaks import LeakReport
 from shopstream_commerce.domain.money import gpm
+from shopstream_commerce.domain.packages import Disposition, PackageRecord
 from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
 from shopstream_commerce.domain.settlements import Breakdown, SellerEntry
 from shopstream_platform.errors import InvalidArgumentError
@@ -52,6 +53,7 @@ def order_pb(o: OrderRecord, *, ad_click_ids: bool = True) -> order_pb2.Order:
         updated_at=timestamp(o.updated_at),
         tracking_consent=o.tracking_consent,
         version=o.version,
+        ship_to_region=o.ship_to_region,
     )
     for line in o.lines:
         a = line.attribution
@@ -224,6 +226,7 @@ def order_settlement_pb(
         refunds=money(b.refunds, o.currency),
         net_payout=money(b.net_payout, o.currency),
         settled=b.settled_at is not None,
+        fulfilment_fee=money(b.fulfilment_fee, o.currency),
     )
     if date is not None:
         message.settlement_date.CopyFrom(timestamp(date))
@@ -244,3 +247,35 @@ def flash_sale_pb(f: FlashSale) -> live_pb2.FlashSale:
         starts_at=timestamp(f.starts_at),
         ends_at=timestamp(f.ends_at),
     )
+
+
+def package_pb(p: PackageRecord) -> order_pb2.Package:
+    message = order_pb2.Package(
+        package_id=p.package_id,
+        order_id=p.order_id,
+        seller_id=p.seller_id,
+        warehouse_id=p.warehouse_id,
+        fulfilled_by_platform=p.fulfilled_by_platform,
+        state=order_pb2.PackageState.ValueType(int(p.state)),
+        carrier=p.carrier,
+        tracking_number=p.tracking_number,
+        late=p.late,
+        label=p.label,
+        lines=[
+            order_pb2.PackageLine(line_id=line.line_id, sku_id=line.sku_id, quantity=line.quantity)
+            for line in p.lines
+        ],
+    )
+    for name in ("ship_by", "shipped_at", "deliver_by", "delivered_at", "lost_at"):
+        value = getattr(p, name)
+        if value is not None:
+            getattr(message, name).CopyFrom(timestamp(value))
+    return message
+
+
+def disposition(value: int) -> Disposition:
+    """A request's ReturnDisposition; INVALID_ARGUMENT for a number the proto does not define."""
+    try:
+        return Disposition(value)
+    except ValueError:
+        raise InvalidArgumentError("disposition", f"unknown disposition {value}") from None

@@ -26,6 +26,21 @@ class CommerceMetrics:
             ["currency"],
         )
         self.refunds = counter("commerce_refunds_total", "Refunds approved", [])
+        self.packages = counter(
+            "commerce_package_transitions_total",
+            "Package state changes, by the state entered",
+            ["state"],
+        )
+        self.deliveries = counter(
+            "commerce_package_outcomes_total",
+            "Packages that ended their journey, by warehouse and outcome (on_time, late, lost)",
+            ["warehouse", "outcome"],
+        )
+        self.returns_inspected = counter(
+            "commerce_returned_units_inspected_total",
+            "Returned units inspected at a warehouse, by disposition (RESTOCK, WRITE_OFF)",
+            ["disposition"],
+        )
         self.after_sales = counter(
             "commerce_after_sales_total",
             "After-sales requests entering a state, by type (REFUND, RETURN_AND_REFUND, CANCEL)",

@@ -47,5 +47,22 @@ class CommerceSettings(ServiceSettings):
     # (and the provider to confirm a refund) before it counts as a leak, and how often it runs.
     leak_grace_s: float = Field(default=60.0, ge=0)
     leak_check_interval_s: float = Field(default=60.0, gt=0)
+    # Fulfilment: the delivery promised to buyers once a package ships (sellers' own carriers),
+    # and the platform's fees for packages it fulfils (per package plus per unit, in the
+    # order's currency's minor units).
+    delivery_promise_s: float = Field(default=3 * 86_400.0, gt=0)
+    fbt_fee_per_package_minor: int = Field(default=100, ge=0, le=1_000_000)
+    fbt_fee_per_unit_minor: int = Field(default=50, ge=0, le=1_000_000)
+    # The sandbox carrier (fulfilment/carrier.py): pick-up and transit times, its promise, how
+    # late a late parcel is, and the shares of lost and late parcels.
+    carrier_pickup_s: float = Field(default=3_600.0, ge=0)
+    carrier_transit_s: float = Field(default=2 * 86_400.0, ge=0)
+    carrier_promise_s: float = Field(default=3 * 86_400.0, gt=0)
+    carrier_late_by_s: float = Field(default=2 * 86_400.0, gt=0)
+    carrier_lost_share: float = Field(default=0.005, ge=0, le=1)
+    carrier_late_share: float = Field(default=0.05, ge=0, le=1)
+    # The CloudEvents source of the catalog whose stock answers count (e.g. "shopstream/catalog");
+    # empty: any. Deployments sharing a broker (tests, a local stack) set it.
+    catalog_source: str = ""
     list_default_page_size: int = Field(default=20, ge=1)
     list_max_page_size: int = Field(default=100, ge=1)

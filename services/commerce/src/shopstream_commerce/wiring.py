@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.ads.v1 import ads_events_pb2 as ads
 from shopstream.catalog.v1 import events_pb2 as catalog_events
@@ -20,6 +22,7 @@ from shopstream.social.v1 import live_pb2 as social
 from shopstream_commerce.api.servicer import CommerceServicer
 from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.events import catalog_replica
+from shopstream_commerce.fulfilment.carrier import SandboxCarrier, SandboxTerms
 from shopstream_commerce.metrics import CommerceMetrics
 from shopstream_commerce.payments.provider import SandboxProvider
 from shopstream_commerce.settings import CommerceSettings
@@ -28,12 +31,14 @@ from shopstream_commerce.usecases.after_sales import AfterSales
 from shopstream_commerce.usecases.commissions import COMMISSIONS_TOPIC, Commissions
 from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.flash_sales import FlashSales
+from shopstream_commerce.usecases.fulfilment import FULFILMENT_TOPIC, Fulfilment
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import LIVE, LIVE_TOPIC, Live
 from shopstream_commerce.usecases.orders import ORDERS_TOPIC, PAYMENTS_TOPIC, Orders
 from shopstream_commerce.usecases.risk import INVALID_TRAFFIC_TOPIC, SCORES_TOPIC, RiskSignals
 from shopstream_commerce.usecases.settlements import SELLER_LEDGER_TOPIC, SellerLedger
 from shopstream_commerce.usecases.transitions import OrderTransitions
+from shopstream_platform.kafka.events import Event
 from shopstream_platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,27 @@ def _periodic(
     return loop
 
 
+SessionRoute = Callable[[Event[Message], AsyncSession], Awaitable[None]]
+
+
+def _from_catalog(source: str) -> Callable[[SessionRoute], SessionRoute]:
+    """Only the catalog this commerce works with answers its orders (`catalog_source`, a
+    CloudEvents source): on a broker shared by several deployments, another catalog that never
+    heard of our SKUs would otherwise reject our orders first. Empty: every answer counts."""
+
+    def only(route: SessionRoute) -> SessionRoute:
+        if not source:
+            return route
+
+        async def handle(event: Event[Message], session: AsyncSession) -> None:
+            if event.meta.source == source:
+                await route(event, session)
+
+        return handle
+
+    return only
+
+
 @dataclass
 class Commerce:
     orders: Orders
@@ -71,6 +97,7 @@ class Commerce:
     commissions: Commissions
     leak_check: LeakCheck
     metrics: CommerceMetrics
+    fulfilment: Fulfilment
 
 
 def wire(runtime: Runtime) -> Commerce:
@@ -85,6 +112,18 @@ def wire(runtime: Runtime) -> Commerce:
     transitions = OrderTransitions(deps)
     seller_ledger = SellerLedger(deps, transitions)
     flash_sales = FlashSales(deps)
+    carrier = SandboxCarrier(
+        SandboxTerms(
+            pickup_s=settings.carrier_pickup_s,
+            transit_s=settings.carrier_transit_s,
+            promise_s=settings.carrier_promise_s,
+            late_by_s=settings.carrier_late_by_s,
+            lost_share=settings.carrier_lost_share,
+            late_share=settings.carrier_late_share,
+        ),
+        deps.now,
+    )
+    fulfilment = Fulfilment(deps, transitions, carrier, seller_ledger)
     order_cases = Orders(
         deps,
         transitions,
@@ -100,8 +139,11 @@ def wire(runtime: Runtime) -> Commerce:
         leak_check,
         seller_ledger,
         flash_sales,
+        fulfilment,
     )
-    after_sales = AfterSales(deps, transitions, order_cases.payments, commissions, seller_ledger)
+    after_sales = AfterSales(
+        deps, transitions, order_cases.payments, commissions, seller_ledger, fulfilment
+    )
     runtime.declare_topics(
         [
             ORDERS_TOPIC,
@@ -109,6 +151,7 @@ def wire(runtime: Runtime) -> Commerce:
             LIVE_TOPIC,
             COMMISSIONS_TOPIC,
             SELLER_LEDGER_TOPIC,
+            FULFILMENT_TOPIC,
             STOCK_TOPIC,
             SOCIAL_LIVE_TOPIC,
         ]
@@ -117,20 +160,28 @@ def wire(runtime: Runtime) -> Commerce:
         commerce_service_pb2.DESCRIPTOR.services_by_name["CommerceService"].full_name,
         commerce_service_pb2_grpc.add_CommerceServiceServicer_to_server,
         CommerceServicer(
-            order_cases, after_sales, live, commissions, leak_check, seller_ledger, flash_sales
+            order_cases,
+            after_sales,
+            live,
+            commissions,
+            leak_check,
+            seller_ledger,
+            flash_sales,
+            fulfilment,
         ),
     )
     transient = (OperationalError,)
+    trusted = _from_catalog(settings.catalog_source)
     runtime.add_consumer(
         "stock",
         [STOCK_TOPIC],
         runtime.deduplicated(
             "stock",
             {
-                catalog_events.StockReserved: order_cases.on_stock_answer,
-                catalog_events.StockReservationRejected: order_cases.on_stock_answer,
-                catalog_events.StockReleased: leak_check.on_stock_ended,
-                catalog_events.StockCommitted: leak_check.on_stock_ended,
+                catalog_events.StockReserved: trusted(order_cases.on_stock_answer),
+                catalog_events.StockReservationRejected: trusted(order_cases.on_stock_answer),
+                catalog_events.StockReleased: trusted(leak_check.on_stock_ended),
+                catalog_events.StockCommitted: trusted(leak_check.on_stock_ended),
             },
         ),
         transient=transient,
@@ -166,6 +217,9 @@ def wire(runtime: Runtime) -> Commerce:
         await after_sales.complete_due()
         # Open payment intents (time-out, crash) and refunds the provider has not confirmed.
         await order_cases.payments.sweep()
+        # The platform ships its packages of paid orders; the carrier's news of every parcel.
+        await fulfilment.ship_platform_due()
+        await fulfilment.track_due()
 
     async def gauges() -> None:
         async with runtime.db.read() as session:
@@ -190,4 +244,4 @@ def wire(runtime: Runtime) -> Commerce:
         "day-end-check",
         _periodic("day-end check", settings.leak_check_interval_s, leak_check.refresh),
     )
-    return Commerce(order_cases, after_sales, live, commissions, leak_check, metrics)
+    return Commerce(order_cases, after_sales, live, commissions, leak_check, metrics, fulfilment)

@@ -72,6 +72,72 @@ class Shop:
         )
         return reviewed.product
 
+    async def listed_skus(
+        self, seller: str, stocks: list[dict[str, int]], *, price: int = 1_000
+    ) -> catalog_pb2.Product:
+        """An approved product with one SKU per entry of `stocks` (warehouse → on-hand)."""
+        try:
+            await self.catalog_stub.RegisterSeller(
+                cpb.RegisterSellerRequest(seller_id=seller, display_name=seller, country="GB"),
+                metadata=self.auth("seller", seller),
+                timeout=10,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+        created = await self.catalog_stub.CreateProduct(
+            cpb.CreateProductRequest(
+                seller_id=seller,
+                title="Silk scarf",
+                category_id="fashion",
+                brand="Acme",
+                attributes={"material": "silk"},
+                skus=[
+                    cpb.NewSku(
+                        sku_code=f"v{i}",
+                        price=money_pb2.Money(amount_minor=price, currency="GBP"),
+                        stock=stock,
+                    )
+                    for i, stock in enumerate(stocks)
+                ],
+            ),
+            metadata=self.auth("seller", seller),
+            timeout=10,
+        )
+        reviewed = await self.catalog_stub.ReviewListing(
+            cpb.ReviewListingRequest(
+                product_id=created.product.product_id, decision=cpb.REVIEW_DECISION_APPROVE
+            ),
+            metadata=self.auth("admin", "admin"),
+            timeout=10,
+        )
+        return reviewed.product
+
+    async def place_lines(
+        self, buyer: str, lines: list[tuple[str, int]], *, region: str = "", key: str = ""
+    ) -> order_pb2.Order:
+        """PlaceOrder with several (SKU, quantity) lines, retrying while commerce has not yet
+        heard of a just-created SKU."""
+        request = pb.PlaceOrderRequest(
+            buyer_id=buyer,
+            idempotency_key=key or f"{buyer}-{lines}-{region}",
+            ship_to_region=region,
+            lines=[pb.OrderLineRequest(sku_id=sku, quantity=q) for sku, q in lines],
+        )
+        for _ in range(100):
+            try:
+                response = await self.stub.PlaceOrder(
+                    request, metadata=self.auth("buyer", buyer), timeout=10
+                )
+                return response.order
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.INVALID_ARGUMENT or "unknown SKU" not in (
+                    exc.details() or ""
+                ):
+                    raise
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"commerce never learned of SKUs {lines}")
+
     async def place(
         self, buyer: str, sku_id: str, quantity: int = 1, key: str = "", **attribution: str
     ) -> order_pb2.Order:
@@ -116,6 +182,7 @@ class Shop:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(
                     f"order {order.order_id} stuck in {order_pb2.OrderState.Name(got.order.state)}"
+                    f" {got.rejection_reason}"
                 )
             await asyncio.sleep(0.05)
 
@@ -175,6 +242,7 @@ def own_catalog_name(kafka: KafkaSettings) -> str:
     otherwise share `catalog.orders` and take, and answer, our orders."""
     name = f"catalog-{uuid.uuid4().hex[:8]}"
     start_group_at_end(kafka, f"{name}.orders", ["commerce.orders.v1"])
+    start_group_at_end(kafka, f"{name}.fulfilment", ["commerce.fulfilment.v1"])
     return name
 
 

@@ -66,9 +66,9 @@ async def test_a_frozen_commission_is_not_paid_out(shop: Shop, ids: Callable[[st
             shop.commerce.metric(
                 "shopstream_events_consumed_total",
                 {
-                    "service": "commerce",
+                    "service": shop.commerce.runtime.name,
                     "topic": topic,
-                    "group": "commerce.risk",
+                    "group": f"{shop.commerce.runtime.name}.risk",
                     "outcome": "processed",
                 },
             )

@@ -12,6 +12,20 @@ POLICY = AccessPolicy.of(
         "AdjustStock": SELLER_OR_ADMIN,
         "GetSellerQuality": SELLER_OR_ADMIN,
         "ReviewListing": ("admin",),
+        "RegisterWarehouse": SELLER_OR_ADMIN,
+        "EnrolSku": SELLER_OR_ADMIN,
+        "AnnounceInbound": SELLER_OR_ADMIN,
+        # The platform's warehouse staff count shipments in.
+        "ReceiveInbound": ("admin", "service"),
+        "GetInbound": SELLER_OR_ADMIN,
+        "ListInbound": SELLER_OR_ADMIN,
     },
-    public=["GetSeller", "ListCategories", "GetProduct", "BatchGetProducts", "SearchProducts"],
+    public=[
+        "GetSeller",
+        "ListCategories",
+        "GetProduct",
+        "BatchGetProducts",
+        "SearchProducts",
+        "ListWarehouses",
+    ],
 )

@@ -8,8 +8,10 @@ from shopstream.catalog.v1 import catalog_service_pb2 as pb
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.common.v1 import paging_pb2
 from shopstream_catalog import convert
-from shopstream_catalog.app import CatalogApp, ProductChanges
+from shopstream_catalog.domain.fulfilment import Warehouse
 from shopstream_catalog.store.repository import SearchQuery
+from shopstream_catalog.usecases.catalog import CatalogApp, ProductChanges
+from shopstream_catalog.usecases.fulfilment import Fulfilment
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import current_principal
 from shopstream_platform.paging import page_size
@@ -20,8 +22,9 @@ Context = Any
 
 
 class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, app: CatalogApp) -> None:
+    def __init__(self, app: CatalogApp, fulfilment: Fulfilment) -> None:
         self._app = app
+        self._fulfilment = fulfilment
 
     async def RegisterSeller(
         self, request: pb.RegisterSellerRequest, context: Context
@@ -132,10 +135,79 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
     async def GetSellerQuality(
         self, request: pb.GetSellerQualityRequest, context: Context
     ) -> pb.GetSellerQualityResponse:
-        tier, stats, suppressed = await self._app.seller_quality(
+        tier, stats, suppressed, reasons = await self._app.seller_quality(
             current_principal(), request.seller_id
         )
         window = self._app.settings.quality.window_days
         return pb.GetSellerQualityResponse(
-            quality=convert.quality_pb(request.seller_id, tier, stats, window, suppressed)
+            quality=convert.quality_pb(request.seller_id, tier, stats, window, suppressed, reasons)
+        )
+
+    async def RegisterWarehouse(
+        self, request: pb.RegisterWarehouseRequest, context: Context
+    ) -> pb.RegisterWarehouseResponse:
+        warehouse = await self._fulfilment.register_warehouse(
+            current_principal(),
+            Warehouse(
+                warehouse_id=request.warehouse_id,
+                display_name=request.display_name,
+                region=request.region,
+                platform=request.platform,
+                seller_id=request.seller_id,
+            ),
+        )
+        return pb.RegisterWarehouseResponse(warehouse=convert.warehouse_pb(warehouse))
+
+    async def ListWarehouses(
+        self, request: pb.ListWarehousesRequest, context: Context
+    ) -> pb.ListWarehousesResponse:
+        found, token = await self._fulfilment.list_warehouses(
+            request.platform_only, request.page.page_size, request.page.page_token
+        )
+        return pb.ListWarehousesResponse(
+            warehouses=[convert.warehouse_pb(w) for w in found],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
+        )
+
+    async def EnrolSku(self, request: pb.EnrolSkuRequest, context: Context) -> pb.EnrolSkuResponse:
+        await self._fulfilment.enrol_sku(current_principal(), request.sku_id, request.warehouse_id)
+        return pb.EnrolSkuResponse()
+
+    async def AnnounceInbound(
+        self, request: pb.AnnounceInboundRequest, context: Context
+    ) -> pb.AnnounceInboundResponse:
+        shipment = await self._fulfilment.announce_inbound(
+            current_principal(),
+            request.seller_id,
+            request.warehouse_id,
+            [(line.sku_id, line.quantity) for line in request.lines],
+            request.idempotency_key,
+        )
+        return pb.AnnounceInboundResponse(shipment=convert.inbound_pb(shipment))
+
+    async def ReceiveInbound(
+        self, request: pb.ReceiveInboundRequest, context: Context
+    ) -> pb.ReceiveInboundResponse:
+        shipment = await self._fulfilment.receive_inbound(
+            current_principal(),
+            request.inbound_id,
+            [(line.sku_id, line.quantity) for line in request.received],
+        )
+        return pb.ReceiveInboundResponse(shipment=convert.inbound_pb(shipment))
+
+    async def GetInbound(
+        self, request: pb.GetInboundRequest, context: Context
+    ) -> pb.GetInboundResponse:
+        shipment = await self._fulfilment.get_inbound(current_principal(), request.inbound_id)
+        return pb.GetInboundResponse(shipment=convert.inbound_pb(shipment))
+
+    async def ListInbound(
+        self, request: pb.ListInboundRequest, context: Context
+    ) -> pb.ListInboundResponse:
+        found, token = await self._fulfilment.list_inbound(
+            current_principal(), request.seller_id, request.page.page_size, request.page.page_token
+        )
+        return pb.ListInboundResponse(
+            shipments=[convert.inbound_pb(s) for s in found],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
         )

@@ -126,6 +126,10 @@ class QualityStats:
     cancelled: int
     shipped: int
     shipped_late: int
+    # Packages that ended their journey (delivered or lost), late ones, lost ones.
+    packages: int = 0
+    late_packages: int = 0
+    lost_packages: int = 0
 
     def _rate(self, part: int, whole: int) -> float:
         return part / whole if whole else 0.0
@@ -141,3 +145,11 @@ class QualityStats:
     @property
     def late_shipment_rate(self) -> float:
         return self._rate(self.shipped_late, self.shipped)
+
+    @property
+    def late_delivery_rate(self) -> float:
+        return self._rate(self.late_packages, self.packages)
+
+    @property
+    def lost_parcel_rate(self) -> float:
+        return self._rate(self.lost_packages, self.packages)

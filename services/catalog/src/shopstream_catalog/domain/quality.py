@@ -7,24 +7,66 @@ from shopstream_catalog.settings import QualityThresholds
 
 
 def tier_for(stats: QualityStats, t: QualityThresholds) -> QualityTier:
+    return assess(stats, t)[0]
+
+
+def assess(stats: QualityStats, t: QualityThresholds) -> tuple[QualityTier, list[Reason]]:
+    """The seller's tier and why: each rate at or past a FAIR or POOR threshold is a reason
+    (delivery rates count once `min_packages_for_rates` packages ended their journey)."""
     if stats.orders < t.min_orders_for_tier:
-        return QualityTier.NEW
-    refund, cancel, late = stats.refund_rate, stats.cancellation_rate, stats.late_shipment_rate
-    if (
-        refund >= t.poor_refund_rate
-        or cancel >= t.poor_cancellation_rate
-        or late >= t.poor_late_shipment_rate
-    ):
-        return QualityTier.POOR
-    if (
-        refund >= t.fair_refund_rate
-        or cancel >= t.fair_cancellation_rate
-        or late >= t.fair_late_shipment_rate
-    ):
-        return QualityTier.FAIR
-    if max(refund, cancel, late) <= t.excellent_max_rate:
-        return QualityTier.EXCELLENT
-    return QualityTier.GOOD
+        return QualityTier.NEW, [
+            Reason(
+                "TOO_FEW_ORDERS",
+                f"{stats.orders} orders in the window; {t.min_orders_for_tier} needed",
+            )
+        ]
+    rates = [
+        ("HIGH_REFUND_RATE", "refunded", stats.refund_rate, t.fair_refund_rate, t.poor_refund_rate),
+        (
+            "HIGH_CANCELLATION_RATE",
+            "cancelled",
+            stats.cancellation_rate,
+            t.fair_cancellation_rate,
+            t.poor_cancellation_rate,
+        ),
+        (
+            "LATE_SHIPMENTS",
+            "shipped late",
+            stats.late_shipment_rate,
+            t.fair_late_shipment_rate,
+            t.poor_late_shipment_rate,
+        ),
+    ]
+    if stats.packages >= t.min_packages_for_rates:
+        rates += [
+            (
+                "LATE_DELIVERIES",
+                "parcels late",
+                stats.late_delivery_rate,
+                t.fair_late_delivery_rate,
+                t.poor_late_delivery_rate,
+            ),
+            (
+                "LOST_PARCELS",
+                "parcels lost",
+                stats.lost_parcel_rate,
+                t.fair_lost_parcel_rate,
+                t.poor_lost_parcel_rate,
+            ),
+        ]
+    poor = [_reason(code, what, rate, p) for code, what, rate, _, p in rates if rate >= p]
+    if poor:
+        return QualityTier.POOR, poor
+    fair = [_reason(code, what, rate, f) for code, what, rate, f, _ in rates if rate >= f]
+    if fair:
+        return QualityTier.FAIR, fair
+    if max(rate for _, _, rate, _, _ in rates) <= t.excellent_max_rate:
+        return QualityTier.EXCELLENT, []
+    return QualityTier.GOOD, []
+
+
+def _reason(code: str, what: str, rate: float, threshold: float) -> Reason:
+    return Reason(code, f"{rate:.0%} {what} in the window; threshold {threshold:.0%}")
 
 
 def suppression_reason(orders: int, refunded: int, t: QualityThresholds) -> Reason | None:

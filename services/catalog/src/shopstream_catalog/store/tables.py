@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from shopstream_platform.db.migrations import create_tables
+from shopstream_platform.db.migrations import Migration, create_tables
 from shopstream_platform.db.types import UtcDateTime
 
 metadata = MetaData()
@@ -119,4 +119,92 @@ order_outcomes = Table(
 )
 
 
-MIGRATIONS = [create_tables(1, "catalog tables", metadata)]
+# --- fulfilment (migration 2) ---------------------------------------------------------------
+
+# Warehouses routing knows: a region, and whether the platform runs it. Stock may name a
+# warehouse never registered (a seller's own, no region).
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("platform", Boolean, nullable=False),
+    Column("seller_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# SKUs a seller enrolled in a platform warehouse: only those may be sent in.
+fbt_enrolments = Table(
+    "fbt_enrolments",
+    metadata,
+    Column("sku_id", String(64), primary_key=True),
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("product_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+inbound_shipments = Table(
+    "inbound_shipments",
+    metadata,
+    Column("inbound_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("state", Integer, nullable=False),  # shopstream.catalog.v1.InboundState
+    Column("idempotency_key", String(128), nullable=False),
+    Column("announced_at", UtcDateTime(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("seller_id", "idempotency_key", name="uq_inbound_seller_idempotency"),
+    Index("ix_inbound_seller", "seller_id", "inbound_id"),
+)
+
+inbound_lines = Table(
+    "inbound_lines",
+    metadata,
+    Column("inbound_id", String(64), primary_key=True),
+    Column("sku_id", String(64), primary_key=True),
+    Column("announced", BigInteger, nullable=False),
+    Column("received", BigInteger, nullable=False),
+)
+
+# Inspections whose RESTOCK units went back on hand: each exactly once.
+restocks = Table(
+    "restocks",
+    metadata,
+    Column("inspection_id", String(200), primary_key=True),
+    Column("order_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# Packages that ended their journey (commerce.fulfilment.v1): delivery quality per seller.
+package_outcomes = Table(
+    "package_outcomes",
+    metadata,
+    Column("package_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("lost", Boolean, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index("ix_package_outcomes_seller_time", "seller_id", "at"),
+)
+
+FULFILMENT_TABLES = [
+    warehouses,
+    fbt_enrolments,
+    inbound_shipments,
+    inbound_lines,
+    restocks,
+    package_outcomes,
+]
+
+MIGRATIONS = [
+    create_tables(1, "catalog tables", metadata),
+    # checkfirst: a fresh database already has them from version 1's create_all.
+    Migration(
+        2,
+        "fulfilment: warehouses, enrolments, inbound shipments, restocks, package outcomes",
+        lambda conn: metadata.create_all(conn, tables=FULFILMENT_TABLES),
+    ),
+]

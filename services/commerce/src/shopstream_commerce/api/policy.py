@@ -16,6 +16,8 @@ POLICY = AccessPolicy.of(
         "CancelOrder": BUYER,
         "ShipOrder": SELLER,
         "ConfirmDelivery": BUYER,
+        "ShipPackage": SELLER,
+        "ListPackages": ("buyer", "seller", *ADMIN),
         "RequestRefund": BUYER,
         "ApproveRefund": SELLER,
         "RejectRefund": SELLER,

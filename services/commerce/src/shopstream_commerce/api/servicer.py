@@ -14,6 +14,7 @@ from shopstream_commerce.domain.records import Attribution, OrderRecord
 from shopstream_commerce.usecases.after_sales import AfterSales
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.flash_sales import FlashSales
+from shopstream_commerce.usecases.fulfilment import Fulfilment
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.orders import LineRequest, Orders
@@ -39,7 +40,9 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         leak_check: LeakCheck,
         seller_ledger: SellerLedger,
         flash_sales: FlashSales,
+        fulfilment: Fulfilment,
     ) -> None:
+        self._fulfilment = fulfilment
         self._orders = orders
         self._after_sales = after_sales
         self._live = live
@@ -70,16 +73,18 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
             lines,
             request.idempotency_key,
             request.tracking_consent,
+            request.ship_to_region,
         )
         return pb.PlaceOrderResponse(order=convert.order_pb(order))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
         principal = current_principal()
-        order = await self._orders.get(principal, request.order_id)
+        order, packages = await self._orders.get_with_packages(principal, request.order_id)
         return pb.GetOrderResponse(
             order=_order_view(principal, order),
             rejection_reason=order.rejection_reason,
             rejected_sku_id=order.rejected_sku_id,
+            packages=[convert.package_pb(p) for p in packages],
         )
 
     async def ListOrders(
@@ -122,6 +127,32 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
     ) -> pb.ConfirmDeliveryResponse:
         order = await self._orders.confirm_delivery(current_principal(), request.order_id)
         return pb.ConfirmDeliveryResponse(order=convert.order_pb(order))
+
+    async def ShipPackage(
+        self, request: pb.ShipPackageRequest, context: Context
+    ) -> pb.ShipPackageResponse:
+        principal = current_principal()
+        package, order = await self._fulfilment.ship_package(
+            principal, request.package_id, request.tracking_number
+        )
+        return pb.ShipPackageResponse(
+            package=convert.package_pb(package), order=_order_view(principal, order)
+        )
+
+    async def ListPackages(
+        self, request: pb.ListPackagesRequest, context: Context
+    ) -> pb.ListPackagesResponse:
+        found, token = await self._fulfilment.list(
+            current_principal(),
+            request.order_id,
+            request.seller_id,
+            request.page.page_size,
+            request.page.page_token,
+        )
+        return pb.ListPackagesResponse(
+            packages=[convert.package_pb(p) for p in found],
+            page=paging_pb2.PageInfo(next_page_token=token, total_size=-1),
+        )
 
     async def RequestRefund(
         self, request: pb.RequestRefundRequest, context: Context
@@ -173,7 +204,12 @@ class CommerceServicer(commerce_service_pb2_grpc.CommerceServiceServicer):
         self, request: pb.ReceiveReturnRequest, context: Context
     ) -> pb.ReceiveReturnResponse:
         principal = current_principal()
-        refund, order = await self._after_sales.receive_return(principal, request.refund_id)
+        refund, order = await self._after_sales.receive_return(
+            principal,
+            request.refund_id,
+            convert.disposition(request.disposition),
+            request.disposition_reason,
+        )
         return pb.ReceiveReturnResponse(
             refund=convert.refund_pb(refund), order=_order_view(principal, order)
         )

@@ -29,7 +29,14 @@ class Reservation(enum.IntEnum):
 
 # States in which the order may still ship, so its held stock is still needed.
 SHIPPABLE = frozenset(
-    {OrderState.PLACED, OrderState.RESERVED, OrderState.PAID, OrderState.PARTIALLY_REFUNDED}
+    {
+        OrderState.PLACED,
+        OrderState.RESERVED,
+        OrderState.PAID,
+        OrderState.PARTIALLY_REFUNDED,
+        # Some packages still wait in their warehouses: catalog commits when the last ships.
+        OrderState.PARTIALLY_SHIPPED,
+    }
 )
 # Every other state ends the need for held stock (SHIPPED: catalog commits it).
 ENDED = frozenset(OrderState) - SHIPPABLE

@@ -12,6 +12,7 @@ AD_CLICK_ID = 128
 KEY = 128  # idempotency keys
 TOKEN = 128  # card tokens
 TRACKING = 128
+REGION = 32  # a buyer's delivery region
 REASON = 500  # cancel and refund reasons
 TITLE = 200
 PINNED = 50  # products pinned when a live session starts

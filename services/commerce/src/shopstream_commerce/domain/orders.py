@@ -21,6 +21,8 @@ class OrderState(enum.IntEnum):
     REFUNDED = 9
     PARTIALLY_REFUNDED = 10
     COMPLETED = 11
+    PARTIALLY_SHIPPED = 12
+    IN_TRANSIT = 13
 
 
 S = OrderState
@@ -32,13 +34,26 @@ TRANSITIONS: dict[str, tuple[frozenset[OrderState], OrderState | None]] = {
     "pay": (frozenset({S.RESERVED}), S.PAID),
     "cancel": (frozenset({S.PLACED, S.RESERVED}), S.CANCELLED),
     "expire": (frozenset({S.RESERVED}), S.EXPIRED),
-    "ship": (frozenset({S.PAID, S.PARTIALLY_REFUNDED}), S.SHIPPED),
-    "deliver": (frozenset({S.SHIPPED}), S.DELIVERED),
+    # Packages (domain/packages.py): some shipped, all shipped, one scanned on its way, all
+    # delivered.
+    "ship_partly": (frozenset({S.PAID, S.PARTIALLY_REFUNDED}), S.PARTIALLY_SHIPPED),
+    "ship": (frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.PARTIALLY_SHIPPED}), S.SHIPPED),
+    "in_transit": (frozenset({S.SHIPPED}), S.IN_TRANSIT),
+    "deliver": (frozenset({S.SHIPPED, S.IN_TRANSIT}), S.DELIVERED),
     "request_refund": (
-        frozenset({S.PAID, S.SHIPPED, S.DELIVERED, S.PARTIALLY_REFUNDED}),
+        frozenset(
+            {S.PAID, S.PARTIALLY_SHIPPED, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED}
+            | {S.PARTIALLY_REFUNDED}
+        ),
         None,
     ),
-    "refund": (frozenset({S.PAID, S.SHIPPED, S.DELIVERED, S.PARTIALLY_REFUNDED}), None),
+    "refund": (
+        frozenset(
+            {S.PAID, S.PARTIALLY_SHIPPED, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED}
+            | {S.PARTIALLY_REFUNDED}
+        ),
+        None,
+    ),
     # A paid order cancelled before it shipped (the seller approved the buyer's request; the
     # use case checks it has not shipped: PARTIALLY_REFUNDED is also reached after delivery).
     "cancel_paid": (frozenset({S.PAID, S.PARTIALLY_REFUNDED}), S.CANCELLED),

@@ -58,6 +58,7 @@ class OrderRecord:
     ship_by: datetime | None = None
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
+    ship_to_region: str = ""
 
 
 @dataclass(frozen=True)

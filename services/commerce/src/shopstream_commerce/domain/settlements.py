@@ -28,6 +28,7 @@ class EntryKind(enum.IntEnum):
     CREATOR_COMMISSION_RETURNED = 6
     SETTLEMENT_OUT = 7
     SETTLEMENT_IN = 8
+    FULFILMENT_FEE = 9
 
 
 def platform_fee(total_minor: int, fee_bps: int) -> int:
@@ -68,10 +69,11 @@ class Breakdown:
     refunds: int = 0
     net_payout: int = 0
     settled_at: datetime | None = None
+    fulfilment_fee: int = 0
 
 
 def breakdown(entries: Iterable[SellerEntry]) -> Breakdown:
-    paid = fee = creator = refunds = net = 0
+    paid = fee = creator = refunds = net = fulfilment = 0
     settled_at: datetime | None = None
     for e in entries:
         if e.kind == EntryKind.SALE:
@@ -82,8 +84,10 @@ def breakdown(entries: Iterable[SellerEntry]) -> Breakdown:
             creator -= e.amount_minor
         elif e.kind == EntryKind.REFUND:
             refunds -= e.amount_minor
+        elif e.kind == EntryKind.FULFILMENT_FEE:
+            fulfilment -= e.amount_minor
         elif e.kind == EntryKind.SETTLEMENT_IN:
             settled_at = e.created_at
         if e.kind not in (EntryKind.SETTLEMENT_OUT, EntryKind.SETTLEMENT_IN):
             net += e.amount_minor
-    return Breakdown(paid, fee, creator, refunds, net, settled_at)
+    return Breakdown(paid, fee, creator, refunds, net, settled_at, fulfilment)

@@ -132,6 +132,7 @@ async def insert_order(session: AsyncSession, order: OrderRecord, idempotency_ke
             payment_id="",
             tracking_number="",
             settled=False,
+            ship_to_region=order.ship_to_region,
         )
     )
     for position, line in enumerate(order.lines):
@@ -214,6 +215,7 @@ async def load_orders(
             ship_by=r.ship_by,
             shipped_at=r.shipped_at,
             delivered_at=r.delivered_at,
+            ship_to_region=r.ship_to_region,
         )
         for r in rows
     }

@@ -68,6 +68,8 @@ orders = Table(
     # heard on catalog.stock.v1, for the day-end check.
     Column("reservation", Integer, nullable=False, server_default="0"),
     Column("reservation_at", UtcDateTime(), nullable=True),
+    # Added by migration 13: where the buyer wants it delivered (catalog routes by it).
+    Column("ship_to_region", String(32), nullable=False, server_default=""),
     UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_idempotency"),
     Index("ix_orders_reservation", "reservation", "state"),
     Index("ix_orders_state_expiry", "state", "expires_at"),
@@ -314,6 +316,44 @@ seller_ledger = Table(
 )
 
 
+# Packages (migration 13, domain/packages.py): one per warehouse an order's stock was reserved
+# in, created from catalog's StockReserved; the unique (order, warehouse) makes a replayed answer
+# create nothing twice.
+packages = Table(
+    "packages",
+    metadata,
+    Column("package_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False),
+    Column("seller_id", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("fulfilled_by_platform", Boolean, nullable=False),
+    Column("state", Integer, nullable=False),  # domain.packages.PackageState
+    Column("carrier", String(32), nullable=False, default=""),
+    Column("tracking_number", String(128), nullable=False, default=""),
+    Column("label", String(200), nullable=False, default=""),
+    Column("ship_by", UtcDateTime(), nullable=True),
+    Column("shipped_at", UtcDateTime(), nullable=True),
+    Column("deliver_by", UtcDateTime(), nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("lost_at", UtcDateTime(), nullable=True),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("order_id", "warehouse_id", name="uq_packages_order_warehouse"),
+    Index("ix_packages_state", "state", "fulfilled_by_platform"),
+    Index("ix_packages_seller", "seller_id", "package_id"),
+)
+
+package_lines = Table(
+    "package_lines",
+    metadata,
+    Column("package_id", String(64), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("sku_id", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+)
+
+
 # Payment intents (migration 3): committed before the provider is called, completed by its answer
 # or by the sweeper asking the provider by idempotency key. `holder` is the order id while the
 # intent holds the order's one slot (domain/payments.py HOLDS_ORDER), NULL once it frees it: the
@@ -445,6 +485,15 @@ def _add_creator_approval(conn: Connection) -> None:
     metadata.create_all(conn, tables=[approved_creators])
 
 
+def _add_packages(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("orders")}
+    if "ship_to_region" not in columns:
+        conn.execute(
+            text("ALTER TABLE orders ADD COLUMN ship_to_region VARCHAR(32) NOT NULL DEFAULT ''")
+        )
+    metadata.create_all(conn, tables=[packages, package_lines])
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -473,4 +522,5 @@ MIGRATIONS = [
     ),
     Migration(11, "scheduled live sessions", _add_live_schedule),
     Migration(12, "sellers' approval of creators", _add_creator_approval),
+    Migration(13, "packages and the buyer's region", _add_packages),
 ]

@@ -15,6 +15,7 @@ States and steps: domain/after_sales.py.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -29,11 +30,13 @@ from shopstream_commerce.domain import orders as saga
 from shopstream_commerce.domain.after_sales import AfterSaleType, RequestState, Step
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.money import prorated
+from shopstream_commerce.domain.packages import Disposition
 from shopstream_commerce.domain.records import OrderRecord, RefundRecord
 from shopstream_commerce.store import repository as repo
 from shopstream_commerce.store.payments import ProviderRefund
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.context import Deps
+from shopstream_commerce.usecases.fulfilment import Fulfilment
 from shopstream_commerce.usecases.payments import Payments
 from shopstream_commerce.usecases.settlements import SellerLedger
 from shopstream_commerce.usecases.transitions import OrderTransitions
@@ -59,8 +62,10 @@ class AfterSales:
         payments: Payments,
         commissions: Commissions,
         seller_ledger: SellerLedger,
+        fulfilment: Fulfilment,
     ) -> None:
         self.deps = deps
+        self.fulfilment = fulfilment
         self.transitions = transitions
         self.payments = payments
         self.commissions = commissions
@@ -185,9 +190,24 @@ class AfterSales:
         )
 
     async def receive_return(
-        self, principal: Principal, refund_id: str
+        self,
+        principal: Principal,
+        refund_id: str,
+        disposition: Disposition = Disposition.UNSPECIFIED,
+        reason: str = "",
     ) -> tuple[RefundRecord, OrderRecord]:
-        return await self._step(principal, refund_id, Step.RECEIVE, None)
+        """The returned package arrived; inspected (restock or write-off) at the warehouse it
+        goes back to: the platform's for packages it fulfilled (usecases/fulfilment.py)."""
+        self.fulfilment.check_inspection(disposition, reason)
+
+        async def inspected(
+            session: AsyncSession, order: OrderRecord, refund: RefundRecord
+        ) -> None:
+            await self.fulfilment.on_return_received(
+                session, principal, order, refund, disposition, reason
+            )
+
+        return await self._step(principal, refund_id, Step.RECEIVE, None, inside=inspected)
 
     async def escalate(
         self, principal: Principal, refund_id: str, note: str
@@ -203,6 +223,7 @@ class AfterSales:
         refund_id: str,
         step: Step,
         admin_step: Step | None,
+        inside: Callable[[AsyncSession, OrderRecord, RefundRecord], Awaitable[None]] | None = None,
         **values: str | int,
     ) -> tuple[RefundRecord, OrderRecord]:
         if not refund_id:
@@ -221,6 +242,8 @@ class AfterSales:
                 raise ConflictError(f"refund {refund_id} changed concurrently; retry")
             # values are the RefundRecord fields this step sets (reject_reason, notes, tracking)
             moved = replace(refund, state=target, **values)  # type: ignore[arg-type]
+            if inside is not None:
+                await inside(session, order, moved)
             if rules.pays(target):
                 order, owed = await self._give_back(session, order, moved)
         if owed is not None:

@@ -20,17 +20,18 @@ from shopstream_commerce import convert
 from shopstream_commerce.access import ensure_can_see
 from shopstream_commerce.domain import limits
 from shopstream_commerce.domain import orders as saga
-from shopstream_commerce.domain.after_sales import AfterSaleType, RequestState
 from shopstream_commerce.domain.commission_rates import rate_for
 from shopstream_commerce.domain.ledgers import page_size
 from shopstream_commerce.domain.limits import bounded
 from shopstream_commerce.domain.orders import OrderState
+from shopstream_commerce.domain.packages import PackageRecord
 from shopstream_commerce.domain.records import Attribution, Line, OrderRecord
 from shopstream_commerce.payments.provider import PaymentProvider
 from shopstream_commerce.store import repository as repo
 from shopstream_commerce.usecases.commissions import Commissions
 from shopstream_commerce.usecases.context import Deps
 from shopstream_commerce.usecases.flash_sales import FlashSales
+from shopstream_commerce.usecases.fulfilment import Fulfilment
 from shopstream_commerce.usecases.leaks import LeakCheck
 from shopstream_commerce.usecases.live import Live
 from shopstream_commerce.usecases.payments import PAYMENTS_TOPIC, Payments
@@ -68,8 +69,10 @@ class Orders:
         leak_check: LeakCheck,
         seller_ledger: SellerLedger,
         flash_sales: FlashSales,
+        fulfilment: Fulfilment,
     ) -> None:
         self.deps = deps
+        self.fulfilment = fulfilment
         self.transitions = transitions
         self.commissions = commissions
         self.live = live
@@ -81,11 +84,18 @@ class Orders:
     # --- placing --------------------------------------------------------------------------
 
     async def place(
-        self, principal: Principal, buyer_id: str, lines: list[LineRequest], key: str, consent: bool
+        self,
+        principal: Principal,
+        buyer_id: str,
+        lines: list[LineRequest],
+        key: str,
+        consent: bool,
+        region: str = "",
     ) -> OrderRecord:
         if not buyer_id:
             raise InvalidArgumentError("buyer_id", "is required")
         bounded("buyer_id", buyer_id, limits.ID)
+        bounded("ship_to_region", region, limits.REGION)
         ensure_acts_for(principal, "buyer", buyer_id)
         if not key or len(key) > limits.KEY:
             raise InvalidArgumentError(
@@ -118,7 +128,7 @@ class Orders:
                 existing = await repo.order_id_for_key(session, buyer_id, key)
                 if existing is not None:
                     return (await repo.load_orders(session, [existing]))[existing]
-                order = await self._new_order(session, buyer_id, lines, consent)
+                order = await self._new_order(session, buyer_id, lines, consent, region)
                 await repo.insert_order(session, order, key)
                 await self.deps.outbox.add(
                     session,
@@ -137,7 +147,12 @@ class Orders:
         return order
 
     async def _new_order(
-        self, session: AsyncSession, buyer_id: str, requested: list[LineRequest], consent: bool
+        self,
+        session: AsyncSession,
+        buyer_id: str,
+        requested: list[LineRequest],
+        consent: bool,
+        region: str,
     ) -> OrderRecord:
         known = await repo.skus(session, [line.sku_id for line in requested])
         now = self.deps.now()
@@ -206,6 +221,7 @@ class Orders:
             placed_at=now,
             updated_at=now,
             version=1,
+            ship_to_region=region,
         )
 
     # --- the saga step by step ------------------------------------------------------------
@@ -233,6 +249,7 @@ class Orders:
                 lambda o: ev.OrderReserved(order=convert.order_pb(o)),
                 expires_at=expires,
             )
+            await self.fulfilment.on_reserved(session, order, message)
             self.deps.metrics.saga_step.labels("placed_to_reserved").observe(
                 (self.deps.now() - order.placed_at).total_seconds()
             )
@@ -352,13 +369,20 @@ class Orders:
         return expired
 
     async def ship(self, principal: Principal, order_id: str, tracking: str) -> OrderRecord:
+        """ShipOrder: the seller's waiting packages with their tracking number (an order
+        reserved before packages existed ships as one, as before)."""
         if not tracking:
             raise InvalidArgumentError("tracking_number", "is required")
         bounded("tracking_number", tracking, limits.TRACKING)
-        async with self.deps.db.transaction() as session:
+        async with self.deps.db.read() as session:
             order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "seller", order.seller_id)
-            await self._no_open_cancellation(session, order_id)
+            has_packages = bool(await self.fulfilment.of_order(session, order_id))
+        if has_packages:
+            return await self.fulfilment.ship_order(principal, order, tracking)
+        async with self.deps.db.transaction() as session:
+            order = await self.transitions.load(session, order_id)
+            await self.fulfilment.no_open_cancellation(session, order_id)
             now = self.deps.now()
             shipped = await self.transitions.apply(
                 session,
@@ -375,19 +399,12 @@ class Orders:
             )
         return shipped
 
-    async def _no_open_cancellation(self, session: AsyncSession, order_id: str) -> None:
-        """A buyer's cancellation request waits for the seller's answer before anything ships."""
-        for refund_id, kind, state in await repo.open_requests(session, order_id):
-            if kind == AfterSaleType.CANCEL and state == RequestState.REQUESTED:
-                raise FailedPreconditionError(
-                    f"order {order_id} has an open cancellation request {refund_id}: "
-                    "approve or reject it first"
-                )
-
     async def confirm_delivery(self, principal: Principal, order_id: str) -> OrderRecord:
         async with self.deps.db.transaction() as session:
             order = await self.transitions.load(session, order_id)
             ensure_acts_for(principal, "buyer", order.buyer_id)
+            if await self.fulfilment.of_order(session, order_id):
+                return await self.fulfilment.confirm_delivery(session, order)
             now = self.deps.now()
             return await self.transitions.apply(
                 session,
@@ -406,6 +423,14 @@ class Orders:
             order = await self.transitions.load(session, order_id)
         ensure_can_see(principal, order)
         return order
+
+    async def get_with_packages(
+        self, principal: Principal, order_id: str
+    ) -> tuple[OrderRecord, list[PackageRecord]]:
+        async with self.deps.db.read() as session:
+            order = await self.transitions.load(session, order_id)
+            ensure_can_see(principal, order)
+            return order, await self.fulfilment.of_order(session, order_id)
 
     async def list(
         self, principal: Principal, buyer_id: str, seller_id: str, size: int, token: str

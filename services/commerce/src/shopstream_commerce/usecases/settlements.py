@@ -21,6 +21,7 @@ from shopstream_commerce.domain import limits
 from shopstream_commerce.domain import settlements as money
 from shopstream_commerce.domain.ledgers import page_size, per_account
 from shopstream_commerce.domain.limits import bounded
+from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.records import OrderRecord
 from shopstream_commerce.domain.settlements import Breakdown, EntryKind, SellerEntry
 from shopstream_commerce.store import settlements as store
@@ -85,6 +86,15 @@ class SellerLedger:
                 -commission,
                 f"commission:{oid}",
             )
+
+    async def on_fulfilled(
+        self, session: AsyncSession, order: OrderRecord, package_id: str, fee: int
+    ) -> None:
+        """In the transaction that ships a platform-fulfilled package: the platform's fee."""
+        account = AVAILABLE if order.state == OrderState.COMPLETED else PENDING
+        await self._book(
+            session, order, EntryKind.FULFILMENT_FEE, account, -fee, f"fulfilment:{package_id}"
+        )
 
     async def on_refund(
         self,

@@ -33,6 +33,7 @@ from shopstream_catalog.domain.model import (
 )
 from shopstream_catalog.metrics import CatalogMetrics
 from shopstream_catalog.settings import CatalogSettings
+from shopstream_catalog.store import fulfilment as fulfilment_store
 from shopstream_catalog.store import repository as repo
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
@@ -115,6 +116,14 @@ class CatalogApp:
             seller = await repo.get_seller(session, new.seller_id)
             if seller is None:
                 raise NotFoundError("seller", new.seller_id)
+            for i, new_sku in enumerate(new.skus):
+                platform = await fulfilment_store.platform_among(session, new_sku.stock)
+                if platform:
+                    raise InvalidArgumentError(
+                        f"skus[{i}].stock",
+                        f"{sorted(platform)[0]} is a platform warehouse: send stock in with an "
+                        "inbound shipment",
+                    )
             if new.idempotency_key:
                 existing = await repo.product_by_idempotency_key(
                     session, new.seller_id, new.idempotency_key
@@ -345,6 +354,11 @@ class CatalogApp:
                 raise NotFoundError("sku", sku_id)
             product = (await repo.load_products(session, [product_id]))[product_id]
             ensure_acts_for(principal, "seller", product.seller_id)
+            if await fulfilment_store.platform_among(session, [warehouse_id]):
+                raise FailedPreconditionError(
+                    f"{warehouse_id} is a platform warehouse: its stock arrives only through "
+                    "inbound shipments it received"
+                )
             [sku] = [s for s in product.skus if s.sku_id == sku_id]
             levels = {level.warehouse_id: level for level in sku.stock}
             current = levels.get(warehouse_id)
@@ -366,11 +380,11 @@ class CatalogApp:
                     f"on-hand of {sku_id} in {warehouse_id} cannot drop below what is reserved"
                 )
             await repo.refresh_available(session, [product_id])
-            await self._stock_event(session, product_id, sku_id, level, reason or "adjustment")
+            await self.stock_event(session, product_id, sku_id, level, reason or "adjustment")
         self.cache.invalidate([product_id])
         return level
 
-    async def _stock_event(
+    async def stock_event(
         self, session: AsyncSession, product_id: str, sku_id: str, level: StockView, cause: str
     ) -> None:
         await self.outbox.add(
@@ -424,16 +438,24 @@ class CatalogApp:
 
     async def seller_quality(
         self, principal: Principal, seller_id: str
-    ) -> tuple[QualityTier, QualityStats, int]:
+    ) -> tuple[QualityTier, QualityStats, int, list[Reason]]:
+        """(tier, rates over the window, suppressed listings, why the rates give that tier)."""
         validation.require_id("seller_id", seller_id)
         ensure_acts_for(principal, "seller", seller_id)
         async with self.db.read() as session:
             seller = await repo.get_seller(session, seller_id)
             if seller is None:
                 raise NotFoundError("seller", seller_id)
-            stats = await repo.seller_stats(session, seller_id, self._window_start())
+            stats = await self._stats(session, seller_id, self._window_start())
             suppressed = await repo.count_suppressed(session, seller_id)
-        return seller.quality_tier, stats, suppressed
+        _, reasons = quality.assess(stats, self.settings.quality)
+        return seller.quality_tier, stats, suppressed, reasons
+
+    async def _stats(self, session: AsyncSession, seller_id: str, since: datetime) -> QualityStats:
+        """Order outcomes and delivery outcomes (packages) of the seller in the window."""
+        stats = await repo.seller_stats(session, seller_id, since)
+        packages, late, lost = await fulfilment_store.delivery_counts(session, seller_id, since)
+        return replace(stats, packages=packages, late_packages=late, lost_packages=lost)
 
     def _window_start(self) -> datetime:
         return _now() - timedelta(days=self.settings.quality.window_days)
@@ -472,8 +494,8 @@ class CatalogApp:
             seller = await repo.get_seller(session, seller_id)
             if seller is None:
                 continue
-            stats = await repo.seller_stats(session, seller_id, since)
-            tier = quality.tier_for(stats, t)
+            stats = await self._stats(session, seller_id, since)
+            tier, reasons = quality.assess(stats, t)
             if tier == seller.quality_tier:
                 continue
             await repo.set_seller_tier(session, seller_id, tier)
@@ -483,9 +505,20 @@ class CatalogApp:
                 SELLERS_TOPIC,
                 seller_id,
                 events_pb2.SellerQualityChanged(
-                    quality=convert.quality_pb(seller_id, tier, stats, t.window_days, suppressed),
+                    quality=convert.quality_pb(
+                        seller_id, tier, stats, t.window_days, suppressed, reasons
+                    ),
                     previous_tier=int(seller.quality_tier),  # type: ignore[arg-type]
+                    reasons=[convert.reason_pb(r) for r in reasons],
                 ),
+            )
+            log.info(
+                "seller tier changed",
+                extra={
+                    "seller_id": seller_id,
+                    "tier": tier.name,
+                    "reasons": "; ".join(r.message for r in reasons),
+                },
             )
         return changed
 

@@ -1,0 +1,1 @@
+"""Catalog's use cases: one transaction per RPC or consumed event, outbox writes, cache drops."""

@@ -1,0 +1,1 @@
+"""Carriers: the interface commerce ships packages through, and the deterministic sandbox."""
