@@ -154,10 +154,12 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
     creators = creators_spread(run, 2)
     amounts = {c: 1_000 * (i + 1) for i, c in enumerate(creators)}
     for i, creator in enumerate(creators):
-        await market.profile(creator, 10_000 + 1_000 * i)
+        # A category of this test's own: other tests' creators (every deployment reads the
+        # shared raw topics) would move the category ranks while the copies catch up.
+        await market.profile(creator, 10_000 + 1_000 * i, categories=(run,))
         await market.content(creator, f"{creator}-v", views=20_000, engagements=900 + 10 * i)
         order = f"ord-{uuid.uuid4().hex[:8]}"
-        await market.sale(creator, order, amounts[creator], at=T0)
+        await market.sale(creator, order, amounts[creator], category=run, at=T0)
         await market.attribution([creator], order, amounts[creator], at=T0)
 
     # Both processes answer every creator, the same (components, flags, GMV, exact ad sales,
@@ -177,6 +179,16 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
                 )
                 for port, (found, ranking, total) in zip(ports, seen, strict=True)
             )
+            for other in seen[1:]:
+                for c in creators:
+                    mine, theirs = seen[0][0][c], other[0][c]
+                    if mine != theirs and mine is not None and theirs is not None:
+                        lines = [
+                            (a, b)
+                            for a, b in zip(mine.splitlines(), theirs.splitlines(), strict=False)
+                            if a != b
+                        ]
+                        last += f"\n{c} differs: {lines[:3]}"
             found, ranking, total = seen[0]
             complete = all(
                 f is not None and f"amount_minor: {expected_gmv[c]}\n" in f
@@ -206,7 +218,7 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
         for port in (first.port, second.port)
     ]
     await asyncio.sleep(1)  # the streams are open
-    await market.sale(watched, f"ord-{uuid.uuid4().hex[:8]}", 50_000, at=T0)
+    await market.sale(watched, f"ord-{uuid.uuid4().hex[:8]}", 50_000, category=run, at=T0)
     amounts[watched] += 50_000
     changes = await asyncio.wait_for(asyncio.gather(*heard), 30)
     assert all(c.creator.gmv.amount_minor == amounts[watched] for c in changes), changes
@@ -220,7 +232,9 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
     else:
         second.kill()
     for creator in creators:
-        await market.sale(creator, f"ord-{uuid.uuid4().hex[:8]}", 500, at=T0 + timedelta(hours=1))
+        await market.sale(
+            creator, f"ord-{uuid.uuid4().hex[:8]}", 500, category=run, at=T0 + timedelta(hours=1)
+        )
     await wait_for_assignment(kafka_settings, app_id, 1)
     later = {c: int(a * HOUR_DECAY + 500) for c, a in amounts.items()}
     found_after, ranking_after = await converged([first.port], later)
