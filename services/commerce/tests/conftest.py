@@ -34,6 +34,11 @@ def commerce_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
+def catalog_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
 async def catalog(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[HostedService]:
     """Catalog alone, in this process; for tests that run commerce as a process they kill."""
     settings = CatalogSettings(
@@ -53,12 +58,13 @@ async def shop(
     kafka_settings: KafkaSettings,
     tmp_path: Path,
     commerce_overrides: dict[str, Any],
+    catalog_overrides: dict[str, Any],
 ) -> AsyncIterator[Shop]:
     fast = fast_test_settings(kafka_settings)
     catalog_name = own_catalog_name(kafka_settings)
     catalog_settings = CatalogSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
-        **{"service_name": catalog_name, **fast},
+        **{"service_name": catalog_name, **fast, **catalog_overrides},
     )
     commerce_settings = CommerceSettings(
         database_url=database.url.render_as_string(hide_password=False),

@@ -9,11 +9,14 @@ import grpc
 import pytest
 from commerce_steps import Shop, call_kwargs, read_since
 
+from shopstream.catalog.v1 import catalog_pb2
 from shopstream.catalog.v1 import catalog_service_pb2 as cpb
+from shopstream.catalog.v1 import events_pb2 as catalog_events
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commissions_pb2 as cmpb
 from shopstream.commerce.v1 import order_events_pb2 as ev
 from shopstream.commerce.v1 import order_pb2
+from shopstream_catalog.settings import QualityThresholds
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
 
@@ -443,4 +446,84 @@ async def test_a_written_off_return_stays_off_the_shelf(
             "shopstream_commerce_returned_units_inspected_total", {"disposition": "WRITE_OFF"}
         )
         == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("commerce_overrides", "catalog_overrides"),
+    [
+        (
+            {**FAST_CARRIER, "delivery_promise_s": 1.5},
+            {"quality": QualityThresholds(min_orders_for_tier=4, min_packages_for_rates=4)},
+        )
+    ],
+)
+async def test_a_seller_whose_parcels_are_late_drops_a_quality_tier_with_the_reason(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    seller = ids("seller")
+    product = await shop.listed_skus(seller, [{"w1": 20}])
+    sku = product.skus[0].sku_id
+
+    async def deliver(n: int, *, late: bool) -> None:
+        buyer = ids("buyer")
+        order = await shop.place_lines(buyer, [(sku, 1)], key=f"{buyer}-{n}")
+        await shop.wait_state(order, OS.ORDER_STATE_RESERVED)
+        await shop.stub.PayOrder(
+            pb.PayOrderRequest(order_id=order.order_id, card_token="tok_visa"),
+            **call_kwargs(shop, "buyer", buyer),
+        )
+        await shop.stub.ShipOrder(
+            pb.ShipOrderRequest(order_id=order.order_id, tracking_number=f"OWN-{n}"),
+            **call_kwargs(shop, "seller", seller),
+        )
+        if late:
+            await asyncio.sleep(2.0)  # past the 1.5 s delivery promise
+        await shop.stub.ConfirmDelivery(
+            pb.ConfirmDeliveryRequest(order_id=order.order_id),
+            **call_kwargs(shop, "buyer", buyer),
+        )
+
+    async def quality(tier: int, packages: int) -> cpb.GetSellerQualityResponse:
+        for _ in range(300):
+            got = await shop.catalog_stub.GetSellerQuality(
+                cpb.GetSellerQualityRequest(seller_id=seller),
+                **call_kwargs(shop, "seller", seller),
+            )
+            if (got.quality.tier, got.quality.packages) == (tier, packages):
+                return got
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"seller still {got.quality}")
+
+    for n in range(4):
+        await deliver(n, late=False)
+    good = await quality(catalog_pb2.QUALITY_TIER_EXCELLENT, 4)
+    assert good.quality.late_delivery_rate == 0
+    await asyncio.gather(*(deliver(n, late=True) for n in range(4, 8)))
+    await shop.commerce.published()
+    poor = await quality(catalog_pb2.QUALITY_TIER_POOR, 8)
+    assert poor.quality.late_delivery_rate == 0.5
+    assert [r.code for r in poor.quality.tier_reasons] == ["LATE_DELIVERIES"]
+    assert "threshold 20%" in poor.quality.tier_reasons[0].message
+    # The drop is an event on catalog.sellers.v1, with its reason.
+    source = f"shopstream/{shop.catalog.runtime.name}".encode()
+    changes = [
+        catalog_events.SellerQualityChanged.FromString(r.value() or b"")
+        for r in read_since(shop.commerce.runtime.settings.kafka, "catalog.sellers.v1", since_ms)
+        if r.key() == seller.encode()
+        and dict(r.headers() or []).get("ce_source") == source
+        and headers_dict(r.headers())["ce_type"].endswith("SellerQualityChanged")
+    ]
+    drop = changes[-1]
+    assert (drop.previous_tier, drop.quality.tier) == (
+        catalog_pb2.QUALITY_TIER_EXCELLENT,
+        catalog_pb2.QUALITY_TIER_POOR,
+    )
+    assert [r.code for r in drop.reasons] == ["LATE_DELIVERIES"]
+    assert (
+        shop.commerce.metric(
+            "shopstream_commerce_package_outcomes_total", {"warehouse": "w1", "outcome": "late"}
+        )
+        == 4
     )
