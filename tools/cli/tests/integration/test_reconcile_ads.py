@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ads_steps import NOW, AdsWorld, eventually, usd
 from confluent_kafka import Consumer, TopicPartition
 
+from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_service_pb2_grpc
 from shopstream.commerce.v1 import order_events_pb2, payment_events_pb2
 from shopstream_ads.api.policy import POLICY
@@ -160,8 +161,8 @@ async def test_attributed_orders_and_gmv_recount_and_a_changed_cell_is_reported(
     first = await placed_and_paid(ads, "buyer-a", 5_000, NOW, click_a)
     second = await placed_and_paid(ads, "buyer-b", 3_000, NOW, click_b)
     await refunded(ads, "buyer-a", first, 1_000, 5_000)
-    await ads.credited_to({first: click_a, second: click_b})
-    await ads.attributions({first}, expect=2)  # the credit and the refund
+    # Each order credited (to whichever touch: which one is ads' own logic) and the refund.
+    await ads.attributions({first, second}, expect=3)
 
     async def reported() -> bool | None:
         return (await ads.audit(campaign)).total.attributed_orders == 2 or None
@@ -201,5 +202,18 @@ async def test_attributed_orders_and_gmv_recount_and_a_changed_cell_is_reported(
     # booked on both, so the campaign keeps 3,000 for the first order.
     value = by_check["ads.order_value"].mismatches
     if value:
-        pytest.xfail(f"ads: two live credits for one order: {[m.to_dict() for m in value]}")
+        records = await ads.records(
+            "ads.attributions.v1", ev.Attribution, 10**6, lambda a: a.order_id in (first, second), 3
+        )
+        shown = [
+            (
+                a.order_id,
+                a.touch_id,
+                a.amount.amount_minor,
+                "refund" * a.refund,
+                "withdrawn" * a.withdrawn,
+            )
+            for a in records
+        ]
+        pytest.xfail(f"ads: two live credits for one order: {[m.to_dict() for m in value]} {shown}")
     assert gmv == 7_000
