@@ -17,11 +17,11 @@ from google.protobuf.message import Message
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2 as ev
 from shopstream.commerce.v1 import payment_events_pb2 as pay
-from shopstream.commerce.v1.order_pb2 import OrderState
+from shopstream.commerce.v1.order_pb2 import Order, OrderState
 from shopstream_cli.reconcile.report import Report
 from shopstream_cli.reconcile.scope import Scope
 from shopstream_cli.reconcile.services import Services, ServiceUnavailable
-from shopstream_cli.reconcile.source import Topics
+from shopstream_cli.reconcile.source import ANY_TYPE, Topics
 
 ORDERS_TOPIC = "commerce.orders.v1"
 PAYMENTS_TOPIC = "commerce.payments.v1"
@@ -38,7 +38,8 @@ _ORDER_EVENTS: tuple[type[Message], ...] = (
     ev.OrderCompleted,
 )
 TOPICS: dict[str, dict[str, type[Message]]] = {
-    ORDERS_TOPIC: {cls.DESCRIPTOR.full_name: cls for cls in _ORDER_EVENTS},
+    # Every type: an order event added later still carries the snapshot (state and version).
+    ORDERS_TOPIC: {ANY_TYPE: Message, **{cls.DESCRIPTOR.full_name: cls for cls in _ORDER_EVENTS}},
     PAYMENTS_TOPIC: {
         cls.DESCRIPTOR.full_name: cls for cls in (pay.PaymentAttempted, pay.PaymentRefunded)
     },
@@ -103,7 +104,9 @@ def recount(topics: Topics) -> OrderBook:
     book = OrderBook()
     for record in topics.of(ORDERS_TOPIC):
         message = record.message
-        order = message.order  # type: ignore[attr-defined]
+        order = getattr(message, "order", None)
+        if not isinstance(order, Order):
+            continue  # not an order event (no snapshot): nothing to recount
         tally = book.orders.setdefault(order.order_id, OrderTally(order.order_id))
         if isinstance(message, ev.OrderPlaced):
             tally.placed = True

@@ -15,13 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from google.protobuf import symbol_database
 from google.protobuf.message import Message
 
 from shopstream_platform.kafka.cloudevents import headers_dict
+from shopstream_platform.kafka.codec import import_all_messages
 from shopstream_platform.settings import KafkaSettings
 
 METADATA_TIMEOUT_S = 10.0
 BATCH = 5_000
+# In a topic's types: decode every type of the topic, also ones added after this code was
+# written (owners add event types without a version bump).
+ANY_TYPE = "*"
 # Reading stops when no record came for this long although some partition is not at its end
 # (a transaction left open holds read_committed consumers before its records).
 STALL_S = 30.0
@@ -60,7 +65,10 @@ def read_topics(
     since: datetime | None,
     progress: Progress | None = None,
 ) -> Topics:
-    """Every record of the topics in `types` (topic -> ce_type -> message class) from `since`."""
+    """Every record of the topics in `types` (topic -> ce_type -> message class, or ANY_TYPE)
+    from `since`."""
+    if any(ANY_TYPE in known for known in types.values()):
+        import_all_messages()
     consumer = Consumer(
         {
             **kafka.client_config(),
@@ -162,7 +170,8 @@ def _take(
 
     assert isinstance(record, KafkaMessage)
     headers = headers_dict(record.headers())
-    cls = known.get(headers.get("ce_type", ""))
+    ce_type = headers.get("ce_type", "")
+    cls = known.get(ce_type) or (_by_name(ce_type) if ANY_TYPE in known else None)
     if cls is None:
         return
     ce_id = headers.get("ce_id", "")
@@ -182,9 +191,17 @@ def _take(
         Record(
             topic=topic,
             key=key.decode("utf-8", "replace") if key is not None else "",
-            ce_type=headers["ce_type"],
+            ce_type=ce_type,
             ce_id=ce_id,
             timestamp_ms=record.timestamp()[1],
             message=message,
         )
     )
+
+
+def _by_name(ce_type: str) -> type[Message] | None:
+    try:
+        cls: type[Message] = symbol_database.Default().GetSymbol(ce_type)
+    except KeyError:
+        return None
+    return cls
