@@ -212,44 +212,63 @@ class BatchedTable:
         snapshot = list(self._dirty.items())
         await self._outputs.acked()
         data = self.table.data
-        sent: list[asyncio.Future[None]] = []
+        direct: list[tuple[int, Any, Any]] = []
         for key, dirty in snapshot:
             with _current_partition(dirty.partition):
                 data[key] = dirty.value
             if self._direct:
-                sent.append(self._send_changelog(dirty.partition, key, dirty.value))
+                direct.append((dirty.partition, key, dirty.value))
             else:
                 self.table.send_changelog(dirty.partition, key, dirty.value)
             current = self._dirty.get(key)
             if current is not None and current.version == dirty.version:
                 del self._dirty[key]
-        if sent:
+        if direct:
             # Before the commit this flush precedes: the changelog holds every value written.
-            await asyncio.gather(*sent)
+            await self._send_changelogs(direct)
 
-    def _send_changelog(self, partition: int, key: Any, value: Any) -> asyncio.Future[None]:
+    def _send_changelogs(self, records: list[tuple[int, Any, Any]]) -> asyncio.Future[None]:
+        """Produce the records; the future settles once every one is acknowledged (or one
+        failed). One wake-up of the loop per flush, not one per record: thousands of keys
+        change between two commits."""
         topic = self.table.changelog_topic
         name = topic.get_topic_name()
-        raw_key, _ = topic.prepare_key(key, self.table.key_serializer)
-        raw_value, _ = topic.prepare_value(value, self.table.value_serializer)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        waiting = [len(records)]
+        offsets: dict[tuple[str, int], int] = {}
+        errors: list[Any] = []
 
-        def delivered(err: Any, msg: Any) -> None:  # the producer's poll thread
-            loop.call_soon_threadsafe(self._changelog_sent, future, err, msg)
+        def delivered(err: Any, msg: Any) -> None:  # the producer's poll thread, one at a time
+            if err is not None:
+                errors.append(err)
+            else:
+                tp = (msg.topic(), msg.partition())
+                offsets[tp] = max(offsets.get(tp, -1), msg.offset())
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                loop.call_soon_threadsafe(self._changelogs_sent, future, errors, offsets)
 
-        self._outputs.producer.produce_raw(
-            name, raw_key, raw_value, [], delivered, partition=partition
-        )
+        produce = self._outputs.producer.produce_raw
+        for partition, key, value in records:
+            raw_key, _ = topic.prepare_key(key, self.table.key_serializer)
+            raw_value, _ = topic.prepare_value(value, self.table.value_serializer)
+            produce(name, raw_key, raw_value, [], delivered, partition=partition)
         return future
 
-    def _changelog_sent(self, future: asyncio.Future[None], err: Any, msg: Any) -> None:
+    def _changelogs_sent(
+        self,
+        future: asyncio.Future[None],
+        errors: list[Any],
+        offsets: dict[tuple[str, int], int],
+    ) -> None:
         if future.done():
             return
-        if err is not None:
-            future.set_exception(OutputFailedError(f"a table changelog record failed: {err}"))
+        if errors:
+            future.set_exception(OutputFailedError(f"a table changelog record failed: {errors[0]}"))
             return
         # What Faust records when its own changelog write is acknowledged: RocksDB then knows
         # which changelog offsets its data already holds (a no-op for memory tables).
-        self.table.data.set_persisted_offset(TP(msg.topic(), msg.partition()), msg.offset())
+        for (topic, partition), offset in offsets.items():
+            self.table.data.set_persisted_offset(TP(topic, partition), offset)
         future.set_result(None)

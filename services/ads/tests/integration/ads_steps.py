@@ -254,9 +254,20 @@ class AdsWorld:
             value.ParseFromString(m.value())  # type: ignore[attr-defined]
             return value
 
+        # A worker that re-runs inputs after a rebalance (a loaded machine) re-emits identical
+        # events with the same ce_id, which subscribers deduplicate: so do we.
+        seen: set[bytes] = set()
+
         def match(m: Message) -> bool:
             value = decode(m)
-            return value is not None and keep(value)
+            if value is None or not keep(value):
+                return False
+            ce_id = dict(m.headers() or []).get("ce_id", b"")
+            ce_id = ce_id if isinstance(ce_id, bytes) else ce_id.encode()
+            if ce_id in seen:
+                return False
+            seen.add(ce_id)
+            return True
 
         found = await read_all_async(
             self.kafka, topic, expect=expect, timeout_s=timeout_s, match=match

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ CLICK = "c"
 VIEW = "v"
 # A touch: [kind, touch_id, campaign_id, at, via] — via: a click's impression id.
 KIND, TOUCH_ID, CAMPAIGN, AT, VIA = range(5)
+# C-level key for sorts and searches by time (a lambda costs a Python call per comparison).
+_AT_KEY = operator.itemgetter(AT)
 
 
 @dataclass(frozen=True)
@@ -76,17 +79,19 @@ def first_time(state: State, event_id: str) -> bool:
 
 
 def add_touches(state: State, new: list[list[Any]], rules: AttributionSettings) -> None:
-    """Several touches at once (a batch of one buyer's impressions): one sort, one trim."""
+    """Several touches at once (a batch of one buyer's impressions), kept in time order (a
+    stable merge: equal times keep their arrival order), then trimmed to the windows and cap."""
     touches = state["touches"]
-    in_order = not touches or touches[-1][AT] <= new[0][AT]
-    touches.extend(new)
-    if not in_order or (
-        len(new) > 1 and any(new[k][AT] > new[k + 1][AT] for k in range(len(new) - 1))
-    ):
-        touches.sort(key=lambda t: t[AT])
+    if len(new) > 1:
+        new.sort(key=_AT_KEY)
+    for touch in new:
+        if not touches or touches[-1][AT] <= touch[AT]:
+            touches.append(touch)
+        else:  # an impression older than a click already known (they travel apart)
+            bisect.insort_right(touches, touch, key=_AT_KEY)
     horizon = touches[-1][AT] - max(rules.click_window_s, rules.view_window_s)
     if touches[0][AT] < horizon:
-        touches = [t for t in touches if t[AT] >= horizon]
+        touches = touches[bisect.bisect_left(touches, horizon, key=_AT_KEY) :]
     if len(touches) > rules.max_touches_per_buyer:
         touches = touches[-rules.max_touches_per_buyer :]
     state["touches"] = touches
@@ -101,19 +106,14 @@ def remember_touch(
     rules: AttributionSettings,
     via: str = "",
 ) -> None:
-    touches = state["touches"]
-    touches.append([kind, touch_id, campaign_id, at, via])
-    if len(touches) > 1 and touches[-2][AT] > at:
-        touches.sort(key=lambda t: t[AT])
-    horizon = max(t[AT] for t in touches[-1:]) - max(rules.click_window_s, rules.view_window_s)
-    state["touches"] = [t for t in touches if t[AT] >= horizon][-rules.max_touches_per_buyer :]
+    add_touches(state, [[kind, touch_id, campaign_id, at, via]], rules)
 
 
 def has_touch_at(state: State, kind: str, touch_id: str, at: float) -> bool:
     """`has_touch` for a touch whose time is known (a re-sent impression keeps its time): a
     binary search in the time-ordered touches, not a scan of all of them."""
     touches = state["touches"]
-    k = bisect.bisect_left(touches, at, key=lambda t: t[AT])
+    k = bisect.bisect_left(touches, at, key=_AT_KEY)
     while k < len(touches) and touches[k][AT] == at:
         if touches[k][TOUCH_ID] == touch_id and touches[k][KIND] == kind:
             return True
