@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import signal
 import sys
 import time
@@ -101,7 +102,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="prefix of every id created (default: s<seed>, or s<seed>-N if taken)",
     )
-    p.add_argument("--summary", type=Path, default=None, help="write the run's ledger as JSON here")
+    p.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="write the run's ledger as JSON here (and reconcile's report beside it, "
+        "<name>.reconcile.json)",
+    )
     p.add_argument(
         "--no-view",
         action="store_true",
@@ -362,7 +369,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not args.no_reconcile:
         # Printed like the fraud verdicts, which do not decide the exit code either;
         # `shopstream reconcile` exits 1 on a mismatch.
-        reconcile_verdict(config, summary, console)
+        verdict = reconcile_verdict(config, summary, console)
+        if args.summary is not None:
+            path = args.summary.with_suffix(".reconcile.json")
+            path.write_text(json.dumps(verdict.to_dict(), indent=2, default=str) + "\n")
+            console.print(f"reconcile report written to {path}")
     return EXIT_OK
 
 
