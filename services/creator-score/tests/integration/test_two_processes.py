@@ -170,7 +170,6 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
         last = ""
         for _ in range(120):
             seen = [await answers(port, creators, audit, run) for port in ports]
-            released = [(await answers(port, creators, seller, run))[0] for port in ports]
             last = "\n".join(
                 f"port {port}: ranking {ranking} total {total}; "
                 + ", ".join(
@@ -194,17 +193,21 @@ async def test_each_of_two_processes_answers_for_every_creator_and_one_takes_ove
                 f is not None and f"amount_minor: {expected_gmv[c]}\n" in f
                 for c, f in found.items()
             )
-            if (
-                complete
-                and total == len(creators)
-                and all(s == seen[0] for s in seen)
-                and all(r == released[0] for r in released)
-            ):
+            if complete and total == len(creators) and all(s == seen[0] for s in seen):
                 return found, ranking
             await asyncio.sleep(0.5)
         raise AssertionError(f"the processes did not converge on {expected_gmv}:\n{last}")
 
     found, ranking = await converged([first.port, second.port], amounts)
+    # Ad sales as the privacy layer releases them: the same on both, the copy holding the exact
+    # values the owner's release is computed from. Asked only now: each process keeps the first
+    # answer of an epoch per creator, so a process asked while the values were still arriving
+    # would keep another (docs/creator-score.md, known limits).
+    released = [
+        (await answers(port, creators, seller, run))[0] for port in (first.port, second.port)
+    ]
+    assert released[0] == released[1]
+    assert all("withheld: true" in f for f in released[0].values() if f is not None)  # 1 < k
     assert ranking == sorted(ranking, key=lambda r: (-r[1], r[0]))
     assert {c for c, _ in ranking} == set(creators)
     assert all("orders: 1" in f for f in found.values() if f is not None)  # exact ad sales
