@@ -13,7 +13,7 @@ from ads_steps import AdsWorld
 
 from shopstream.ads.v1 import ads_service_pb2_grpc
 from shopstream_ads.api.policy import POLICY
-from shopstream_ads.settings import AdsSettings, PrivacySettings
+from shopstream_ads.settings import AdsSettings, AttributionSettings, PrivacySettings
 from shopstream_ads.store.tables import MIGRATIONS
 from shopstream_ads.stream.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
@@ -47,10 +47,19 @@ def privacy() -> PrivacySettings:
 
 
 @pytest.fixture
+def attribution() -> AttributionSettings:
+    """The service's attribution rules; a test module overrides the fixture to change them."""
+    return AttributionSettings()
+
+
+@pytest.fixture
 async def ads(
-    kafka_settings: KafkaSettings, tmp_path: Path, privacy: PrivacySettings
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    privacy: PrivacySettings,
+    attribution: AttributionSettings,
 ) -> AsyncIterator[AdsWorld]:
-    settings = ads_settings(kafka_settings, tmp_path, privacy=privacy)
+    settings = ads_settings(kafka_settings, tmp_path, privacy=privacy, attribution=attribution)
     # Topics outlive tests: the new worker group starts at their current end, not their history.
     start_group_at_end(kafka_settings, settings.faust_app_id, TOPICS)
     start_group_at_end(

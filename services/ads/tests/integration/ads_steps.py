@@ -156,14 +156,16 @@ class AdsWorld:
         impression_id: str = "",
         consent: bool = True,
         install: str = "",
+        click_id: str = "",
     ) -> str:
-        """A click on a fresh impression a minute earlier (unless one is given)."""
+        """A click on a fresh impression a minute earlier (unless one is given); `click_id`: an
+        id handed out earlier (an order already named it)."""
         if not impression_id:
             impression_id = await self.impression(
                 buyer, campaign, at - timedelta(minutes=1), consent=consent, install=install
             )
         buyer = self.who(buyer)
-        click_id = self.next_id("clk")
+        click_id = click_id or self.next_id("clk")
         message = ads_pb2.Click(
             click_id=click_id,
             impression_id=impression_id,

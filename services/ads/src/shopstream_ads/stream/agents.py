@@ -425,6 +425,8 @@ class AttributionStreams:
                 self._screened(state, item, now)
             elif item.HasField("order"):
                 self._order(state, item, now)
+        if others and state["held"]:
+            self._release(state, now)  # orders whose named clicks joined meanwhile
         state["wm"] = offset
         self.buyers.set(buyer_id, state, partition)
         if state["held"]:
@@ -536,8 +538,6 @@ class AttributionStreams:
             via=click.impression_id,
         )
         self._reconsider(state, when, cause)
-        if state["held"]:
-            self._release_orders_naming(state, click.click_id)
         self.metrics.clicks.labels(click.placement or "unknown").inc()
 
     def _order(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
@@ -586,33 +586,6 @@ class AttributionStreams:
         its lag (a touch that still comes later re-decides it, as for any order)."""
         return any(not at.has_touch(state, at.CLICK, c) for c in facts["clicks"])
 
-    def _release_orders_naming(self, state: dict[str, Any], click_id: str) -> None:
-        """A click joined: held orders that named it, and now know every click they name, are
-        decided without waiting for the rest of the grace."""
-        for order_id, facts in list(state["orders"].items()):
-            if (
-                facts is not None
-                and facts.get("held")
-                and click_id in facts["clicks"]
-                and not self._awaits_click(state, facts)
-            ):
-                facts.pop("held")
-                self._decide(state, order_id, f"joined:{click_id}", arrival=True)
-        kept: list[list[Any]] = []
-        for held in state["held"]:
-            if held[HELD_KIND] == "order":
-                if (state["orders"].get(held[2]) or {}).get("held"):
-                    kept.append(held)
-            elif held[HELD_KIND] == "refund":
-                order = ev.BuyerOrder.FromString(base64.b64decode(held[3]))
-                if (state["orders"].get(order.order_id) or {}).get("held"):
-                    kept.append(held)
-                else:  # its order is decided now: the refund follows it, in order
-                    self._refund(state, order, held[2])
-            else:
-                kept.append(held)
-        state["held"] = kept
-
     def _refund(self, state: dict[str, Any], order: ev.BuyerOrder, cause: str) -> None:
         facts = state["orders"].get(order.order_id)
         if not facts or not facts["credit"]:
@@ -630,21 +603,28 @@ class AttributionStreams:
 
     def _release(self, state: dict[str, Any], now: float) -> None:
         """Run the held inputs whose time has come, in the order they arrived: a click once its
-        impression is known or its grace is over, an order when its grace is over, a refund
-        right after its order."""
+        impression is known or its grace is over, an order once every click it names is known
+        or its grace is over, a refund right after its order. The only place held inputs
+        leave; a pass that joined a click runs again for the orders held ahead of it."""
+        while self._release_pass(state, now):
+            pass
+
+    def _release_pass(self, state: dict[str, Any], now: float) -> bool:
         kept: list[list[Any]] = []
+        clicked = False
         for held in state["held"]:
             due, kind = held[DUE], held[HELD_KIND]
             if kind == "click":
                 screened = ev.ScreenedClick.FromString(base64.b64decode(held[3]))
                 if due <= now or at.has_touch(state, at.VIEW, screened.click.impression_id):
                     self._click(state, screened, held[2])
+                    clicked = True
                     continue
             elif kind == "order":
                 facts = state["orders"].get(held[2])
                 if facts is None:
                     continue  # trimmed away meanwhile
-                if due <= now:
+                if due <= now or not self._awaits_click(state, facts):
                     facts.pop("held", None)
                     self._decide(state, held[2], f"held:{held[2]}", arrival=True)
                     continue
@@ -656,6 +636,7 @@ class AttributionStreams:
                     continue
             kept.append(held)
         state["held"] = kept
+        return clicked and any(h[HELD_KIND] == "order" for h in kept)
 
     @staticmethod
     def _unhold_click(state: dict[str, Any], click_id: str) -> bool:

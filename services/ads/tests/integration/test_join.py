@@ -1,0 +1,62 @@
+"""Orders and the clicks they name travel on different topics (a click takes one more hop,
+through screening): an order naming a click not known yet waits for that click, not for the
+whole join grace; an order naming none is decided at once."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from ads_steps import NOW, AdsWorld
+
+from shopstream.ads.v1 import ads_events_pb2 as ev
+from shopstream_ads.settings import AttributionSettings
+
+pytestmark = pytest.mark.integration
+# Far longer than the test: a credit seen well before it ends was not released by the grace.
+JOIN_GRACE_S = 60.0
+
+
+@pytest.fixture
+def attribution() -> AttributionSettings:
+    return AttributionSettings(join_grace_s=JOIN_GRACE_S)
+
+
+async def test_an_order_waits_for_the_click_it_names_not_for_the_grace(ads: AdsWorld) -> None:
+    campaign = await ads.campaign("seller-join")
+    t = NOW - timedelta(hours=2)
+    started = time.monotonic()
+
+    # The order (and its partial refund) reach attribution before the click they name.
+    view = await ads.impression("b-join", campaign, t - timedelta(minutes=1))
+    click_id = ads.next_id("clk")
+    order = await ads.paid_order("b-join", 3_000, t + timedelta(minutes=10), click_id=click_id)
+    await ads.refund("b-join", order, 1_000, 3_000, t + timedelta(minutes=20))
+    # An order naming no click, by a buyer with a view: nothing to wait for.
+    seen = await ads.impression("b-view", campaign, t - timedelta(minutes=1))
+    view_order = await ads.paid_order("b-view", 2_000, t)
+    await ads.click("b-join", campaign, t, impression_id=view, click_id=click_id)
+
+    found = await ads.attributions({order, view_order}, expect=3)
+    waited = time.monotonic() - started
+    # Only the credit to the click and its refund: never a credit to the view that the click
+    # would then have had to withdraw.
+    assert sorted(
+        (a.order_id, a.touch_id, a.refund, a.withdrawn, a.amount.amount_minor) for a in found
+    ) == sorted(
+        [
+            (order, click_id, False, False, 3_000),
+            (order, click_id, True, False, -1_000),
+            (view_order, seen, False, False, 2_000),
+        ]
+    )
+    assert {a.touch for a in found if a.order_id == order} == {ev.TOUCH_TYPE_CLICK}
+    print(f"credited {waited:.1f} s after the first input (join grace {JOIN_GRACE_S:.0f} s)")
+    assert waited < JOIN_GRACE_S / 2
+    # Nothing else comes for these orders (a second refund, a withdrawal).
+    later = await ads.records(
+        "ads.attributions.v1", ev.Attribution, 4, lambda a: a.order_id in {order, view_order}, 3
+    )
+    assert len(later) == 3
+    assert ads.service.metric("shopstream_ads_attribution_lag_seconds_count", {}) == 2
