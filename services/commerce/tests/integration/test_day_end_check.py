@@ -186,7 +186,9 @@ async def test_a_stray_hold_on_a_rejected_order_is_reported_until_released(
         warehouse_id="w1",
         quantity=5,
     )
-    producer = EventProducer(shop.commerce.runtime.settings.kafka, "shopstream/catalog-test")
+    producer = EventProducer(
+        shop.commerce.runtime.settings.kafka, f"shopstream/{shop.catalog.runtime.name}"
+    )
     await producer.publish_and_wait(
         "catalog.stock.v1",
         rejected.order_id,

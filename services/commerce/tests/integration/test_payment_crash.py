@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from commerce_steps import Shop, read_since
+from commerce_steps import Shop, own_commerce_name, read_since
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
@@ -74,6 +74,9 @@ async def test_kill_minus_nine_between_charge_and_commit_leaves_no_charge_unmatc
         "SHOPSTREAM_COMMERCE_",
         {
             "KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+            # Its own consumer groups, and only its own catalog's answers (a shared broker).
+            "SERVICE_NAME": own_commerce_name(kafka_settings),
+            "CATALOG_SOURCE": f"shopstream/{catalog.runtime.name}",
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'commerce.db'}",
             "CONSUMER__POLL_TIMEOUT_S": "0.05",
             "OUTBOX_POLL_INTERVAL_S": "0.02",
