@@ -8,7 +8,9 @@
 | click-spam bots | ads /metrics: shopstream_ads_flagged_clicks_total{reason="device_burst"} grew by at least the bot clicks over the burst limit |
 
 The ledger is reconciled with the services (`reconcile`): net GMV with commerce's counters,
-the impressions of this world's campaigns with ads' reports.
+the impressions of this world's campaigns with ads' reports. That compares the simulator's own
+ledger; `shopstream reconcile` (main.py runs it after the day) recounts every number from the
+published topics alone.
 
 And commerce's day-end check (CheckLeaks) is clean: no unit reserved for an order that can no
 longer ship, no payment intent left open, no refund at the provider unconfirmed.
