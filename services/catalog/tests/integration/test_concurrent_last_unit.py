@@ -10,10 +10,11 @@ from collections.abc import Callable
 import pytest
 from catalog_steps import RunningCatalog, create_product, order, register
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.commerce.v1 import order_events_pb2
-from shopstream_catalog.events.order_handlers import OrderEventHandlers
 from shopstream_catalog.store import repository as repo
+from shopstream_catalog.usecases.reservations import Reservations
 from shopstream_platform.kafka.events import Event
 from shopstream_platform.kafka.producer import EventProducer
 
@@ -27,8 +28,8 @@ async def test_exactly_one_of_twenty_concurrent_orders_gets_the_last_unit(
     await register(catalog, seller)
     product = await create_product(catalog, seller, stock=1)
     sku = product.skus[0].sku_id
-    # Each "replica" has its own handler object; all share the database.
-    replicas = [OrderEventHandlers(catalog.app) for _ in range(20)]
+    # Each "replica" has its own use-case object; all share the database.
+    replicas = [Reservations(catalog.app) for _ in range(20)]
     meta_source = EventProducer(catalog.runtime.settings.kafka, "shopstream/commerce-test")
     events: list[Event[Message]] = []
     for _ in replicas:
@@ -48,8 +49,12 @@ async def test_exactly_one_of_twenty_concurrent_orders_gets_the_last_unit(
     meta_source.close()
     inbox = catalog.runtime.inbox("concurrency-test")
 
-    async def attempt(handlers: OrderEventHandlers, event: Event[Message]) -> None:
-        handler = inbox.handler(handlers.on_placed)
+    async def attempt(reservations: Reservations, event: Event[Message]) -> None:
+        async def placed(e: Event[Message], session: AsyncSession) -> None:
+            assert isinstance(e.message, order_events_pb2.OrderPlaced)
+            await reservations.placed(session, e.message.order)
+
+        handler = inbox.handler(placed)
         for _ in range(20):  # SQLite may answer "database is locked" under contention: retry
             try:
                 await handler(event)
