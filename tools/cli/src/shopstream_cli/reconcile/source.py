@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Message as KafkaRecord
 from google.protobuf import symbol_database
 from google.protobuf.message import Message
 
@@ -135,23 +136,14 @@ def _bounds(
             result.missing.append(topic)
             continue
         partitions = sorted(found.partitions)
+        lows: dict[int, int] = {}
         for p in partitions:
-            _, high = consumer.get_watermark_offsets(
+            lows[p], ends[(topic, p)] = consumer.get_watermark_offsets(
                 TopicPartition(topic, p), timeout=METADATA_TIMEOUT_S
             )
-            ends[(topic, p)] = high
         if since is None:
-            wanted = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-            low = {
-                p: consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=METADATA_TIMEOUT_S
-                )[0]
-                for p in partitions
-            }
             starts.extend(
-                TopicPartition(topic, tp.partition, low[tp.partition])
-                for tp in wanted
-                if low[tp.partition] < ends[(topic, tp.partition)]
+                TopicPartition(topic, p, lows[p]) for p in partitions if lows[p] < ends[(topic, p)]
             )
             continue
         ms = int(since.timestamp() * 1000)
@@ -164,11 +156,8 @@ def _bounds(
 
 
 def _take(
-    record: object, known: Mapping[str, type[Message]], seen: set[str], result: Topics
+    record: KafkaRecord, known: Mapping[str, type[Message]], seen: set[str], result: Topics
 ) -> None:
-    from confluent_kafka import Message as KafkaMessage
-
-    assert isinstance(record, KafkaMessage)
     headers = headers_dict(record.headers())
     ce_type = headers.get("ce_type", "")
     cls = known.get(ce_type) or (_by_name(ce_type) if ANY_TYPE in known else None)
