@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -163,7 +164,8 @@ async def platform_due(session: AsyncSession, limit: int) -> list[str]:
 
 
 async def tracked(session: AsyncSession, carrier: str, limit: int) -> list[PackageRecord]:
-    """Packages on their way with `carrier` (polled for tracking events)."""
+    """Packages on their way with `carrier`, least recently asked about first (never asked
+    first), so every package gets its turn however many have no news."""
     rows = (
         await session.execute(
             select(packages)
@@ -173,8 +175,15 @@ async def tracked(session: AsyncSession, carrier: str, limit: int) -> list[Packa
                     packages.c.state.in_([int(PackageState.SHIPPED), int(PackageState.IN_TRANSIT)]),
                 )
             )
-            .order_by(packages.c.shipped_at)
+            .order_by(packages.c.tracked_at.is_not(None), packages.c.tracked_at)
             .limit(limit)
         )
     ).all()
     return await _with_lines(session, rows)
+
+
+async def mark_tracked(session: AsyncSession, package_ids: list[str], at: datetime) -> None:
+    if package_ids:
+        await session.execute(
+            update(packages).where(packages.c.package_id.in_(package_ids)).values(tracked_at=at)
+        )

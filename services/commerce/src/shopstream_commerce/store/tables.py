@@ -339,6 +339,9 @@ packages = Table(
     Column("late", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=1),
+    # Added by migration 14: when the carrier was last asked about it (the sweep asks the least
+    # recently asked first, so no package waits behind others with no news).
+    Column("tracked_at", UtcDateTime(), nullable=True),
     UniqueConstraint("order_id", "warehouse_id", name="uq_packages_order_warehouse"),
     Index("ix_packages_state", "state", "fulfilled_by_platform"),
     Index("ix_packages_seller", "seller_id", "package_id"),
@@ -494,6 +497,12 @@ def _add_packages(conn: Connection) -> None:
     metadata.create_all(conn, tables=[packages, package_lines])
 
 
+def _add_package_tracking(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("packages")}
+    if "tracked_at" not in columns:
+        conn.execute(text(f"ALTER TABLE packages ADD COLUMN tracked_at {_timestamp(conn)}"))
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -523,4 +532,5 @@ MIGRATIONS = [
     Migration(11, "scheduled live sessions", _add_live_schedule),
     Migration(12, "sellers' approval of creators", _add_creator_approval),
     Migration(13, "packages and the buyer's region", _add_packages),
+    Migration(14, "when each package was last tracked", _add_package_tracking),
 ]

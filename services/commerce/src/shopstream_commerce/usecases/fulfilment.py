@@ -307,7 +307,8 @@ class Fulfilment:
     # --- tracking and delivery ------------------------------------------------------------
 
     async def track_due(self) -> int:
-        """Ask the carrier about every package on its way; apply what is new."""
+        """Ask the carrier about the packages on their way it was asked about least recently
+        (up to SWEEP_BATCH per run); apply what is new."""
         async with self.deps.db.read() as session:
             moving = await store.tracked(session, self.carrier.name, SWEEP_BATCH)
         moved = 0
@@ -324,6 +325,9 @@ class Fulfilment:
                     continue
                 await self._apply_tracking(session, current, latest.status, latest.at)
             moved += 1
+        if moving:
+            async with self.deps.db.transaction() as session:
+                await store.mark_tracked(session, [p.package_id for p in moving], self.deps.now())
         return moved
 
     async def _apply_tracking(
