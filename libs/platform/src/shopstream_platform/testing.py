@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.migrations import migrate
@@ -87,9 +87,12 @@ def read_all(
     expect: int,
     timeout_s: float = 20.0,
     match: Callable[[Message], bool] | None = None,
+    since_ms: int | None = None,
 ) -> list[Message]:
-    """Read a topic from the start with a plain confluent-kafka consumer until `expect` records
-    (those for which `match` holds, when given) arrived or the timeout passed."""
+    """Read a topic from the start (or from the first record at or after `since_ms`: the shared
+    test broker's topics hold millions of older records) with a plain confluent-kafka consumer
+    until `expect` records (those for which `match` holds, when given) arrived or the timeout
+    passed."""
     import time
 
     consumer = Consumer(
@@ -100,7 +103,20 @@ def read_all(
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([topic])
+    if since_ms is None:
+        consumer.subscribe([topic])
+    else:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        starts = consumer.offsets_for_times(
+            [TopicPartition(topic, p, since_ms) for p in partitions], timeout=10
+        )
+        # No record at or after the time yet: from the end, for those still to come.
+        consumer.assign(
+            [
+                TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                for tp in starts
+            ]
+        )
     records: list[Message] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -198,12 +214,19 @@ async def read_all_async(
     expect: int,
     timeout_s: float = 20.0,
     match: Callable[[Message], bool] | None = None,
+    since_ms: int | None = None,
 ) -> list[Message]:
     """read_all in a worker thread, for tests whose service under test shares their event loop."""
     import asyncio
 
     return await asyncio.to_thread(
-        read_all, kafka, topic, expect=expect, timeout_s=timeout_s, match=match
+        read_all,
+        kafka,
+        topic,
+        expect=expect,
+        timeout_s=timeout_s,
+        match=match,
+        since_ms=since_ms,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class AdsWorld:
     # Topics outlive a test run and each test's worker reads them from the start: every id a
     # test names (buyers, advertisers, orders, clicks) is made unique to this run.
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # Outputs are read from here on (records carry the broker's append time), not from the
+    # topics' start: the shared broker holds millions of other runs' records.
+    since_ms: int = field(default_factory=lambda: int(time.time() * 1000) - 5_000)
     _n: int = 0
 
     def auth(self, role: str = "admin", ident: str = "ops") -> tuple[tuple[str, str]]:
@@ -272,7 +276,12 @@ class AdsWorld:
             return True
 
         found = await read_all_async(
-            self.kafka, topic, expect=expect, timeout_s=timeout_s, match=match
+            self.kafka,
+            topic,
+            expect=expect,
+            timeout_s=timeout_s,
+            match=match,
+            since_ms=self.since_ms,
         )
         return [v for v in (decode(m) for m in found) if v is not None]
 

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from ads_steps import NOW, AdsWorld
+from ads_steps import NOW, AdsWorld, eventually
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.settings import AttributionSettings
@@ -60,3 +60,33 @@ async def test_an_order_waits_for_the_click_it_names_not_for_the_grace(ads: AdsW
     )
     assert len(later) == 3
     assert ads.service.metric("shopstream_ads_attribution_lag_seconds_count", {}) == 2
+
+
+async def test_a_credit_moved_by_a_late_click_takes_the_refunds_along(ads: AdsWorld) -> None:
+    """A refund booked on a view credit, then a click that precedes the order arrives late and
+    takes the credit: the click is credited net of the refund and the view nets to zero, as
+    when the click came first (the order kill -9 recovery may replay inputs in)."""
+    campaign = await ads.campaign("seller-move")
+    t = NOW - timedelta(hours=5)
+    view = await ads.impression("b-move", campaign, t - timedelta(hours=2))
+    order = await ads.paid_order("b-move", 3_000, t)
+    await ads.refund("b-move", order, 1_000, 3_000, t + timedelta(hours=1))
+    booked = await ads.attributions({order}, expect=2)
+    assert sorted((a.touch_id, a.amount.amount_minor) for a in booked) == sorted(
+        [(view, 3_000), (view, -1_000)]
+    )
+
+    click = await ads.click("b-move", campaign, t - timedelta(hours=1))
+
+    async def net_per_touch() -> dict[str, int] | None:
+        records = await ads.records(
+            "ads.attributions.v1", ev.Attribution, 1_000, lambda a: a.order_id == order, 2
+        )
+        net: dict[str, int] = {}
+        for a in records:
+            net[a.touch_id] = net.get(a.touch_id, 0) + a.amount.amount_minor
+        return net if net.get(click) else None
+
+    net = await eventually(net_per_touch)
+    assert net[click] == 2_000
+    assert all(amount == 0 for touch, amount in net.items() if touch != click), net

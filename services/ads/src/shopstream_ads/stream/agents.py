@@ -588,8 +588,11 @@ class AttributionStreams:
 
     def _refund(self, state: dict[str, Any], order: ev.BuyerOrder, cause: str) -> None:
         facts = state["orders"].get(order.order_id)
-        if not facts or not facts["credit"]:
+        if not facts:
             return
+        facts["refunded"] = facts.get("refunded", 0) + order.amount.amount_minor
+        if not facts["credit"]:
+            return  # a credit given later is net of it
         self._publish_credit(
             order.order_id,
             facts,
@@ -745,15 +748,17 @@ class AttributionStreams:
             if new is None and arrival:
                 self.metrics.unattributed.inc()
             return
+        # A credit stands at the order's amount less what was refunded so far (refunds booked
+        # before it or on it): a moved credit takes the refunds along, so an order's net credit
+        # is the same whichever came first, a refund or the touch that moved the credit.
+        net = max(0, facts["amount"] - facts.get("refunded", 0))
         if old is not None:
             self._publish_credit(
-                order_id, facts, old, cause, kind=lg.CONVERSION_WITHDRAWN, amount=facts["amount"]
+                order_id, facts, old, cause, kind=lg.CONVERSION_WITHDRAWN, amount=net
             )
         facts["credit"] = new
         if new is not None:
-            self._publish_credit(
-                order_id, facts, new, cause, kind=lg.CONVERSION, amount=facts["amount"]
-            )
+            self._publish_credit(order_id, facts, new, cause, kind=lg.CONVERSION, amount=net)
             if arrival:
                 # The worker's lag: paid to first credit. A credit moved later by a touch that
                 # arrived late is the data's lateness, counted in the withdrawals instead.
