@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from shopstream_creator_score.board import ScoreBoard
@@ -151,3 +152,48 @@ def test_watchers_hear_of_the_score_changes_the_owner_published(tmp_path: Path) 
     assert change.creator.gmv.amount_minor == 30_000
     setup.apply(setup.record(1, 3, state_of("c1", wm=4, sales=3, published=42.0)))
     assert watcher.queue.empty()  # no new publication
+
+
+class FakeConsumer:
+    """The few confluent-kafka Consumer calls the hand-over makes."""
+
+    def __init__(self, high: dict[int, int]) -> None:
+        self.high = high
+        self.positions: dict[int, int] = {}
+        self.assigned: dict[int, int] = {}
+
+    def get_watermark_offsets(self, tp: TopicPartition, **_: Any) -> tuple[int, int]:
+        return 0, self.high.get(tp.partition, 0)
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.positions.get(tp.partition, -1001))
+            for tp in tps
+        ]
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.assigned = {tp.partition: tp.offset for tp in tps}
+
+
+def test_hand_overs_read_what_the_owner_does_not_have(tmp_path: Path) -> None:
+    copies = Setup(tmp_path).copies
+    consumer = FakeConsumer({p: 5 for p in range(6)} | {3: 0})
+    follow = lambda owned: copies._follow(cast(Any, consumer), frozenset(owned))  # noqa: E731
+    # At start: the others' partitions from their start, its own not at all.
+    copies._start(cast(Any, consumer), frozenset({0, 1, 2}))
+    assert consumer.assigned == dict.fromkeys((3, 4, 5), OFFSET_BEGINNING)
+    assert copies._targets == {4: 5, 5: 5}  # partition 3 is empty: nothing to wait for
+    consumer.positions = {3: -1001, 4: 5, 5: 2}
+    follow({0, 1, 2})
+    assert copies._targets == {5: 5}
+    # Gains 4 (its changelog ends at 8 now) and 5: read on to that end, then no more.
+    consumer.high[4] = 8
+    follow({0, 1, 2, 4, 5})
+    assert copies._handover[4] == 8 and set(consumer.assigned) == {3, 4, 5}
+    consumer.positions = {3: -1001, 4: 8, 5: 5}
+    follow({0, 1, 2, 4, 5})
+    assert consumer.assigned == {3: OFFSET_BEGINNING}  # never fetched: where it started
+    # Loses 0: read again from its start (its records were skipped while owned).
+    follow({1, 2, 4, 5})
+    assert consumer.assigned == {0: OFFSET_BEGINNING, 3: OFFSET_BEGINNING}
+    assert 0 not in copies._handover

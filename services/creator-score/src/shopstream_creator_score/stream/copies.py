@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    OFFSET_END,
     Consumer,
     KafkaException,
     Message,
@@ -110,7 +109,7 @@ class CreatorCopies:
         self._seen_owned: frozenset[int] = frozenset()
         self._handover: dict[int, int] = {}  # gained partition -> changelog end at the gain
         self._targets: dict[int, int] = {}  # partition -> offset to reach before serving
-        self._starts: dict[int, int] = {}  # partition -> where it was last assigned from
+        self._reading: dict[int, int] = {}  # partition read -> where it was assigned from
         self._caught_up = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="creator-copies")
 
@@ -159,28 +158,31 @@ class CreatorCopies:
         await self._caught_up.wait()
 
     def _start(self, consumer: Consumer, owned: frozenset[int]) -> None:
-        """The partitions others own from their start; this process's own from their end
-        (Faust recovers those into the table, and the index is built from it)."""
+        """The partitions others own, from their start. This process's own are not read at
+        all: Faust recovers them into the table, and the index is built from it."""
         self._seen_owned = owned
-        parts = []
         for p in range(self._partitions):
             if p in owned:
                 self._handover[p] = 0  # nothing of it is copied
-                self._starts[p] = OFFSET_END
-                parts.append(TopicPartition(self._topic, p, OFFSET_END))
                 continue
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(self._topic, p), timeout=10, cached=False
             )
             if high > low:
                 self._targets[p] = high
-            parts.append(TopicPartition(self._topic, p, OFFSET_BEGINNING))
-        consumer.assign(parts)
+        self._assign(
+            consumer, {p: OFFSET_BEGINNING for p in range(self._partitions) if p not in owned}
+        )
+
+    def _assign(self, consumer: Consumer, starts: dict[int, int]) -> None:
+        self._reading = dict(starts)
+        consumer.assign([TopicPartition(self._topic, p, o) for p, o in sorted(starts.items())])
 
     def _follow(self, consumer: Consumer, owned: frozenset[int]) -> None:
-        """Act on a changed assignment; tick off partitions read to their target. A broker call
-        that fails is tried again at the next read (until then a gained partition is read in
-        full, which is only more work: the versions keep it right)."""
+        """Act on a changed assignment: a gained partition is read on to its end at the gain,
+        then no more; a lost one is read again from its start. Ticks off partitions read to
+        their target. A broker call that fails is tried again at the next read (meanwhile a
+        gained partition is read on, which is only more work: the versions keep it right)."""
         gained, lost = owned - self._seen_owned, self._seen_owned - owned
         try:
             ends = {
@@ -189,39 +191,37 @@ class CreatorCopies:
                 )[1]
                 for p in gained
             }
-            if lost:
-                positions = consumer.position(
-                    [TopicPartition(self._topic, p) for p in range(self._partitions)]
-                )
-                consumer.assign(
-                    [
-                        TopicPartition(
-                            self._topic,
-                            tp.partition,
-                            OFFSET_BEGINNING
-                            if tp.partition in lost
-                            # Nothing fetched yet: where it was assigned.
-                            else self._starts.get(tp.partition, OFFSET_BEGINNING)
-                            if tp.offset < 0
-                            else tp.offset,
-                        )
-                        for tp in positions
-                    ]
-                )
-                log.info("reading lost partitions again", extra={"partitions": sorted(lost)})
+            reading = [TopicPartition(self._topic, p) for p in sorted(self._reading)]
+            positions = (
+                {tp.partition: tp.offset for tp in consumer.position(reading)} if reading else {}
+            )
+            handover = {**self._handover, **ends}
+            starts: dict[int, int] = {}
+            for p in range(self._partitions):
+                position = positions.get(p, -1)
+                if p in lost:
+                    starts[p] = OFFSET_BEGINNING
+                elif p in owned:
+                    # Own: read only what the old owner wrote before the gain.
+                    end = handover.get(p, 0)
+                    if p in self._reading and end > 0 and position < end:
+                        starts[p] = position if position >= 0 else self._reading[p]
+                elif p in self._reading:
+                    starts[p] = position if position >= 0 else self._reading[p]
+                else:
+                    starts[p] = OFFSET_BEGINNING
+            if lost or starts.keys() != self._reading.keys():
+                self._assign(consumer, starts)
         except KafkaException as exc:
             log.warning("changelog hand-over postponed", extra={"error": str(exc)})
             return
+        if lost:
+            log.info("reading lost partitions again", extra={"partitions": sorted(lost)})
         self._seen_owned = owned
-        self._handover.update(ends)
-        for p in lost:
-            self._handover.pop(p, None)
-            self._starts[p] = OFFSET_BEGINNING
-        if self._targets:
-            positions = consumer.position([TopicPartition(self._topic, p) for p in self._targets])
-            for tp in positions:
-                if tp.offset >= self._targets[tp.partition]:
-                    del self._targets[tp.partition]
+        self._handover = {p: end for p, end in handover.items() if p not in lost}
+        for p in list(self._targets):
+            if p not in self._reading or positions.get(p, -1) >= self._targets[p]:
+                del self._targets[p]
 
     # --- applying ---------------------------------------------------------------------------
 
