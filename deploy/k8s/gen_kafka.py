@@ -39,6 +39,8 @@ READS: dict[str, tuple[str, ...]] = {
     "commerce": (
         "catalog.stock.v1",
         "catalog.products.v1",
+        # Storage fees charged for units in platform warehouses (the sellers' ledger).
+        "catalog.fulfilment.v1",
         "social.live-stats.v1",
         # Flagged creators and clicks freeze commissions at settlement.
         "creators.scores.v1",

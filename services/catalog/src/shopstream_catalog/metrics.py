@@ -50,3 +50,10 @@ class CatalogMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.storage_fees = Counter(
+            "catalog_storage_fees_minor_total",
+            "Storage fees charged to sellers for units in platform warehouses, by currency",
+            ["currency"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )

@@ -65,3 +65,7 @@ class CatalogSettings(ServiceSettings):
     search_default_page_size: int = Field(default=20, ge=1)
     search_max_page_size: int = Field(default=100, ge=1)
     product_cache_size: int = Field(default=50_000, ge=0)
+    # Storage fees for units in platform warehouses: per unit and day, in the SKU's currency's
+    # minor units, charged every `storage_charge_interval_s` for the period since the last charge.
+    storage_fee_per_unit_day_minor: int = Field(default=2, ge=0, le=1_000_000)
+    storage_charge_interval_s: float = Field(default=86_400.0, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -27,6 +28,8 @@ from shopstream_catalog.usecases.catalog import (
 from shopstream_catalog.usecases.fulfilment import FULFILMENT_TOPIC, Fulfilment
 from shopstream_catalog.usecases.reservations import Reservations
 from shopstream_platform.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 PUBLISHED_TOPICS = [SELLERS_TOPIC, PRODUCTS_TOPIC, STOCK_TOPIC, FULFILMENT_TOPIC]
 GAUGE_INTERVAL_S = 10.0
@@ -75,4 +78,15 @@ def wire(runtime: Runtime) -> CatalogApp:
             await asyncio.sleep(GAUGE_INTERVAL_S)
 
     runtime.add_task("products-by-status", refresh_status_gauge)
+
+    async def charge_storage() -> None:
+        while True:
+            await asyncio.sleep(settings.storage_charge_interval_s)
+            try:
+                await fulfilment.charge_storage()
+            except Exception:
+                # Retried next interval: the next charge covers the period since the last one.
+                log.exception("storage charge failed; retrying next interval")
+
+    runtime.add_task("storage-fees", charge_storage)
     return app

@@ -44,6 +44,7 @@ from shopstream_platform.runtime import Runtime
 log = logging.getLogger(__name__)
 
 STOCK_TOPIC = "catalog.stock.v1"
+CATALOG_FULFILMENT_TOPIC = "catalog.fulfilment.v1"
 SOCIAL_LIVE_TOPIC = "social.live-stats.v1"
 GAUGE_INTERVAL_S = 10.0
 
@@ -153,6 +154,7 @@ def wire(runtime: Runtime) -> Commerce:
             SELLER_LEDGER_TOPIC,
             FULFILMENT_TOPIC,
             STOCK_TOPIC,
+            CATALOG_FULFILMENT_TOPIC,
             SOCIAL_LIVE_TOPIC,
         ]
     )
@@ -190,6 +192,14 @@ def wire(runtime: Runtime) -> Commerce:
         "catalog",
         [catalog_replica.PRODUCTS_TOPIC],
         runtime.deduplicated("catalog", catalog_replica.ROUTES),
+        transient=transient,
+    )
+    runtime.add_consumer(
+        "fulfilment",
+        [CATALOG_FULFILMENT_TOPIC],
+        runtime.deduplicated(
+            "fulfilment", {catalog_events.StorageCharged: seller_ledger.on_storage_charged}
+        ),
         transient=transient,
     )
     runtime.add_consumer(

@@ -256,6 +256,7 @@ def own_commerce_name(kafka: KafkaSettings) -> str:
         "catalog": ["catalog.products.v1"],
         "risk": ["creators.scores.v1", "ads.invalid-traffic.v1"],
         "social": ["social.live-stats.v1"],
+        "fulfilment": ["catalog.fulfilment.v1"],
     }.items():
         start_group_at_end(kafka, f"{name}.{suffix}", topics)
     return name

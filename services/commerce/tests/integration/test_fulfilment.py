@@ -527,3 +527,56 @@ async def test_a_seller_whose_parcels_are_late_drops_a_quality_tier_with_the_rea
         )
         == 4
     )
+
+
+@pytest.mark.parametrize(
+    ("commerce_overrides", "catalog_overrides"),
+    [
+        (
+            {},
+            # 1 minor unit per unit stored per second, charged every 0.5 s.
+            {"storage_fee_per_unit_day_minor": 86_400, "storage_charge_interval_s": 0.5},
+        )
+    ],
+)
+async def test_storage_fees_for_units_in_a_platform_warehouse_reach_the_sellers_ledger(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    seller, warehouse, _, _ = await fbt_stock(shop, ids, 10)
+    as_seller = call_kwargs(shop, "seller", seller)
+    fees: list[cmpb.SellerLedgerEntry] = []
+    for _ in range(200):
+        balance = await shop.stub.GetSellerBalance(
+            pb.GetSellerBalanceRequest(seller_id=seller), **as_seller
+        )
+        fees = [e for e in balance.entries if e.kind == cmpb.SELLER_ENTRY_KIND_STORAGE_FEE]
+        if len(fees) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(fees) >= 2
+    assert all(
+        e.amount.amount_minor < 0 and e.account == cmpb.LEDGER_ACCOUNT_AVAILABLE for e in fees
+    )
+    # Each fee is one of catalog's charges: 10 units x the period's seconds, once.
+    await shop.catalog.published()
+    source = f"shopstream/{shop.catalog.runtime.name}".encode()
+    charges = {
+        c.charge_id: c
+        for c in (
+            catalog_events.StorageCharged.FromString(r.value() or b"")
+            for r in read_since(
+                shop.commerce.runtime.settings.kafka, "catalog.fulfilment.v1", since_ms
+            )
+            if dict(r.headers() or []).get("ce_source") == source
+            and headers_dict(r.headers())["ce_type"].endswith("StorageCharged")
+        )
+    }
+    assert all(c.warehouse_id == warehouse and c.units == 10 for c in charges.values())
+    for c in charges.values():
+        seconds = (c.period_end.ToDatetime() - c.period_start.ToDatetime()).total_seconds()
+        assert c.amount.amount_minor == int(10 * seconds)
+    assert -sum(e.amount.amount_minor for e in fees) <= sum(
+        c.amount.amount_minor for c in charges.values()
+    )
+    assert balance.balance.amount_minor == sum(e.amount.amount_minor for e in balance.entries)

@@ -100,3 +100,9 @@ def received(shipment: InboundShipment, counted: dict[str, int]) -> InboundShipm
         ],
         announced_at=shipment.announced_at,
     )
+
+
+def storage_fee(units: int, seconds: float, per_unit_day_minor: int) -> int:
+    """The fee for `units` stored `seconds`, at `per_unit_day_minor` per unit and day, rounded
+    down (what is left over is charged with the next period only if the units stay)."""
+    return int(units * per_unit_day_minor * max(seconds, 0.0) // 86_400)

@@ -23,7 +23,11 @@ from shopstream_catalog.store.tables import (
     inbound_lines,
     inbound_shipments,
     package_outcomes,
+    products,
     restocks,
+    skus,
+    stock,
+    storage_charges,
     warehouses,
 )
 from shopstream_platform.db.database import rowcount
@@ -288,3 +292,63 @@ async def delivery_counts(
 def _one(flag: Any) -> Any:
     """1 where the boolean column holds: portable across SQLite and PostgreSQL."""
     return case((flag.is_(True), 1), else_=0)
+
+
+async def stored_units(session: AsyncSession) -> list[tuple[str, str, str, int]]:
+    """(seller, platform warehouse, currency, units on hand) for every seller with stock in a
+    platform warehouse."""
+    rows = (
+        await session.execute(
+            select(
+                products.c.seller_id,
+                stock.c.warehouse_id,
+                skus.c.currency,
+                func.sum(stock.c.on_hand),
+            )
+            .select_from(
+                stock.join(skus, skus.c.sku_id == stock.c.sku_id)
+                .join(products, products.c.product_id == skus.c.product_id)
+                .join(warehouses, warehouses.c.warehouse_id == stock.c.warehouse_id)
+            )
+            .where(warehouses.c.platform.is_(True))
+            .group_by(products.c.seller_id, stock.c.warehouse_id, skus.c.currency)
+        )
+    ).all()
+    return [(r[0], r[1], r[2], int(r[3] or 0)) for r in rows]
+
+
+async def last_charged(
+    session: AsyncSession, seller_id: str, warehouse_id: str, currency: str
+) -> datetime | None:
+    c = storage_charges.c
+    last: datetime | None = (
+        await session.execute(
+            select(func.max(c.period_end)).where(
+                c.seller_id == seller_id, c.warehouse_id == warehouse_id, c.currency == currency
+            )
+        )
+    ).scalar_one_or_none()
+    return last
+
+
+async def insert_charge(
+    session: AsyncSession,
+    charge_id: str,
+    holder: tuple[str, str, str],
+    period: tuple[datetime, datetime],
+    units: int,
+    amount_minor: int,
+) -> None:
+    seller_id, warehouse_id, currency = holder
+    await session.execute(
+        storage_charges.insert().values(
+            charge_id=charge_id,
+            seller_id=seller_id,
+            warehouse_id=warehouse_id,
+            currency=currency,
+            period_start=period[0],
+            period_end=period[1],
+            units=units,
+            amount_minor=amount_minor,
+        )
+    )

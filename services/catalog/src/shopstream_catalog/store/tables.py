@@ -190,6 +190,22 @@ package_outcomes = Table(
     Index("ix_package_outcomes_seller_time", "seller_id", "at"),
 )
 
+# Storage fees charged (migration 3): one row per seller, platform warehouse and currency per
+# run; the latest period_end is where the next charge starts.
+storage_charges = Table(
+    "storage_charges",
+    metadata,
+    Column("charge_id", String(64), primary_key=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period_start", UtcDateTime(), nullable=False),
+    Column("period_end", UtcDateTime(), nullable=False),
+    Column("units", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Index("ix_storage_charges_holder", "seller_id", "warehouse_id", "currency", "period_end"),
+)
+
 FULFILMENT_TABLES = [
     warehouses,
     fbt_enrolments,
@@ -207,4 +223,5 @@ MIGRATIONS = [
         "fulfilment: warehouses, enrolments, inbound shipments, restocks, package outcomes",
         lambda conn: metadata.create_all(conn, tables=FULFILMENT_TABLES),
     ),
+    Migration(3, "storage fees", lambda conn: metadata.create_all(conn, tables=[storage_charges])),
 ]

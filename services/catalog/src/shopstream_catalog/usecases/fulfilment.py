@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.catalog.v1 import events_pb2
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
+from shopstream.common.v1 import money_pb2
 from shopstream_catalog import convert
 from shopstream_catalog.domain import fulfilment as rules
 from shopstream_catalog.domain import validation
@@ -259,6 +260,52 @@ class Fulfilment:
             found = await store.load_inbound(session, ids[:size])
         token = encode_cursor(ids[size - 1]) if len(ids) > size else ""
         return [found[i] for i in ids[:size]], token
+
+    # --- storage fees ---------------------------------------------------------------------
+
+    async def charge_storage(self) -> int:
+        """Each seller's units in each platform warehouse since their last charge (the first
+        charge starts now): one StorageCharged per seller, warehouse and currency with a fee."""
+        settings = self._app.settings
+        now = _now()
+        charged = 0
+        async with self.db.transaction() as session:
+            for seller_id, warehouse_id, currency, units in await store.stored_units(session):
+                holder = (seller_id, warehouse_id, currency)
+                since = await store.last_charged(session, *holder)
+                amount = (
+                    rules.storage_fee(
+                        units,
+                        (now - since).total_seconds(),
+                        settings.storage_fee_per_unit_day_minor,
+                    )
+                    if since is not None
+                    else 0
+                )
+                if since is not None and (amount <= 0 or units <= 0):
+                    continue  # nothing owed yet: the period goes on
+                charge_id = new_id("stc")
+                start = since or now
+                await store.insert_charge(session, charge_id, holder, (start, now), units, amount)
+                if since is None:
+                    continue  # the first row only marks where charging starts
+                await self.outbox.add(
+                    session,
+                    FULFILMENT_TOPIC,
+                    warehouse_id,
+                    events_pb2.StorageCharged(
+                        charge_id=charge_id,
+                        seller_id=seller_id,
+                        warehouse_id=warehouse_id,
+                        period_start=convert.timestamp(start),
+                        period_end=convert.timestamp(now),
+                        units=units,
+                        amount=money_pb2.Money(amount_minor=amount, currency=currency),
+                    ),
+                )
+                self.metrics.storage_fees.labels(currency).inc(amount)
+                charged += 1
+        return charged
 
     # --- from commerce.fulfilment.v1 -------------------------------------------------------
 

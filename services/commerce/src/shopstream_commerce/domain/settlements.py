@@ -29,6 +29,7 @@ class EntryKind(enum.IntEnum):
     SETTLEMENT_OUT = 7
     SETTLEMENT_IN = 8
     FULFILMENT_FEE = 9
+    STORAGE_FEE = 10
 
 
 def platform_fee(total_minor: int, fee_bps: int) -> int:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shopstream.catalog.v1 import events_pb2 as catalog_events
 from shopstream.commerce.v1 import commissions_pb2 as cpb
 from shopstream_commerce import convert
 from shopstream_commerce.access import ensure_can_see
@@ -30,9 +32,12 @@ from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
+from shopstream_platform.kafka.events import Event, InvalidEventError
 from shopstream_platform.paging import decode_cursor, encode_cursor
 
 SELLER_LEDGER_TOPIC = "commerce.seller-ledger.v1"
+# One storage charge can never be more than this (10^13 minor units): a bad event is refused.
+MAX_STORAGE_FEE = 10**13
 PENDING, AVAILABLE = cpb.LEDGER_ACCOUNT_PENDING, cpb.LEDGER_ACCOUNT_AVAILABLE
 
 
@@ -51,14 +56,38 @@ class SellerLedger:
         cause: str,
         refund_id: str = "",
     ) -> None:
+        await self._book_for(
+            session,
+            order.seller_id,
+            order.order_id,
+            order.currency,
+            kind,
+            account,
+            amount,
+            cause,
+            refund_id,
+        )
+
+    async def _book_for(
+        self,
+        session: AsyncSession,
+        seller_id: str,
+        order_id: str,
+        currency: str,
+        kind: EntryKind,
+        account: int,
+        amount: int,
+        cause: str,
+        refund_id: str = "",
+    ) -> None:
         entry = SellerEntry(
             entry_id=new_id("sle"),
-            seller_id=order.seller_id,
-            order_id=order.order_id,
+            seller_id=seller_id,
+            order_id=order_id,
             kind=kind,
             account=account,
             amount_minor=amount,
-            currency=order.currency,
+            currency=currency,
             refund_id=refund_id,
             created_at=self.deps.now(),
         )
@@ -66,10 +95,34 @@ class SellerLedger:
             await self.deps.outbox.add(
                 session,
                 SELLER_LEDGER_TOPIC,
-                order.seller_id,
+                seller_id,
                 cpb.SellerLedgerEntryRecorded(entry=convert.seller_entry_pb(entry)),
             )
             self.deps.metrics.seller_entries.labels(kind.name).inc()
+
+    async def on_storage_charged(self, event: Event[Message], session: AsyncSession) -> None:
+        """catalog.fulfilment.v1 StorageCharged: the fee for units stored in platform
+        warehouses, taken from the seller's available money (not tied to an order); once per
+        charge id."""
+        message = event.message
+        if not isinstance(message, catalog_events.StorageCharged):
+            raise InvalidEventError(f"unexpected {type(message).__name__}")
+        if not message.charge_id or not message.seller_id:
+            raise InvalidEventError("charge_id and seller_id are required")
+        bounded("seller_id", message.seller_id, limits.ID)
+        amount = message.amount.amount_minor
+        if not 0 < amount <= MAX_STORAGE_FEE or len(message.amount.currency) != 3:
+            raise InvalidEventError(f"storage charge {message.charge_id}: amount out of range")
+        await self._book_for(
+            session,
+            message.seller_id,
+            "",
+            message.amount.currency,
+            EntryKind.STORAGE_FEE,
+            AVAILABLE,
+            -amount,
+            f"storage:{message.charge_id}",
+        )
 
     async def on_paid(self, session: AsyncSession, order: OrderRecord, commission: int) -> None:
         """In the PAID transaction: the sale, the platform's fee, the creators' commission."""
