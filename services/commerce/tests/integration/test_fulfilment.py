@@ -580,3 +580,55 @@ async def test_storage_fees_for_units_in_a_platform_warehouse_reach_the_sellers_
         c.amount.amount_minor for c in charges.values()
     )
     assert balance.balance.amount_minor == sum(e.amount.amount_minor for e in balance.entries)
+
+
+@pytest.mark.parametrize(
+    ("commerce_overrides", "catalog_overrides"),
+    [
+        (
+            {**FAST_CARRIER, "carrier_lost_share": 1.0},
+            {"quality": QualityThresholds(min_orders_for_tier=1, min_packages_for_rates=1)},
+        )
+    ],
+)
+async def test_a_lost_parcel_keeps_its_order_in_transit_and_counts_against_the_seller(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    seller, order, packages = await paid_two_warehouse_order(shop, ids)
+    for package in packages:
+        await shop.stub.ShipPackage(
+            pb.ShipPackageRequest(package_id=package.package_id),
+            **call_kwargs(shop, "seller", seller),
+        )
+    for package in packages:
+        lost = await wait_package(shop, order, package.package_id, OS.PACKAGE_STATE_LOST)
+        assert lost.HasField("lost_at") and not lost.HasField("delivered_at")
+    got = await shop.wait_state(order, OS.ORDER_STATE_IN_TRANSIT)
+    assert got.order.state == OS.ORDER_STATE_IN_TRANSIT  # never DELIVERED
+    await shop.commerce.published()
+    kinds = [k for k, _ in types_of(shop, "commerce.fulfilment.v1", since_ms, order.order_id)]
+    assert kinds.count("PackageLost") == 2 and "PackageDelivered" not in kinds
+    for _ in range(300):
+        quality = (
+            await shop.catalog_stub.GetSellerQuality(
+                cpb.GetSellerQualityRequest(seller_id=seller),
+                **call_kwargs(shop, "seller", seller),
+            )
+        ).quality
+        if quality.packages == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert (quality.packages, quality.lost_parcel_rate) == (2, 1.0)
+    assert quality.tier == catalog_pb2.QUALITY_TIER_POOR
+    assert "LOST_PARCELS" in [r.code for r in quality.tier_reasons]
+    # The buyer is refunded through after-sales (a lost parcel is refundable in transit).
+    refund = await shop.stub.RequestRefund(
+        pb.RequestRefundRequest(order_id=order.order_id, reason="parcel lost"),
+        **call_kwargs(shop, "buyer", order.buyer_id),
+    )
+    approved = await shop.stub.ApproveRefund(
+        pb.ApproveRefundRequest(refund_id=refund.refund.refund_id),
+        **call_kwargs(shop, "seller", seller),
+    )
+    assert approved.order.state == OS.ORDER_STATE_REFUNDED
