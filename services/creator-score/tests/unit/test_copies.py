@@ -197,3 +197,13 @@ def test_hand_overs_read_what_the_owner_does_not_have(tmp_path: Path) -> None:
     follow({1, 2, 4, 5})
     assert consumer.assigned == {0: OFFSET_BEGINNING, 3: OFFSET_BEGINNING}
     assert 0 not in copies._handover
+
+
+def test_a_record_that_is_not_a_state_is_left_out(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    setup.apply(Record(1, 0, b'"c1"', b"not json"))
+    setup.apply(Record(1, 1, b'"c1"', b"[1, 2]"))
+    setup.apply(Record(1, 2, b'"c1"', b'{"id": "c1"}'))  # no fields to score
+    assert setup.copies.get("c1") is None and setup.board.index.get("c1") is None
+    setup.apply(setup.record(1, 3, state_of("c1", wm=1, sales=1)))
+    assert setup.copies.get("c1") is not None

@@ -21,8 +21,8 @@ Order: a creator's states carry their input watermark `wm` (it only grows), and 
 the index or the copies keeps the newer one, so a partition read again from its start, or a
 hand-over racing the new owner's own updates, never goes back in time.
 Hand-overs: a partition this process gains is read on to the changelog's end at the moment
-of the gain (the old owner's last states, written when it let the partition go); one it loses
-is read again from the start (while it owned it, its records were skipped undecoded).
+of the gain (the old owner's last states, written when it let the partition go), then no more;
+one it loses is read again from its start (while it owned it, it read none of it).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from faust.exceptions import DecodeError
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score import convert
@@ -238,18 +239,23 @@ class CreatorCopies:
         raw_key, raw_value = record.key(), record.value()
         if raw_key is None or raw_value is None:
             return
-        creator_id = self._key(raw_key)
-        state = self._value(raw_value)
-        if not isinstance(creator_id, str) or not isinstance(state, dict):
-            return
-        copies = self._copies[partition]
-        known = copies.get(creator_id)
-        wm = version_of(state)
-        if known is not None and known.wm > wm:
-            return
-        self.put(partition, creator_id, state, known)
+        try:
+            creator_id = self._key(raw_key)
+            state = self._value(raw_value)
+            if not isinstance(creator_id, str) or not isinstance(state, dict):
+                raise TypeError(f"not a creator state: {type(state).__name__}")
+            known = self._copies[partition].get(creator_id)
+            if known is not None and known.wm > version_of(state):
+                return
+            self._put(partition, creator_id, state, known)
+        except (DecodeError, ValueError, TypeError, KeyError) as exc:
+            # Its owner's recovery would fail on it too; a copy only leaves it out.
+            log.error(
+                "changelog record not copied",
+                extra={"partition": partition, "offset": offset, "error": repr(exc)},
+            )
 
-    def put(self, partition: int, creator_id: str, state: State, known: Copy | None) -> None:
+    def _put(self, partition: int, creator_id: str, state: State, known: Copy | None) -> None:
         result = score(state, state["updated_at"], self._half_life_s)
         creator = convert.creator_pb(state, result)
         published = state.get("published")
