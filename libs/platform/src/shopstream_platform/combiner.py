@@ -132,11 +132,24 @@ class PartitionBatches:
     partition, encoded as records no bigger than `max_record_bytes` (split in halves)."""
 
     def __init__(
-        self, new_batch: Callable[[], Any], partitions: int, max_record_bytes: int
+        self,
+        new_batch: Callable[[], Any],
+        partitions: int,
+        max_record_bytes: int,
+        *,
+        stamp: Callable[[Any, float], None] | None = None,
+        tick_s: float | None = None,
     ) -> None:
+        """`stamp(batch, now)` writes the window's closing time into each batch; with `tick_s`,
+        a partition that got no batch for that long gets an empty one (a tick), so a worker
+        whose decisions wait on time (a join grace) reads the time from its input stream and
+        decides the same when a record is applied again."""
         self._new_batch = new_batch
         self._partitions = partitions
         self._max_record_bytes = max_record_bytes
+        self._stamp = stamp
+        self._tick_s = tick_s
+        self._last_sent = [0.0] * partitions
         self._batches: dict[int, Any] = {}
         self.pending = 0
 
@@ -154,9 +167,18 @@ class PartitionBatches:
         del self._batches[partition_for(key, self._partitions)].inputs[-1]
         self.pending -= 1
 
-    def take(self) -> list[tuple[int, bytes]]:
+    def take(self, now: float | None = None) -> list[tuple[int, bytes]]:
+        """The window's batches (and ticks, see `tick_s`), stamped with `now`."""
+        if now is not None and self._tick_s is not None:
+            for partition, last in enumerate(self._last_sent):
+                if partition not in self._batches and now - last >= self._tick_s:
+                    self._batches[partition] = self._new_batch()
         out: list[tuple[int, bytes]] = []
         for partition, batch in sorted(self._batches.items()):
+            if now is not None:
+                self._last_sent[partition] = now
+                if self._stamp is not None:
+                    self._stamp(batch, now)
             out.extend((partition, chunk) for chunk in self._encode(batch))
         self._batches = {}
         self.pending = 0
@@ -168,6 +190,10 @@ class PartitionBatches:
             return [data]
         half = len(batch.inputs) // 2
         first, second = self._new_batch(), self._new_batch()
+        # Both halves keep everything but the inputs (the closing time).
+        for part in (first, second):
+            part.CopyFrom(batch)
+            del part.inputs[:]
         first.inputs.extend(batch.inputs[:half])
         second.inputs.extend(batch.inputs[half:])
         return [*self._encode(first), *self._encode(second)]

@@ -22,8 +22,13 @@ class AttributionSettings(BaseModel):
     min_click_to_order_s: float = Field(default=3.0, ge=0)
     # Inputs of one buyer arrive on different topics, so their arrival order is not their event
     # order: a paid order waits this long after the worker read it (clicks take one more hop
-    # than orders), and a click whose impression has not arrived waits up to this long for it.
+    # than orders) when a click it names is not known yet, and a click whose impression has not
+    # arrived waits up to this long for it.
     join_grace_s: float = Field(default=2.0, ge=0)
+    # How often the combiner sends an idle partition an empty batch with its clock (a tick):
+    # held inputs are released when a record's clock passes their due time, not by a timer of
+    # the worker's, so a re-run after a crash releases them at the same point of the stream.
+    tick_s: float = Field(default=0.1, gt=0)
     # Touchpoints remembered per buyer (newest kept); older ones age out of the windows anyway.
     max_touches_per_buyer: int = Field(default=200, ge=1)
 

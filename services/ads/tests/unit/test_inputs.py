@@ -105,3 +105,27 @@ def test_a_window_too_big_for_one_record_is_split() -> None:
     assert len(records) > 1 and all(len(v) <= 2_000 for _, v in records)
     ids = [i.event_id for _, v in records for i in ev.AdsInputBatch.FromString(v).inputs]
     assert ids == [f"e{i}" for i in range(100)]
+
+
+def test_every_batch_carries_the_window_clock_and_idle_partitions_get_ticks() -> None:
+    now = [1_000.0]
+    r = AdsInputs(3, 2_000, "w", clock=lambda: now[0], tick_s=0.1)
+    r.add(IMPRESSIONS_TOPIC, b"b1", impression("i1"), event(ads_pb2.Impression, "e1"))
+    first = {p: ev.AdsInputBatch.FromString(v) for p, v in r.take()}
+    # The input's partition gets its batch, every other partition a tick: all at the clock.
+    assert sorted(first) == [0, 1, 2]
+    assert {p: len(b.inputs) for p, b in first.items()} == {
+        p: int(p == partition_for("b1", 3)) for p in range(3)
+    }
+    assert {b.closed_at.ToNanoseconds() for b in first.values()} == {1_000 * 10**9}
+    now[0] = 1_000.05  # within the tick: nothing to say
+    assert r.take() == []
+    now[0] = 1_000.2
+    assert sorted(p for p, _ in r.take()) == [0, 1, 2]
+    # A split batch keeps its clock in both halves.
+    for i in range(100):
+        r.add(IMPRESSIONS_TOPIC, b"b1", impression(f"i{i}"), event(ads_pb2.Impression, f"x{i}"))
+    now[0] = 1_000.25
+    halves = [ev.AdsInputBatch.FromString(v) for p, v in r.take() if p == partition_for("b1", 3)]
+    assert len(halves) > 1
+    assert {h.closed_at.ToNanoseconds() for h in halves} == {1_000_250_000_000}

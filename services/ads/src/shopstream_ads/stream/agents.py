@@ -22,7 +22,9 @@ day and record (counts per clearing price), not one per impression.
 
 The join grace is a timer, not a wait: a click whose impression has not arrived, and a paid order
 (touches may still be on their way through screening), are held in the buyer's state until the
-impression comes or the grace ends; `_release_due` runs the held inputs whose time has come.
+impression comes or the grace ends; `_release_due` runs the held inputs whose time has come by
+the clock of the batch records (the combiner's, with ticks for idle partitions), so a re-run after
+a crash holds and releases at the same points of the stream.
 
 Every output is published, and acknowledged, before the state that records having emitted it is
 written (the tables flush after the outputs' acks, at offset commits); outputs carry ids derived
@@ -82,8 +84,8 @@ LEDGER_KINDS = frozenset(
 )
 ORDERS_PER_BUYER = 500
 TOUCH_NAMES = {at.CLICK: "click", at.VIEW: "view"}
-# How often held inputs are looked at (their grace is seconds), and pending ledger lines sent.
-RELEASE_INTERVAL_S = 0.1
+# How often pending ledger lines are sent at least.
+LINES_INTERVAL_S = 0.1
 # A ledger partition's pending lines are sent once this many wait (about 100 bytes each).
 MAX_LINES_PER_RECORD = 2_000
 # Held inputs: [due, kind, ...]; a click: [due, "click", event_id, ScreenedClick (base64),
@@ -153,8 +155,8 @@ class AttributionStreams:
         self.devices = table("devices", direct=True)
         self.buyers = table("buyers", direct=True)
         self.ledgers = table("ledgers", direct=False)
-        # (due, buyer id, partition) of buyers holding inputs for the join grace.
-        self._held: list[tuple[float, str, int]] = []
+        # Per table partition, (due, buyer id) of its buyers holding inputs for the join grace.
+        self._held: dict[int, list[tuple[float, str]]] = {}
         # Ledger lines not yet sent, per ledger partition (`_add_line`).
         self._lines: dict[int, ev.LedgerLines] = {}
         self.outputs.defer(self._publish_lines)
@@ -187,7 +189,7 @@ class AttributionStreams:
             Batching(flush=self._after_ledger_batch),
         )
         self.app.add_commit_barrier(self._flush_states)
-        self.app.timer(RELEASE_INTERVAL_S)(self._release_due)
+        self.app.timer(LINES_INTERVAL_S)(self._send_lines)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -209,7 +211,10 @@ class AttributionStreams:
                 self._schedule(buyer_id, partition_for(buyer_id, TABLE_PARTITIONS), state)
         log.info(
             "ads tables recovered",
-            extra={"campaigns": len(self.ledgers), "held": len(self._held)},
+            extra={
+                "campaigns": len(self.ledgers),
+                "held": sum(len(h) for h in self._held.values()),
+            },
         )
 
     # --- plumbing -------------------------------------------------------------------------
@@ -316,7 +321,11 @@ class AttributionStreams:
     def _apply_batch(self, event: Event[Message]) -> Outcome:
         """Per install its clicks, per buyer its inputs, each state changed in place and set
         once. No await inside: nothing interleaves. This agent is the only writer of the devices
-        and buyers tables (with `_release_due`, which takes the same locks)."""
+        and buyers tables.
+
+        The record's clock is the combiner's (`closed_at`), not this process's: holding and
+        releasing inputs then happen at the same point of the stream when a record is applied
+        again after a crash, and so do the decisions that depend on them."""
         batch = event.message
         assert isinstance(batch, ev.AdsInputBatch)
         partition, offset = event.partition, event.offset
@@ -329,17 +338,21 @@ class AttributionStreams:
                 group[item.key] = [item]
             else:
                 items.append(item)
+        now = convert.seconds(batch.closed_at) if batch.HasField("closed_at") else time.time()
         applied = 0
         for install, clicks in installs.items():
-            applied += self._screen(install, clicks, partition, offset)
+            applied += self._screen(install, clicks, partition, offset, now)
         spend = _Spend()
-        now = time.time()
         for buyer_id, items in buyers.items():
             applied += self._apply_buyer(buyer_id, items, partition, offset, spend, now)
+        applied += self._release_due(partition, offset, now)
         self._spend(spend, partition, offset)
         for placement, count in spend.placements.items():
             self.metrics.impressions.labels(placement).inc(count)
-        return Outcome.PROCESSED if applied else Outcome.DUPLICATE
+        if applied:
+            return Outcome.PROCESSED
+        # A tick that released nothing is not a duplicate on the dashboards.
+        return Outcome.DUPLICATE if batch.inputs else Outcome.IGNORED
 
     def _spend(self, spend: _Spend, partition: int, offset: int) -> None:
         """The record's impressions as ledger lines, one record per ledger partition: a few
@@ -356,7 +369,9 @@ class AttributionStreams:
             entry.at.FromDatetime(datetime.fromtimestamp(when, UTC))
             self._add_line(entry)
 
-    def _screen(self, install: str, clicks: list[ev.AdsInput], partition: int, offset: int) -> int:
+    def _screen(
+        self, install: str, clicks: list[ev.AdsInput], partition: int, offset: int, now: float
+    ) -> int:
         """Screening per install: the edge keys clicks by install (device hint), so one device's
         clicks meet here whichever buyer ids they carry."""
         current = self.devices.get(install, partition)
@@ -377,7 +392,7 @@ class AttributionStreams:
                     retroactive=v.retroactive,
                     worker=self.settings.faust_app_id,
                 )
-                screened.observed_at.GetCurrentTime()
+                screened.observed_at.FromNanoseconds(int(now * 1e9))
                 if v.retroactive:
                     screened.click.click_id = v.click_id
                     screened.click.buyer_id = v.buyer_id
@@ -649,32 +664,40 @@ class AttributionStreams:
         return len(kept) != len(held)
 
     def _schedule(self, buyer_id: str, partition: int, state: dict[str, Any]) -> None:
-        heapq.heappush(self._held, (min(h[DUE] for h in state["held"]), buyer_id, partition))
+        heapq.heappush(
+            self._held.setdefault(partition, []), (min(h[DUE] for h in state["held"]), buyer_id)
+        )
 
-    async def _release_due(self) -> None:
-        """The timer: buyers whose held inputs are due; then the pending ledger lines."""
-        try:
-            await self._release_held()
-        finally:
-            self._publish_lines()
+    def _release_due(self, partition: int, offset: int, now: float) -> int:
+        """The partition's buyers whose held inputs are due by this record's clock (after the
+        record's own inputs). Their states take the record's offset as watermark: a re-run
+        from before it finds them released, or releases them here again, the same way."""
+        held = self._held.get(partition)
+        released = 0
+        later: list[tuple[float, str]] = []
+        while held and held[0][0] <= now:
+            due, buyer_id = heapq.heappop(held)
+            state = self.buyers.get(buyer_id, partition)
+            if state is None or not state.get("held"):
+                continue  # released already (a buyer is scheduled once per hold)
+            if state.get("wm", -1) > offset:
+                # A re-run behind the state restored: it was released at a later record, or
+                # will be; not before the records it has seen are passed.
+                later.append((due, buyer_id))
+                continue
+            self._release(state, now)
+            state["wm"] = offset
+            self.buyers.set(buyer_id, state, partition)
+            if state["held"]:
+                self._schedule(buyer_id, partition, state)
+            released += 1
+        for entry in later:
+            heapq.heappush(self._held.setdefault(partition, []), entry)
+        return released
 
-    async def _release_held(self) -> None:
-        now = time.time()
-        due: dict[str, int] = {}
-        while self._held and self._held[0][0] <= now:
-            _, buyer_id, partition = heapq.heappop(self._held)
-            due[buyer_id] = partition
-        if not due:
-            return
-        async with self.devices.lock, self.buyers.lock:
-            for buyer_id, partition in due.items():
-                state = self.buyers.get(buyer_id, partition)
-                if state is None or not state.get("held"):
-                    continue
-                self._release(state, now)
-                self.buyers.set(buyer_id, state, partition)
-                if state["held"]:
-                    self._schedule(buyer_id, partition, state)
+    async def _send_lines(self) -> None:
+        """The timer: pending ledger lines leave at least this often."""
+        self._publish_lines()
 
     # --- outputs ---------------------------------------------------------------------------
 

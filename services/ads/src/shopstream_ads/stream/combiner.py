@@ -31,7 +31,12 @@ def build(settings: AdsSettings, registry: CollectorRegistry) -> Combiner:
         sources=SOURCE_TOPICS,
         output=INPUT_BATCHES_TOPIC,
         output_type=type_name(ads_events_pb2.AdsInputBatch),
-        reducer=AdsInputs(TABLE_PARTITIONS, c.max_record_bytes, settings.faust_app_id),
+        reducer=AdsInputs(
+            TABLE_PARTITIONS,
+            c.max_record_bytes,
+            settings.faust_app_id,
+            tick_s=settings.attribution.tick_s,
+        ),
         metrics=CombinerMetrics(registry, settings.service_name),
         # Before the combiner, the Faust app's own group read the source topics.
         adopt_offsets_from=settings.faust_app_id,

@@ -40,11 +40,16 @@ class AdsInputs:
         max_record_bytes: int,
         worker: str,
         clock: Callable[[], float] = time.time,
+        tick_s: float | None = None,
     ) -> None:
-        """`worker`: the attribution worker's app id; screened clicks of any other are skipped."""
+        """`worker`: the attribution worker's app id; screened clicks of any other are skipped.
+        Every batch carries the window's closing time, and idle partitions get a tick every
+        `tick_s` (the worker's clock: see AdsInputBatch.closed_at)."""
         self._worker = worker
         self._clock = clock
-        self._window = PartitionBatches(ev.AdsInputBatch, partitions, max_record_bytes)
+        self._window = PartitionBatches(
+            ev.AdsInputBatch, partitions, max_record_bytes, stamp=_stamp, tick_s=tick_s
+        )
         # (topic, ce_type) -> how to gather it; anything else on the topic is skipped.
         self._routes: dict[tuple[str, str], Callable[[bytes, SourceEvent], bool | None]] = {
             (IMPRESSIONS_TOPIC, type_name(ads_pb2.Impression)): self._impression,
@@ -66,7 +71,7 @@ class AdsInputs:
         return route(value, event) is not False
 
     def take(self) -> list[tuple[int, bytes]]:
-        return self._window.take()
+        return self._window.take(self._clock())
 
     def _item(self, key: str, event_id: str) -> Item:
         item: Item = self._window.add(key)
@@ -140,6 +145,10 @@ class AdsInputs:
         order = ev.BuyerOrder.FromString(value)
         _require(order.buyer_id, "buyer_id")
         self._item(order.buyer_id, event.id).order.CopyFrom(order)
+
+
+def _stamp(batch: ev.AdsInputBatch, now: float) -> None:
+    batch.closed_at.FromNanoseconds(int(now * 1e9))
 
 
 def _require(value: str, field: str) -> None:
