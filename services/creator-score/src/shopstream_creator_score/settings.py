@@ -34,5 +34,8 @@ class CreatorScoreSettings(ServiceSettings):
     # many wait: it bounds their memory and the pause of a commit or a shutdown (Faust encodes and
     # sends each state, ~0.1 ms).
     max_dirty_creators: int = Field(default=10_000, ge=1)
+    # End the worker when Faust's table recovery needs changelog records and gets none for this
+    # long (stream/recovery_watch.py): its supervisor starts it again.
+    recovery_stall_s: float = Field(default=120.0, gt=0)
     # The combiner process in front of the Faust worker (stream/combiner.py).
     combiner: CombinerSettings = CombinerSettings()

@@ -53,6 +53,7 @@ def wire(runtime: Runtime) -> CreatorScore:
     )
     runtime.add_task("faust", streams.run)
     runtime.add_task("copies", copies.run)
+    runtime.add_task("recovery-watch", streams.watch_recovery)
     if settings.combiner.mode == "process":
         # Its metrics reach Prometheus through the service's own /metrics (one target).
         settings.combiner.metrics_port = settings.combiner.metrics_port or free_local_port()

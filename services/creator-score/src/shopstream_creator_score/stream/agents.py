@@ -25,6 +25,7 @@ from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.settings import CreatorScoreSettings
 from shopstream_creator_score.stream.combiner import combiner_group
+from shopstream_creator_score.stream.recovery_watch import watch_recovery
 from shopstream_creator_score.stream.topics import INPUT_BATCHES_TOPIC, TABLE_PARTITIONS
 from shopstream_platform.combiner import accepts_batch
 from shopstream_platform.faust_app import (
@@ -126,6 +127,12 @@ class ScoreStreams:
 
     async def run(self) -> None:
         await run_faust_app(self.app, self.settings.kafka)
+
+    async def watch_recovery(self) -> None:
+        """A runtime task: ends the worker when table recovery stalls (recovery_watch.py)."""
+        tables: Any = self.app.tables
+        await watch_recovery(tables.recovery, self.app.fail, stall_s=self.settings.recovery_stall_s)
+        await asyncio.Future()  # the worker is ending: run_faust_app raises
 
     async def recovered(self) -> None:
         """Tables restored from their changelogs and the index rebuilt from them."""
