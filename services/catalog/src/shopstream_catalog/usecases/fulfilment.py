@@ -9,6 +9,7 @@ RECEIVED), so a concurrent order either sees the units or not, never half of a s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -194,7 +195,7 @@ class Fulfilment:
                 raise FailedPreconditionError(f"inbound shipment {inbound_id} was received already")
             now = _now()
             done = rules.received(shipment, dict(counted))
-            done = InboundShipment(**{**done.__dict__, "received_at": now})
+            done = replace(done, received_at=now)
             if not await store.mark_received(session, done, now):
                 raise ConflictError(f"inbound shipment {inbound_id} changed concurrently; retry")
             for line in done.lines:
