@@ -174,6 +174,13 @@ def wire(runtime: Runtime) -> Commerce:
     )
     transient = (OperationalError,)
     trusted = _from_catalog(settings.catalog_source)
+
+    async def released(event: Event[Message], session: AsyncSession) -> None:
+        # The hold (day-end check) and the packages (units refunded before shipping).
+        await leak_check.on_stock_ended(event, session)
+        assert isinstance(event.message, catalog_events.StockReleased)
+        await fulfilment.on_stock_released(session, event.message)
+
     runtime.add_consumer(
         "stock",
         [STOCK_TOPIC],
@@ -182,7 +189,7 @@ def wire(runtime: Runtime) -> Commerce:
             {
                 catalog_events.StockReserved: trusted(order_cases.on_stock_answer),
                 catalog_events.StockReservationRejected: trusted(order_cases.on_stock_answer),
-                catalog_events.StockReleased: trusted(leak_check.on_stock_ended),
+                catalog_events.StockReleased: trusted(released),
                 catalog_events.StockCommitted: trusted(leak_check.on_stock_ended),
             },
         ),

@@ -632,3 +632,35 @@ async def test_a_lost_parcel_keeps_its_order_in_transit_and_counts_against_the_s
         **call_kwargs(shop, "seller", seller),
     )
     assert approved.order.state == OS.ORDER_STATE_REFUNDED
+
+
+@pytest.mark.parametrize("commerce_overrides", [FAST_CARRIER])
+async def test_a_package_refunded_before_shipping_is_cancelled_and_not_waited_for(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    since_ms = int(time.time() * 1000) - 1_000
+    seller, order, packages = await paid_two_warehouse_order(shop, ids)
+    first, second = sorted(packages, key=lambda p: p.warehouse_id)
+    # The buyer is refunded the w2 line (both units) before anything ships.
+    refund = await shop.stub.RequestRefund(
+        pb.RequestRefundRequest(
+            order_id=order.order_id,
+            lines=[pb.RefundLineRequest(line_id=second.lines[0].line_id, quantity=2)],
+            reason="changed my mind",
+        ),
+        **call_kwargs(shop, "buyer", order.buyer_id),
+    )
+    await shop.stub.ApproveRefund(
+        pb.ApproveRefundRequest(refund_id=refund.refund.refund_id),
+        **call_kwargs(shop, "seller", seller),
+    )
+    # Catalog releases the units; commerce cancels the package that would ship nothing.
+    await wait_package(shop, order, second.package_id, OS.PACKAGE_STATE_CANCELLED)
+    shipped = await shop.stub.ShipPackage(
+        pb.ShipPackageRequest(package_id=first.package_id), **call_kwargs(shop, "seller", seller)
+    )
+    assert shipped.order.state == OS.ORDER_STATE_SHIPPED  # not waiting for the cancelled one
+    await shop.wait_state(order, OS.ORDER_STATE_DELIVERED)
+    await shop.commerce.published()
+    kinds = [k for k, _ in types_of(shop, "commerce.fulfilment.v1", since_ms, order.order_id)]
+    assert kinds.count("PackageCancelled") == 1

@@ -100,3 +100,13 @@ def test_sandbox_carrier_shares_of_lost_and_late_parcels() -> None:
     assert 0.08 < lost < 0.12 and 0.18 < late < 0.22
     never = SandboxCarrier(SandboxTerms(lost_share=0, late_share=0), lambda: T0)
     assert all(never.fate(f"SBX{i}ABCDEF0123") is None for i in range(1_000))
+
+
+def test_refunded_units_leave_their_package_and_a_cancelled_package_is_not_waited_for() -> None:
+    from shopstream_commerce.domain.packages import PackageLine, shrink
+
+    lines = [PackageLine("l1", "a", 2), PackageLine("l2", "b", 1)]
+    assert shrink(lines, {"l1": 1}) == [PackageLine("l1", "a", 1), PackageLine("l2", "b", 1)]
+    assert shrink(lines, {"l1": 2, "l2": 1}) == []
+    assert order_state_for([package(P.SHIPPED), package(P.CANCELLED)]) == OrderState.SHIPPED
+    assert order_state_for([package(P.CANCELLED)]) is None

@@ -26,6 +26,7 @@ class PackageState(enum.IntEnum):
     IN_TRANSIT = 3
     DELIVERED = 4
     LOST = 5
+    CANCELLED = 6
 
 
 P = PackageState
@@ -85,7 +86,9 @@ def group_by_warehouse(
 
 
 def order_state_for(packages: Sequence[PackageRecord]) -> OrderState | None:
-    """The shipping state the packages add up to; None when none has left its warehouse."""
+    """The shipping state the packages add up to (cancelled ones do not count); None when none
+    has left its warehouse."""
+    packages = [p for p in packages if p.state != P.CANCELLED]
     left = [p for p in packages if p.state in LEFT_WAREHOUSE]
     if not left:
         return None
@@ -105,6 +108,17 @@ ACTION_FOR = {
     OrderState.IN_TRANSIT: "in_transit",
     OrderState.DELIVERED: "deliver",
 }
+
+
+def shrink(lines: list[PackageLine], released: dict[str, int]) -> list[PackageLine]:
+    """The package's lines once `released` units (per line id) will not ship; lines with nothing
+    left drop out."""
+    kept = []
+    for line in lines:
+        left = line.quantity - released.get(line.line_id, 0)
+        if left > 0:
+            kept.append(PackageLine(line.line_id, line.sku_id, left))
+    return kept
 
 
 def is_late(

@@ -187,3 +187,16 @@ async def mark_tracked(session: AsyncSession, package_ids: list[str], at: dateti
         await session.execute(
             update(packages).where(packages.c.package_id.in_(package_ids)).values(tracked_at=at)
         )
+
+
+async def replace_lines(session: AsyncSession, package_id: str, lines: list[PackageLine]) -> None:
+    await session.execute(package_lines.delete().where(package_lines.c.package_id == package_id))
+    for line in lines:
+        await session.execute(
+            package_lines.insert().values(
+                package_id=package_id,
+                line_id=line.line_id,
+                sku_id=line.sku_id,
+                quantity=line.quantity,
+            )
+        )

@@ -117,6 +117,35 @@ class Fulfilment:
         )
         self.deps.metrics.packages.labels(package.state.name).inc()
 
+    async def on_stock_released(
+        self, session: AsyncSession, released: catalog_events.StockReleased
+    ) -> None:
+        """A partial release (units refunded before shipping): the waiting packages lose those
+        units; one left with none is CANCELLED (`PackageCancelled`) and the order no longer
+        waits for it. A whole release means the order never ships: nothing to do."""
+        if not released.partial:
+            return
+        per_warehouse: dict[str, dict[str, int]] = {}
+        for line in released.lines:
+            held = per_warehouse.setdefault(line.warehouse_id, {})
+            held[line.line_id] = held.get(line.line_id, 0) + line.quantity
+        changed = False
+        for package in await store.of_order(session, released.order_id):
+            units = per_warehouse.get(package.warehouse_id)
+            if not units or package.state != PackageState.AWAITING_SHIPMENT:
+                continue
+            kept = rules.shrink(package.lines, units)
+            await store.replace_lines(session, package.package_id, kept)
+            if not kept:
+                cancelled = replace(package, state=PackageState.CANCELLED, lines=[])
+                if await store.move(session, package, cancelled):
+                    await self._publish(session, cancelled, ev.PackageCancelled)
+                    changed = True
+        if changed:
+            order = await self.transitions.find(session, released.order_id)
+            if order is not None:
+                await self._follow_packages(session, order)
+
     # --- shipping -------------------------------------------------------------------------
 
     async def ship_package(
