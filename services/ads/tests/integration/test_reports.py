@@ -32,11 +32,13 @@ async def _day_of_buyers(
 async def _audited(
     ads: AdsWorld, campaign: ads_pb2.Campaign, orders: int
 ) -> pb.GetCampaignReportResponse:
-    """Wait until the audit's exact view counts every order (the per-order rows are current)."""
+    """Wait until the audit's exact view counts every order (the per-order rows are current)
+    and every order's click (one each, `_converted`): an order that names no click is credited
+    at once, maybe to the view before its click, a hop longer through screening, is billed."""
 
     async def complete() -> pb.GetCampaignReportResponse | None:
         r = await ads.audit(campaign)
-        return r if r.total.attributed_orders == orders else None
+        return r if r.total.attributed_orders == r.total.clicks == orders else None
 
     return await eventually(complete)
 

@@ -154,6 +154,20 @@ def test_forgetting_a_click_forgets_its_impression() -> None:
     at.remember_touch(state, at.CLICK, "clk", "c1", 11.0, rules, via="imp")
     assert at.forget_touch(state, at.CLICK, "clk")
     assert state["touches"] == []
+    assert at.is_tainted(state, "imp") and not at.is_tainted(state, "other")
+
+
+def test_an_impression_forgotten_before_it_arrives_stays_forgotten() -> None:
+    """A flagged click can reach the buyer before the impression it came through (they travel
+    on different topics): the impression is remembered as tainted, so the order of arrival does
+    not decide whether it becomes a view."""
+    state = at.new_buyer_state()
+    assert at.forget_touch(state, at.VIEW, "late-imp") == []  # not known yet
+    assert at.is_tainted(state, "late-imp")
+    for k in range(at.TAINTED_IDS + 10):
+        at.forget_touch(state, at.VIEW, f"imp-{k}")
+    assert len(state["tainted"]) == at.TAINTED_IDS  # bounded: the oldest go first
+    assert not at.is_tainted(state, "late-imp") and at.is_tainted(state, "imp-265")
 
 
 def test_the_ledger_never_charges_past_a_budget() -> None:

@@ -56,6 +56,8 @@ class Decision:
 # Input event ids a buyer remembers (hashed) for the inputs that are not idempotent by their own
 # ids (screened clicks, refunds): an upstream re-send is absorbed, a new input is not.
 RECENT_IDS = 256
+# Impressions of invalid clicks remembered per buyer (hashed), so they never become view touches.
+TAINTED_IDS = 256
 
 
 def new_buyer_state() -> State:
@@ -69,7 +71,7 @@ def new_buyer_state() -> State:
 def first_time(state: State, event_id: str) -> bool:
     """Remember an input's event id; False when the buyer saw it before (an upstream re-send)."""
     recent: list[int] = state.setdefault("recent", [])
-    key = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+    key = _id_hash(event_id)
     if key in recent:
         return False
     recent.append(key)
@@ -138,7 +140,32 @@ def forget_touch(state: State, kind: str, touch_id: str) -> list[str]:
         if not (t[KIND] == kind and t[TOUCH_ID] == touch_id)
         and not (t[KIND] == VIEW and t[TOUCH_ID] in vias)
     ]
+    # The views stay out when they arrive later too (impressions and clicks travel apart): the
+    # outcome must not depend on which came first.
+    _taint(state, [touch_id] if kind == VIEW else sorted(vias))
     return [t[TOUCH_ID] for t in gone] + forgotten
+
+
+def _id_hash(ident: str) -> int:
+    return int.from_bytes(hashlib.blake2b(ident.encode(), digest_size=8).digest(), "big")
+
+
+def _taint(state: State, impression_ids: list[str]) -> None:
+    if not impression_ids:
+        return
+    tainted: list[int] = state.setdefault("tainted", [])
+    for impression_id in impression_ids:
+        key = _id_hash(impression_id)
+        if key not in tainted:
+            tainted.append(key)
+    if len(tainted) > TAINTED_IDS:
+        del tainted[: len(tainted) - TAINTED_IDS]
+
+
+def is_tainted(state: State, impression_id: str) -> bool:
+    """An impression a flagged or voided click came through: never a view touch."""
+    tainted: list[int] = state.get("tainted") or []
+    return bool(tainted) and _id_hash(impression_id) in tainted
 
 
 def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decision:
