@@ -161,9 +161,17 @@ def test_an_impression_forgotten_before_it_arrives_stays_forgotten() -> None:
     """A flagged click can reach the buyer before the impression it came through (they travel
     on different topics): the impression is remembered as tainted, so the order of arrival does
     not decide whether it becomes a view."""
+    rules = AttributionSettings()
     state = at.new_buyer_state()
     assert at.forget_touch(state, at.VIEW, "late-imp") == []  # not known yet
     assert at.is_tainted(state, "late-imp")
+    # It arrives: a touch (served, counted, charged; a re-send is known) but never credited.
+    at.remember_touch(state, at.VIEW, "late-imp", "c1", 100.0, rules)
+    order = at.OrderFacts("o1", 200.0, True, frozenset())
+    assert at.decide(state, order, rules).credit is None
+    at.remember_touch(state, at.VIEW, "fine-imp", "c1", 50.0, rules)
+    credit = at.decide(state, order, rules).credit
+    assert credit is not None and credit.touch_id == "fine-imp"
     for k in range(at.TAINTED_IDS + 10):
         at.forget_touch(state, at.VIEW, f"imp-{k}")
     assert len(state["tainted"]) == at.TAINTED_IDS  # bounded: the oldest go first

@@ -163,7 +163,7 @@ def _taint(state: State, impression_ids: list[str]) -> None:
 
 
 def is_tainted(state: State, impression_id: str) -> bool:
-    """An impression a flagged or voided click came through: never a view touch."""
+    """An impression a flagged or voided click came through: never credited as a view."""
     tainted: list[int] = state.get("tainted") or []
     return bool(tainted) and _id_hash(impression_id) in tainted
 
@@ -195,6 +195,10 @@ def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decis
             and 0 <= order.at - t[AT] <= rules.view_window_s
             and t[TOUCH_ID] not in tainted
         ]
+        if state.get("tainted"):
+            # Impressions an invalid click came through, also those that arrived after the flag
+            # (counted and charged as served, never credited).
+            views = [t for t in views if not is_tainted(state, t[TOUCH_ID])]
         if views:
             last = max(views, key=lambda t: t[AT])
             return Decision(Credit(VIEW, last[TOUCH_ID], last[CAMPAIGN], last[AT]), tuple(too_fast))

@@ -454,7 +454,6 @@ class AttributionStreams:
         """A batch of one buyer's impressions: each new one a view touch and a charge in the
         batch's spend lines; one sort of the touches, one reconsideration of the orders."""
         known: set[str] = set()  # this call's own
-        tainted = state.get("tainted")
         new: list[list[Any]] = []
         placements = spend.placements
         for item in items:
@@ -463,8 +462,6 @@ class AttributionStreams:
             when = convert.seconds(imp.at)
             if impression_id in known or at.has_touch_at(state, at.VIEW, impression_id, when):
                 continue  # the same impression re-sent under a new event id
-            if tainted and at.is_tainted(state, impression_id):
-                continue  # an invalid click came through it, before it arrived here
             known.add(impression_id)
             spend.add(imp.campaign_id, when, imp.clearing_price.amount_minor)
             new.append([at.VIEW, impression_id, imp.campaign_id, when, ""])
