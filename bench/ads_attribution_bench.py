@@ -237,6 +237,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings.combiner.mode = "off"  # started below, once the worker is ready
     if args.min_window is not None:
         settings.combiner.min_window_s = args.min_window
+    if args.commit_interval is not None:
+        settings.commit_interval_s = args.commit_interval
     client_group, faust_group = f"bench-client-floor-{tag}", f"bench-faust-floor-{tag}"
     start_group_at_end(kafka, settings.faust_app_id, TOPICS)
     for group in (client_group, faust_group):
@@ -402,6 +404,9 @@ def main() -> None:
     p.add_argument("--skip-faust-floor", action="store_true")
     p.add_argument(
         "--min-window", type=float, default=None, help="the combiner's min_window_s (default: ads')"
+    )
+    p.add_argument(
+        "--commit-interval", type=float, default=None, help="the worker's commit_interval_s"
     )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", type=Path, default=None)

@@ -107,5 +107,8 @@ class AdsSettings(ServiceSettings):
     # Changed device and buyer states kept before a flush between offset commits: bounds the
     # memory they hold and the pause of the next commit.
     max_dirty_keys: int = Field(default=10_000, ge=1)
+    # Offset commits of the worker, and so state writes: a buyer's state (up to 200 touches,
+    # ~16 KB) changed by every batch is written once per interval; a restart replays up to it.
+    commit_interval_s: float = Field(default=2.8, gt=0)
     # The combiner process in front of the attribution worker (stream/combiner.py).
     combiner: CombinerSettings = CombinerSettings()

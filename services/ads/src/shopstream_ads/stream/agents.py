@@ -140,6 +140,7 @@ class AttributionStreams:
             store=settings.store,
             data_dir=settings.data_dir,
             partitions=TABLE_PARTITIONS,
+            commit_interval_s=settings.commit_interval_s,
         )
         # Outputs are acknowledged before the table writes that record them reach the store
         # and the changelogs (shopstream_platform.faust_batch).
