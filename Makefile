@@ -148,7 +148,7 @@ test-deploy: setup deploy-tools ## Images, Kubernetes manifests, compose file: s
 
 test-integration: setup ## Integration tests against a real Kafka node and PostgreSQL (started and stopped here)
 	@status=0; $(MAKE) --no-print-directory kafka-up postgres-up || status=$$?; \
-	  if [ $$status = 0 ]; then SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" $(PY_SRC) || status=$$?; fi; \
+	  if [ $$status = 0 ]; then SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" --durations=30 $(PY_SRC) || status=$$?; fi; \
 	  $(MAKE) --no-print-directory kafka-down postgres-down; exit $$status
 
 # A fresh broker (the local one's data is wiped): every service of the day reads its topics from
