@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -127,6 +128,44 @@ def read_all(
     finally:
         consumer.close()
     return records
+
+
+def read_since(kafka: KafkaSettings, topic: str, since_ms: int) -> list[Message]:
+    """Every record of the topic from `since_ms` to its current end (the shared broker's topics
+    hold millions of older records, too many to read from the start)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] or 0
+            for p in partitions
+        }
+        starts = consumer.offsets_for_times(
+            [TopicPartition(topic, p, since_ms) for p in partitions], timeout=10
+        )
+        todo = [tp for tp in starts if 0 <= tp.offset < ends[tp.partition]]
+        consumer.assign(todo)
+        remaining = {tp.partition for tp in todo}
+        records: list[Message] = []
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            records.append(message)
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if offset >= ends[partition] - 1:
+                remaining.discard(partition)
+        assert not remaining, f"{topic}: partitions {remaining} not read to their end"
+        return records
+    finally:
+        consumer.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass
 
 import grpc
-from confluent_kafka import Consumer, Message, TopicPartition
 
 from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2_grpc
 from shopstream.catalog.v1 import catalog_service_pb2 as pb
@@ -17,7 +14,6 @@ from shopstream_catalog.usecases.catalog import CatalogApp
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.runtime import Runtime
-from shopstream_platform.settings import KafkaSettings
 
 
 @dataclass
@@ -120,40 +116,3 @@ async def publish_placed(producer: EventProducer, o: order_pb2.Order) -> None:
     await producer.publish_and_wait(
         "commerce.orders.v1", o.order_id, order_events_pb2.OrderPlaced(order=o)
     )
-
-
-def read_since(kafka: KafkaSettings, topic: str, since_ms: int) -> list[Message]:
-    """Every record of the topic from `since_ms` to its current end (the shared broker's topics
-    hold millions of older records, too many to read from the start)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        starts = consumer.offsets_for_times(
-            [TopicPartition(topic, p, since_ms) for p in partitions], timeout=10
-        )
-        todo = [tp for tp in starts if 0 <= tp.offset < ends[tp.partition]]
-        consumer.assign(todo)
-        remaining = {tp.partition for tp in todo}
-        records: list[Message] = []
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            records.append(message)
-            if message.offset() >= ends[message.partition()] - 1:
-                remaining.discard(message.partition())
-        assert not remaining, f"{topic}: partitions {remaining} not read to their end"
-        return records
-    finally:
-        consumer.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from catalog_steps import RunningCatalog, create_product, gbp, order, read_since, register
+from catalog_steps import RunningCatalog, create_product, gbp, order, register
 
 from shopstream.catalog.v1 import catalog_pb2, events_pb2
 from shopstream.catalog.v1 import catalog_service_pb2 as pb
@@ -16,6 +16,7 @@ from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import read_since
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from commerce_steps import Shop, call_kwargs, read_since
+from commerce_steps import Shop, call_kwargs
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commissions_pb2 as cpb
 from shopstream.commerce.v1 import order_pb2
 from shopstream_platform.kafka.cloudevents import headers_dict
+from shopstream_platform.testing import read_since
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import grpc
 import pytest
-from commerce_steps import Shop, call_kwargs, read_since
+from commerce_steps import Shop, call_kwargs
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commissions_pb2, order_events_pb2, order_pb2
 from shopstream.commerce.v1 import payment_events_pb2 as pev
 from shopstream_commerce.payments.provider import SandboxProvider
 from shopstream_platform.kafka.cloudevents import headers_dict
+from shopstream_platform.testing import read_since
 
 pytestmark = pytest.mark.integration
 

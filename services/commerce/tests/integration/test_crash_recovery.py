@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from commerce_steps import Shop, own_commerce_name, read_since
+from commerce_steps import Shop, own_commerce_name
 
 from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
@@ -24,6 +24,7 @@ from shopstream_platform.settings import AuthSettings, KafkaSettings
 from shopstream_platform.testing import (
     HostedService,
     ServiceProcess,
+    read_since,
 )
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,14 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
-from commerce_steps import Shop, call_kwargs, read_since
+from commerce_steps import Shop, call_kwargs
 
 from shopstream.catalog.v1 import events_pb2 as catalog_events
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.testing import read_since
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from commerce_steps import Shop, call_kwargs, read_since
+from commerce_steps import Shop, call_kwargs
 
 from shopstream.catalog.v1 import catalog_pb2
 from shopstream.catalog.v1 import catalog_service_pb2 as cpb
@@ -19,6 +19,7 @@ from shopstream.commerce.v1 import order_pb2
 from shopstream_catalog.settings import QualityThresholds
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.testing import read_since
 
 pytestmark = pytest.mark.integration
 

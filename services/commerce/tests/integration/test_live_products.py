@@ -8,13 +8,14 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from commerce_steps import Shop, call_kwargs, read_since
+from commerce_steps import Shop, call_kwargs
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import live_pb2, order_pb2
 from shopstream.social.v1 import live_pb2 as social
 from shopstream_platform.kafka.cloudevents import headers_dict
 from shopstream_platform.kafka.producer import EventProducer
+from shopstream_platform.testing import read_since
 
 pytestmark = pytest.mark.integration
 
