@@ -34,46 +34,18 @@ class Shop:
         self, seller: str, *, stock: int = 10, price: int = 2_000
     ) -> catalog_pb2.Product:
         """A registered seller's approved product with one SKU, known to commerce."""
-        try:
-            await self.catalog_stub.RegisterSeller(
-                cpb.RegisterSellerRequest(seller_id=seller, display_name=seller, country="GB"),
-                metadata=self.auth("seller", seller),
-                timeout=10,
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
-        created = await self.catalog_stub.CreateProduct(
-            cpb.CreateProductRequest(
-                seller_id=seller,
-                title="Silk scarf",
-                category_id="fashion",
-                brand="Acme",
-                attributes={"material": "silk"},
-                skus=[
-                    cpb.NewSku(
-                        sku_code="one",
-                        price=money_pb2.Money(amount_minor=price, currency="GBP"),
-                        stock={"w1": stock},
-                    )
-                ],
-            ),
-            metadata=self.auth("seller", seller),
-            timeout=10,
-        )
-        reviewed = await self.catalog_stub.ReviewListing(
-            cpb.ReviewListingRequest(
-                product_id=created.product.product_id, decision=cpb.REVIEW_DECISION_APPROVE
-            ),
-            metadata=self.auth("admin", "admin"),
-            timeout=10,
-        )
-        return reviewed.product
+        return await self.listed_skus(seller, [{"w1": stock}], price=price, codes=["one"])
 
     async def listed_skus(
-        self, seller: str, stocks: list[dict[str, int]], *, price: int = 1_000
+        self,
+        seller: str,
+        stocks: list[dict[str, int]],
+        *,
+        price: int = 1_000,
+        codes: list[str] | None = None,
     ) -> catalog_pb2.Product:
-        """An approved product with one SKU per entry of `stocks` (warehouse → on-hand)."""
+        """An approved product with one SKU per entry of `stocks` (warehouse → on-hand), coded
+        `codes` (default v0, v1, ...)."""
         try:
             await self.catalog_stub.RegisterSeller(
                 cpb.RegisterSellerRequest(seller_id=seller, display_name=seller, country="GB"),
@@ -92,7 +64,7 @@ class Shop:
                 attributes={"material": "silk"},
                 skus=[
                     cpb.NewSku(
-                        sku_code=f"v{i}",
+                        sku_code=codes[i] if codes else f"v{i}",
                         price=money_pb2.Money(amount_minor=price, currency="GBP"),
                         stock=stock,
                     )
