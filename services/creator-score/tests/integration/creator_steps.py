@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 
@@ -15,10 +18,20 @@ from shopstream.common.v1 import money_pb2
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
 from shopstream.creators.v1 import creator_score_service_pb2_grpc
 from shopstream.social.v1 import creators_pb2 as social
+from shopstream_creator_score.api.policy import POLICY
+from shopstream_creator_score.settings import CreatorScoreSettings
+from shopstream_creator_score.stream.topics import INPUT_TOPICS
+from shopstream_creator_score.wiring import wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.producer import EventProducer
-from shopstream_platform.testing import HostedService
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import (
+    HostedService,
+    fast_test_settings,
+    hosted_service,
+    start_group_at_end,
+)
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 AUDIT = ("service", "audit")
@@ -190,3 +203,37 @@ class Market:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running_market(
+    kafka: KafkaSettings, tmp_path: Path, app_prefix: str = "creator-score-test"
+) -> AsyncIterator[Market]:
+    """creator-score in this event loop (Faust memory tables, the real broker) and a producer
+    of its inputs. A fresh Faust app (and consumer groups) per call: each test reads only its
+    own events."""
+    settings = CreatorScoreSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/cs.db",
+        store="memory",
+        data_dir=tmp_path / "faust",
+        faust_app_id=f"{app_prefix}-{uuid.uuid4().hex[:8]}",
+        publish_step=0.0,
+        **fast_test_settings(kafka),
+    )
+    # Topics outlive test runs: start past what earlier runs left there.
+    start_group_at_end(kafka, settings.faust_app_id, INPUT_TOPICS)
+    producer = EventProducer(kafka, "shopstream/test-social")
+    try:
+        async with (
+            hosted_service(settings, wire, policy=POLICY) as hosted,
+            grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel,
+        ):
+            yield Market(
+                hosted,
+                creator_score_service_pb2_grpc.CreatorScoreServiceStub(channel),
+                producer,
+                TokenCodec(settings.auth),
+                [],
+            )
+    finally:
+        producer.close()
