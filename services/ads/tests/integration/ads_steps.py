@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 from confluent_kafka import Message
 from google.protobuf.message import Message as ProtoMessage
 
@@ -18,11 +21,23 @@ from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
 from shopstream.ads.v1 import ads_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
+from shopstream_ads.api.policy import POLICY
+from shopstream_ads.settings import AdsSettings
+from shopstream_ads.store.tables import MIGRATIONS
+from shopstream_ads.stream.topics import TOPICS
+from shopstream_ads.usecases import conversions, invalid_traffic
+from shopstream_ads.wiring import conversions_group, invalid_traffic_group, wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.cloudevents import CloudEventMeta
 from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import HostedService, read_all_async
+from shopstream_platform.testing import (
+    HostedService,
+    fast_test_settings,
+    hosted_service,
+    read_all_async,
+    start_group_at_end,
+)
 
 T = TypeVar("T")
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -336,3 +351,40 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float 
             return last
         await asyncio.sleep(0.2)
     raise AssertionError(f"not reached within {timeout_s} s (last: {last!r})")
+
+
+@contextlib.asynccontextmanager
+async def running_ads(
+    kafka: KafkaSettings, tmp_path: Path, app_prefix: str = "ads-test", **overrides: Any
+) -> AsyncIterator[AdsWorld]:
+    """Ads in this event loop (Faust memory tables, SQLite, the real broker), with a fresh Faust
+    app whose consumer groups start at the topics' current end, not their history."""
+    settings = AdsSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/ads.db",
+        store="memory",
+        data_dir=tmp_path / "faust",
+        faust_app_id=f"{app_prefix}-{uuid.uuid4().hex[:8]}",
+        **{**fast_test_settings(kafka), **overrides},
+    )
+    start_group_at_end(kafka, settings.faust_app_id, TOPICS)
+    start_group_at_end(
+        kafka, f"ads.{conversions_group(settings)}", [conversions.ATTRIBUTIONS_TOPIC]
+    )
+    start_group_at_end(
+        kafka, f"ads.{invalid_traffic_group(settings)}", [invalid_traffic.INVALID_TOPIC]
+    )
+    producer = EventProducer(kafka, "shopstream/test-edge")
+    try:
+        async with (
+            hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted,
+            grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel,
+        ):
+            yield AdsWorld(
+                hosted,
+                ads_service_pb2_grpc.AdsServiceStub(channel),
+                producer,
+                TokenCodec(settings.auth),
+                kafka,
+            )
+    finally:
+        producer.close()

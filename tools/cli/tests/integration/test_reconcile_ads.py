@@ -13,27 +13,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 import sqlalchemy as sa
-from ads_steps import NOW, AdsWorld, eventually, usd
+from ads_steps import NOW, AdsWorld, eventually, running_ads, usd
 from confluent_kafka import Consumer, TopicPartition
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
-from shopstream.ads.v1 import ads_service_pb2_grpc
 from shopstream.commerce.v1 import order_events_pb2, payment_events_pb2
-from shopstream_ads.api.policy import POLICY
-from shopstream_ads.settings import AdsSettings
-from shopstream_ads.store.tables import MIGRATIONS, conversions
-from shopstream_ads.stream.topics import TOPICS
+from shopstream_ads.store.tables import conversions
 from shopstream_ads.usecases import conversions as conversions_usecase
-from shopstream_ads.usecases import invalid_traffic
-from shopstream_ads.wiring import conversions_group, invalid_traffic_group, wire
+from shopstream_ads.wiring import conversions_group
 from shopstream_cli.reconcile import Report, Scope, reconcile
-from shopstream_platform.grpc.auth import TokenCodec
-from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service, start_group_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -41,35 +32,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def ads(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[AdsWorld]:
     """Ads in this event loop, its consumer groups starting at the topics' current end."""
-    settings = AdsSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/ads.db",
-        store="memory",
-        data_dir=tmp_path / "faust",
-        faust_app_id=f"ads-reconcile-{uuid.uuid4().hex[:8]}",
-        **fast_test_settings(kafka_settings),
-    )
-    start_group_at_end(kafka_settings, settings.faust_app_id, TOPICS)
-    start_group_at_end(
-        kafka_settings,
-        f"ads.{conversions_group(settings)}",
-        [conversions_usecase.ATTRIBUTIONS_TOPIC],
-    )
-    start_group_at_end(
-        kafka_settings, f"ads.{invalid_traffic_group(settings)}", [invalid_traffic.INVALID_TOPIC]
-    )
-    producer = EventProducer(kafka_settings, "shopstream/test-edge")
-    async with (
-        hosted_service(settings, wire, policy=POLICY, migrations=MIGRATIONS) as hosted,
-        grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}") as channel,
-    ):
-        yield AdsWorld(
-            hosted,
-            ads_service_pb2_grpc.AdsServiceStub(channel),
-            producer,
-            TokenCodec(settings.auth),
-            kafka_settings,
-        )
-    producer.close()
+    async with running_ads(kafka_settings, tmp_path, "ads-reconcile") as world:
+        yield world
 
 
 async def placed_and_paid(ads: AdsWorld, buyer: str, amount: int, at: datetime, click: str) -> str:
