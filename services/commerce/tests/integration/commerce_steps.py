@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,9 +17,22 @@ from shopstream.catalog.v1 import catalog_service_pb2 as cpb
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import commerce_service_pb2_grpc, order_pb2
 from shopstream.common.v1 import money_pb2
+from shopstream_catalog.api.policy import POLICY as CATALOG_POLICY
+from shopstream_catalog.settings import CatalogSettings
+from shopstream_catalog.store.tables import MIGRATIONS as CATALOG_MIGRATIONS
+from shopstream_catalog.wiring import wire as wire_catalog
+from shopstream_commerce.api.policy import POLICY
+from shopstream_commerce.settings import CommerceSettings
+from shopstream_commerce.store.tables import MIGRATIONS
+from shopstream_commerce.wiring import wire
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import HostedService, start_group_at_end
+from shopstream_platform.testing import (
+    HostedService,
+    fast_test_settings,
+    hosted_service,
+    start_group_at_end,
+)
 
 
 @dataclass
@@ -193,3 +209,50 @@ def own_commerce_name(kafka: KafkaSettings) -> str:
     }.items():
         start_group_at_end(kafka, f"{name}.{suffix}", topics)
     return name
+
+
+@contextlib.asynccontextmanager
+async def running_shop(
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    *,
+    commerce_db_url: str | None = None,
+    commerce_overrides: dict[str, Any] | None = None,
+    catalog_overrides: dict[str, Any] | None = None,
+) -> AsyncIterator[Shop]:
+    """Catalog and commerce in this event loop (SQLite for catalog; commerce on
+    `commerce_db_url`, or SQLite), each under a service name of this test's own, so their
+    consumer groups start at the topics' end and another stack on the shared broker neither
+    shares them nor answers our orders."""
+    fast = fast_test_settings(kafka)
+    catalog_name = own_catalog_name(kafka)
+    catalog_settings = CatalogSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
+        **{"service_name": catalog_name, **fast, **(catalog_overrides or {})},
+    )
+    commerce_settings = CommerceSettings(
+        database_url=commerce_db_url or f"sqlite+aiosqlite:///{tmp_path}/commerce.db",
+        **{
+            **fast,
+            "service_name": own_commerce_name(kafka),
+            "sweep_interval_s": 0.2,
+            # Other catalogs on the shared broker answer our orders too (UNKNOWN_SKU).
+            "catalog_source": f"shopstream/{catalog_name}",
+            **(commerce_overrides or {}),
+        },
+    )
+    async with (
+        hosted_service(
+            catalog_settings, wire_catalog, policy=CATALOG_POLICY, migrations=CATALOG_MIGRATIONS
+        ) as catalog,
+        hosted_service(commerce_settings, wire, policy=POLICY, migrations=MIGRATIONS) as commerce,
+        grpc.aio.insecure_channel(f"127.0.0.1:{catalog.port}") as catalog_channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{commerce.port}") as commerce_channel,
+    ):
+        yield Shop(
+            catalog,
+            commerce,
+            catalog_service_pb2_grpc.CatalogServiceStub(catalog_channel),
+            commerce_service_pb2_grpc.CommerceServiceStub(commerce_channel),
+            TokenCodec(commerce_settings.auth),
+        )

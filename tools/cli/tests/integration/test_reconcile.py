@@ -26,27 +26,17 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from commerce_steps import Shop, call_kwargs, own_catalog_name, own_commerce_name
+from commerce_steps import Shop, call_kwargs, running_shop
 
 from shopstream.catalog.v1 import catalog_service_pb2 as cpb
-from shopstream.catalog.v1 import catalog_service_pb2_grpc
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
-from shopstream.commerce.v1 import commerce_service_pb2_grpc, order_pb2
-from shopstream_catalog.api.policy import POLICY as CATALOG_POLICY
-from shopstream_catalog.settings import CatalogSettings
-from shopstream_catalog.store.tables import MIGRATIONS as CATALOG_MIGRATIONS
+from shopstream.commerce.v1 import order_pb2
 from shopstream_catalog.store.tables import stock as stock_table
-from shopstream_catalog.wiring import wire as wire_catalog
 from shopstream_cli.reconcile import Report, Scope, reconcile
 from shopstream_cli.reconcile.command import show
-from shopstream_commerce.api.policy import POLICY
-from shopstream_commerce.settings import CommerceSettings
-from shopstream_commerce.store.tables import MIGRATIONS, provider_refunds
 from shopstream_commerce.store.tables import orders as orders_table
-from shopstream_commerce.wiring import wire
-from shopstream_platform.grpc.auth import TokenCodec
+from shopstream_commerce.store.tables import provider_refunds
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service
 from shopstream_simulator.main import reconcile_run
 
 pytestmark = pytest.mark.integration
@@ -58,38 +48,13 @@ REFUND_PENDING = 1
 async def shop(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[Shop]:
     """Catalog (no product cache, so a changed stock row shows at once) and commerce, each with
     consumer groups of their own that start at the topics' end."""
-    fast = fast_test_settings(kafka_settings)
-    catalog_name = own_catalog_name(kafka_settings)
-    catalog_settings = CatalogSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/catalog.db",
-        **{"service_name": catalog_name, "product_cache_size": 0, **fast},
-    )
-    commerce_settings = CommerceSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/commerce.db",
-        **{
-            "service_name": own_commerce_name(kafka_settings),
-            # Other tests' catalogs on the shared broker answer our orders too (unknown SKU).
-            "catalog_source": f"shopstream/{catalog_name}",
-            "sweep_interval_s": 0.2,
-            "return_window_s": 0.5,
-            **fast,
-        },
-    )
-    async with (
-        hosted_service(
-            catalog_settings, wire_catalog, policy=CATALOG_POLICY, migrations=CATALOG_MIGRATIONS
-        ) as catalog,
-        hosted_service(commerce_settings, wire, policy=POLICY, migrations=MIGRATIONS) as commerce,
-        grpc.aio.insecure_channel(f"127.0.0.1:{catalog.port}") as catalog_channel,
-        grpc.aio.insecure_channel(f"127.0.0.1:{commerce.port}") as commerce_channel,
-    ):
-        yield Shop(
-            catalog,
-            commerce,
-            catalog_service_pb2_grpc.CatalogServiceStub(catalog_channel),
-            commerce_service_pb2_grpc.CommerceServiceStub(commerce_channel),
-            TokenCodec(commerce_settings.auth),
-        )
+    async with running_shop(
+        kafka_settings,
+        tmp_path,
+        commerce_overrides={"return_window_s": 0.5},
+        catalog_overrides={"product_cache_size": 0},
+    ) as shop:
+        yield shop
 
 
 @dataclass
