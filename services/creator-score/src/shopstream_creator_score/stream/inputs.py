@@ -67,7 +67,8 @@ class CreatorInputs:
         route(key, value, event)
         return True
 
-    def take(self) -> list[tuple[int, bytes]]:
+    def take(self, watermark: float = 0.0) -> list[tuple[int, bytes]]:
+        # Scores decide nothing by time: the watermark is not used.
         return self._window.take()
 
     def _item(self, creator_id: str) -> Item:
