@@ -56,7 +56,7 @@ def creator_pb(state: State, s: Score, ranks: dict[str, int] | None = None) -> c
         )
     if state["updated_at"]:
         message.updated_at.FromDatetime(datetime.fromtimestamp(state["updated_at"], UTC))
-    sessions, peak, last_started = state.get("live", (0, 0, 0.0))
+    sessions, peak, last_started = state.get("live", [0, 0, 0.0])
     message.live.sessions = int(sessions)
     message.live.peak_viewers = int(peak)
     if last_started:

@@ -11,11 +11,11 @@ from typing import Any, cast
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from shopstream_creator_score.board import ScoreBoard
 from shopstream_creator_score.domain import state as st
 from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.metrics import CreatorScoreMetrics
 from shopstream_creator_score.stream.copies import CreatorCopies
+from shopstream_creator_score.usecases.score_board import ScoreBoard
 from shopstream_platform.faust_app import make_faust_app
 from shopstream_platform.settings import KafkaSettings
 

@@ -10,7 +10,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from shopstream_creator_score.domain.state import State, decay
+from shopstream_creator_score.domain.state import DAY, FOLLOWERS, VALUE, State, decay
 
 FORMULA_VERSION = "v1"
 
@@ -69,15 +69,17 @@ def authenticity(state: State, engagements: float) -> tuple[float, list[str]]:
     followers = int(state["followers"])
     flags: list[str] = []
     value = 100.0
-    history: list[list[int]] = state["history"]
     spike = any(
-        b[0] - a[0] <= 1 and a[1] > 0 and b[1] >= SPIKE_MIN_FOLLOWERS and b[1] / a[1] >= SPIKE_RATIO
-        for a, b in itertools.pairwise(history)
+        b[DAY] - a[DAY] <= 1
+        and a[FOLLOWERS] > 0
+        and b[FOLLOWERS] >= SPIKE_MIN_FOLLOWERS
+        and b[FOLLOWERS] / a[FOLLOWERS] >= SPIKE_RATIO
+        for a, b in itertools.pairwise(state["history"])
     )
     if spike and engagements < SPIKE_ENGAGEMENT_PER_FOLLOWER * followers:
         flags.append(FLAG_SPIKE)
         value = min(value, 20.0)
-    views = float(state["views"][0])
+    views = float(state["views"][VALUE])
     if followers >= MISMATCH_MIN_FOLLOWERS and views < MISMATCH_VIEWS_PER_FOLLOWER * followers:
         flags.append(FLAG_MISMATCH)
         value = min(value, 50.0)

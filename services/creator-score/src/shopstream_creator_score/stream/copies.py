@@ -31,7 +31,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -44,10 +44,10 @@ from faust.exceptions import DecodeError
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score import convert
-from shopstream_creator_score.board import ScoreBoard, version_of
 from shopstream_creator_score.domain.formula import FORMULA_VERSION, score
 from shopstream_creator_score.domain.state import State
 from shopstream_creator_score.metrics import CreatorScoreMetrics
+from shopstream_creator_score.usecases.score_board import ScoreBoard, version_of
 from shopstream_platform.faust_app import changelog_specs
 from shopstream_platform.kafka.admin import ensure_topics
 from shopstream_platform.settings import KafkaSettings
@@ -241,9 +241,11 @@ class CreatorCopies:
             return
         try:
             creator_id = self._key(raw_key)
-            state = self._value(raw_value)
-            if not isinstance(creator_id, str) or not isinstance(state, dict):
-                raise TypeError(f"not a creator state: {type(state).__name__}")
+            value = self._value(raw_value)
+            if not isinstance(creator_id, str) or not isinstance(value, dict):
+                raise TypeError(f"not a creator state: {type(value).__name__}")
+            # The owner's State, as JSON: a key it lacks is a KeyError below (left out).
+            state = cast(State, value)
             known = self._copies[partition].get(creator_id)
             if known is not None and known.wm > version_of(state):
                 return

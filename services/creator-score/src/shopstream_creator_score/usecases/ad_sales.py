@@ -32,7 +32,7 @@ DAY_S = 86_400
 
 
 class AdSalesPrivacy(BaseSettings):
-    """Env prefix SHOPSTREAM_CREATOR_SCORE_AD_SALES_ (kept beside the API that applies it)."""
+    """Env prefix SHOPSTREAM_CREATOR_SCORE_AD_SALES_ (kept beside the use case that applies it)."""
 
     model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_CREATOR_SCORE_AD_SALES_")
 

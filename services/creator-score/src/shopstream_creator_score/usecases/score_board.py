@@ -1,7 +1,7 @@
 """The score board: the search index, score-change watchers and the creators.scores.v1 output.
 
-Fed by the stream agents in the same process (the creators this process owns) and by the copies
-of the creators other processes own (stream/copies.py); read by the gRPC API. Every summary
+Fed by the scoring use case (scoring.py: the creators this process owns) and by the copies of
+the creators other processes own (stream/copies.py); read by the other use cases. Every summary
 carries its state's input watermark `wm` as its version, so whichever source is read late, an
 older summary never replaces a newer one.
 """
@@ -65,7 +65,7 @@ class ScoreBoard:
             formula_version=FORMULA_VERSION,
         )
         # creators.scores.v1 is a public topic: ad-attributed sales leave only through the API's
-        # privacy layer (api/privacy.py), never exact on the topic.
+        # privacy layer (usecases/ad_sales.py), never exact on the topic.
         published = creators_pb2.CreatorScoreChanged()
         published.CopyFrom(change)
         published.creator.ClearField("ad_sales")
