@@ -212,6 +212,14 @@ class PlatformMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.periodic_failures = Counter(
+            "periodic_failures_total",
+            "Failed runs of a periodic background step (retried, never fatal), by task and kind "
+            "(transient: retried with back-off; other: run again at the next interval)",
+            ["service", "task", "kind"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
 
 
 def observe_kafka_statistics(metrics: PlatformMetrics, stats_json: str) -> None:

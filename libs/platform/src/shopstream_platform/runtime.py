@@ -37,6 +37,7 @@ from shopstream_platform.kafka.producer import EventProducer
 from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.logging import configure_logging
 from shopstream_platform.metrics import ChildMetrics, PlatformMetrics, serve_metrics
+from shopstream_platform.periodic import Step, periodic
 from shopstream_platform.settings import ServiceSettings
 from shopstream_platform.tracing import configure_from_settings, flush_tracing
 
@@ -165,8 +166,37 @@ class Runtime:
         self.add_health_check(name, child.health)
 
     def add_task(self, name: str, task: Task) -> None:
-        """A background loop that runs while the service serves; it must return when cancelled."""
+        """A background loop that runs while the service serves; it must return when cancelled.
+        If it ends or raises, the service ends (exit code 1): a loop that runs a step every so
+        often is `add_periodic`, whose failures are retried instead."""
         self._tasks.append((name, task))
+
+    def add_periodic(
+        self,
+        name: str,
+        step: Step,
+        *,
+        every_s: float,
+        first_after_s: float = 0.0,
+        transient: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        """A background step run every `every_s` (the first after `first_after_s`) while the
+        service serves. Its failures never end the service: a transient one (a locked SQLite
+        file, a lost connection, a time-out, or a declared type) is retried with back-off, any
+        other is logged and the step runs again next interval (periodic.py); both are counted in
+        `shopstream_periodic_failures_total{task,kind}`."""
+        failures = self.metrics.periodic_failures
+        self.add_task(
+            name,
+            periodic(
+                name,
+                step,
+                every_s=every_s,
+                first_after_s=first_after_s,
+                transient=transient,
+                on_failure=lambda kind: failures.labels(self.name, name, kind).inc(),
+            ),
+        )
 
     def add_readiness_gate(self, gate: Task) -> None:
         """Awaited after the background tasks started and before health turns SERVING (e.g. Faust
