@@ -183,14 +183,17 @@ postgres-down: ## Stop the local PostgreSQL
 
 # --- benchmarks -------------------------------------------------------------------------------
 
-.PHONY: bench
-bench: setup kafka-up ## Measure the design targets (producer, GetProduct, creator search, stream workers); results in bench/results
+.PHONY: bench bench-quick
+# Every bench runs on a Kafka broker of its own (bench/_broker.py: free ports, a temporary
+# directory, removed afterwards), so the local stack's topics and consumer groups stay as they were.
+bench: setup ## Measure the design targets on a broker of the bench's own; results in bench/results, the table in BENCHMARKS.md
 	@$(UV) run --frozen python bench/run_all.py
-	@$(UV) run --frozen python bench/creator_search_bench.py
-	@$(UV) run --frozen python bench/creator_scoring_bench.py --json bench/results/creator-scoring-$$(date -u +%Y%m%dT%H%M%SZ).json
-	@$(UV) run --frozen python bench/creator_scoring_bench.py --creators 100000 --zipf 1.1 --seconds 0 --skip-faust-floor --json bench/results/creator-scoring-100k-zipf-$$(date -u +%Y%m%dT%H%M%SZ).json
-	@$(UV) run --frozen python bench/creator_scoring_bench.py --creators 1000000 --events 1000000 --seconds 0 --skip-faust-floor --json bench/results/creator-scoring-1m-$$(date -u +%Y%m%dT%H%M%SZ).json
-	@$(UV) run --frozen python bench/ads_attribution_bench.py --json bench/results/ads-attribution-$$(date -u +%Y%m%dT%H%M%SZ).json
+	@$(UV) run --frozen python bench/report.py
+
+bench-quick: setup ## Smoke run of every bench at tiny sizes (under 2 minutes); the report goes to a temporary directory
+	@tmp=$$(mktemp -d -t shopstream-bench-quick-XXXXXX); \
+	  $(UV) run --frozen python bench/run_all.py --quick --results-dir $$tmp && \
+	  $(UV) run --frozen python bench/report.py --results $$tmp --out $$tmp/BENCHMARKS.md
 
 # --- running ----------------------------------------------------------------------------------
 

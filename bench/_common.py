@@ -14,13 +14,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP_ENV = "SHOPSTREAM_BENCH_BOOTSTRAP"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 KAFKA_VERSION = "3.9.1"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 def default_bootstrap() -> str:
-    return os.environ.get(BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP)
+    """The broker a bench uses unless --bootstrap names one: the one its parent started
+    (SHOPSTREAM_BENCH_BOOTSTRAP), else a broker of its own (bench/_broker.py), never the local
+    stack's: a bench writes into the services' own topics and groups."""
+    from _broker import bench_bootstrap
+
+    return bench_bootstrap()
 
 
 def require_loopback(bootstrap: str) -> str:

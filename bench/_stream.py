@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from _broker import bench_broker_pid
 from _common import REPO, proc_cpu_seconds
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -159,10 +160,8 @@ class OutputWatch:
 
 
 def broker_pid() -> int | None:
-    try:
-        return int((REPO / ".run" / "kafka" / "single" / "kafka.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    """The bench's own broker (bench/_broker.py), for its CPU over a drain."""
+    return bench_broker_pid()
 
 
 def rss_mib(pid: int) -> float:

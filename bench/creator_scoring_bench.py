@@ -39,14 +39,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _broker import bench_bootstrap
 from _common import (
     bucket_quantile,
     counter_total,
-    default_bootstrap,
     histogram_buckets,
     machine_facts,
     proc_cpu_seconds,
-    require_loopback,
 )
 from _stream import OutputWatch, RawProducer, broker_pid, client_floor, faust_floor, rss_mib
 
@@ -360,7 +359,9 @@ def paced(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bootstrap", default=default_bootstrap())
+    p.add_argument(
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
+    )
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--creators", type=int, default=2_000)
     p.add_argument("--zipf", type=float, default=None, help="Zipf exponent of creator choice")
@@ -376,7 +377,7 @@ def main() -> None:
         help="(internal) only produce COUNT inputs from index START at --rate, then exit",
     )
     args = p.parse_args()
-    require_loopback(args.bootstrap)
+    args.bootstrap = bench_bootstrap(args.bootstrap)
     if args.paced:
         paced(args)
         return

@@ -25,18 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
 import faust
-from _common import default_bootstrap, proc_cpu_seconds, require_loopback
+from _broker import bench_bootstrap
+from _common import proc_cpu_seconds
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bootstrap", default=default_bootstrap())
+    p.add_argument(
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
+    )
     p.add_argument("--group", required=True)
     p.add_argument("--expect", type=int, required=True)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("topics", nargs="+")
     args = p.parse_args()
-    require_loopback(args.bootstrap)
+    args.bootstrap = bench_bootstrap(args.bootstrap)
 
     app = faust.App(
         args.group,

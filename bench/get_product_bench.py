@@ -39,13 +39,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _broker import bench_bootstrap
 from _common import (
     REPO,
-    default_bootstrap,
     free_port,
     percentile,
     proc_cpu_seconds,
-    require_loopback,
 )
 
 TARGET_RPS = 5_000
@@ -415,7 +414,9 @@ def run_level(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", default=default_bootstrap(), help="%(default)s")
+    parser.add_argument(
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
+    )
     parser.add_argument(
         "-c",
         "--concurrency",
@@ -435,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    bootstrap = require_loopback(args.bootstrap)
+    bootstrap = args.bootstrap = bench_bootstrap(args.bootstrap)
     levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     if not levels or min(levels) < 1 or args.clients < 1:
         raise SystemExit("concurrency and clients must be >= 1")

@@ -144,11 +144,12 @@ def micro_costs() -> dict[str, float]:
             return (("user-agent", "grpc-python-asyncio/1"),)
 
     ctx = Ctx()
+    metadata = dict(ctx.invocation_metadata())
     product = convert.product_pb(view)
     response = pb.GetProductResponse(product=product)
     steps = {
         "interceptor enter+exit (auth, traceparent)": lambda: interceptor._exit(
-            interceptor._enter("GetProduct", ctx)
+            interceptor._enter("GetProduct", metadata, None)
         ),
         "interceptor metrics+log (_record)": lambda: interceptor._record(
             "GetProduct", grpc.StatusCode.OK, time.perf_counter(), None

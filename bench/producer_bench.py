@@ -41,7 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import KAFKA_SH, REPO, default_bootstrap, median, require_loopback
+from _broker import bench_bootstrap
+from _common import KAFKA_SH, REPO, median
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -288,7 +289,9 @@ def profile_report(profiler: cProfile.Profile, top: int = 25) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", default=default_bootstrap(), help="%(default)s")
+    parser.add_argument(
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
+    )
     parser.add_argument("-n", "--num-records", type=int, default=200_000)
     parser.add_argument("-s", "--record-size", type=int, default=256, help="value bytes")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs; median kept")
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
-    bootstrap = require_loopback(args.bootstrap)
+    bootstrap = args.bootstrap = bench_bootstrap(args.bootstrap)
     n, size = args.num_records, args.record_size
     settings = KafkaSettings(bootstrap_servers=bootstrap, connect_timeout_s=20)
     # Generous bounds: at 5k records/s, 200k records take 40 s.

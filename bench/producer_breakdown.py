@@ -27,7 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, default_bootstrap, median, require_loopback
+from _broker import bench_bootstrap
+from _common import REPO, median
 from confluent_kafka import Producer
 from producer_bench import (
     MESSAGE_POOL,
@@ -197,13 +198,15 @@ def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", default=default_bootstrap())
+    parser.add_argument(
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
+    )
     parser.add_argument("-n", "--num-records", type=int, default=200_000)
     parser.add_argument("-s", "--record-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    bootstrap = require_loopback(args.bootstrap)
+    bootstrap = args.bootstrap = bench_bootstrap(args.bootstrap)
     n = args.num_records
     settings = KafkaSettings(bootstrap_servers=bootstrap, connect_timeout_s=20)
     config = producer_config(settings, "bench-breakdown")

@@ -1,9 +1,12 @@
-"""`make bench`: run the producer and GetProduct benchmarks, print a table, and keep the results
-as JSON in bench/results/<UTC timestamp>.json together with the facts of the machine.
+"""`make bench`: run every bench on a Kafka broker of its own, print a table, and keep the results
+as JSON in bench/results/<UTC timestamp>.json together with the facts of the machine
+(bench/report.py renders BENCHMARKS.md from them).
 
-    uv run python bench/run_all.py [--bootstrap 127.0.0.1:9092] [--strict]
+    uv run python bench/run_all.py [--quick] [--only producer,get_product] [--strict]
 
-Each benchmark runs as its own process (so its CPU accounting is its own) with a time limit.
+The broker is started here (bench/_broker.py) and removed at the end, so the local stack's
+topics and consumer groups are never touched. Each benchmark runs as its own process (so its
+CPU accounting is its own) with a time limit.
 Exit status: 0 when the benchmarks ran (targets met or not; the table says which), 1 when one
 failed to run, and with --strict also 1 when a target was missed.
 """
@@ -23,12 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _broker import RUN_DIR_ENV, bench_bootstrap
 from _common import (
     REPO,
     ForeignLoadMonitor,
-    default_bootstrap,
     machine_facts,
-    require_loopback,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -61,6 +63,8 @@ def load_snapshot() -> dict[str, Any]:
 
 
 def run_bench(script: str, args: list[str], timeout_s: float) -> dict[str, Any]:
+    """One bench in a process of its own (on the broker exported by bench_bootstrap)."""
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="shopstream-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(BENCH / script), *args, "--json", str(out)]
@@ -76,6 +80,7 @@ def run_bench(script: str, args: list[str], timeout_s: float) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(out.read_text())
         result["wall_s"] = round(time.monotonic() - started, 1)
         result["machine_load"] = monitor.summary()
+        result["machine_load"]["loadavg_1m"] = [load_before, round(os.getloadavg()[0], 2)]
         other = result["machine_load"]["cores"]["other"]
         if other > FOREIGN_WARNING_CORES:
             print(
@@ -213,41 +218,125 @@ def print_table(report: dict[str, Any]) -> None:
             )
 
 
+# Each bench: (name, script, args for `make bench`, args for `make bench-quick`, time limit s).
+# The stream workers' and the search index's rows are also kept as files of their own
+# (bench/results/<name>-<timestamp>.json), as before.
+BENCHES: tuple[tuple[str, str, list[str], list[str] | None, float], ...] = (
+    (
+        "producer",
+        "producer_bench.py",
+        ["-n", "200000", "-s", "256", "--repeats", "3"],
+        ["-n", "5000", "-s", "256", "--repeats", "1"],
+        1_200,
+    ),
+    (
+        "grpc_floor",
+        "grpc_floor.py",
+        ["-c", "32", "-d", "15", "--warmup", "3", "--modes", "bare"],
+        ["-c", "4", "-d", "2", "--warmup", "1", "--modes", "bare"],
+        300,
+    ),
+    (
+        "get_product",
+        "get_product_bench.py",
+        ["--concurrency", "32,4", "--duration", "15", "--warmup", "3"],
+        ["--concurrency", "4", "--duration", "2", "--warmup", "1", "--products", "10"],
+        600,
+    ),
+    (
+        "creator_search",
+        "creator_search_bench.py",
+        ["-n", "1000000"],
+        ["-n", "10000", "--searches", "100", "--tops", "100", "--upserts", "1000"],
+        1_200,
+    ),
+    (
+        "creator_scoring",
+        "creator_scoring_bench.py",
+        [],
+        ["--events", "3000", "--seconds", "2", "--rate", "1000", "--skip-faust-floor"],
+        1_200,
+    ),
+    (
+        "creator_scoring_100k_zipf",
+        "creator_scoring_bench.py",
+        ["--creators", "100000", "--zipf", "1.1", "--seconds", "0", "--skip-faust-floor"],
+        None,
+        1_200,
+    ),
+    (
+        "creator_scoring_1m",
+        "creator_scoring_bench.py",
+        ["--creators", "1000000", "--events", "1000000", "--seconds", "0", "--skip-faust-floor"],
+        None,
+        2_400,
+    ),
+    (
+        "ads_attribution",
+        "ads_attribution_bench.py",
+        [],
+        [
+            "--events",
+            "3000",
+            "--campaigns",
+            "2",
+            "--seconds",
+            "2",
+            "--rate",
+            "1000",
+            "--skip-faust-floor",
+        ],
+        1_200,
+    ),
+)
+# Files of their own, named as before `make bench` ran them from run_all.py.
+OWN_FILES = {
+    "creator_search": "creator-search",
+    "creator_scoring": "creator-scoring",
+    "creator_scoring_100k_zipf": "creator-scoring-100k-zipf",
+    "creator_scoring_1m": "creator-scoring-1m",
+    "ads_attribution": "ads-attribution",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", default=default_bootstrap(), help="%(default)s")
-    parser.add_argument("-n", "--num-records", type=int, default=200_000)
-    parser.add_argument("-s", "--record-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "-c",
-        "--concurrency",
-        default="32,4",
-        help="GetProduct in-flight calls; the first level is judged against the target, "
-        "later ones are shown for latency without queueing (default %(default)s)",
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
     )
-    parser.add_argument("-d", "--duration", type=float, default=15.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--profile", action="store_true", help="add a cProfile of our producer")
-    parser.add_argument("--only", choices=["producer", "get_product"])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, every bench once (make bench-quick)"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma list of: " + ", ".join(b[0] for b in BENCHES)
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    bootstrap = require_loopback(args.bootstrap)
+    only = {n.strip() for n in args.only.split(",") if n.strip()}
+    unknown = only - {b[0] for b in BENCHES}
+    if unknown:
+        parser.error(f"unknown bench {sorted(unknown)}")
+    bootstrap = args.bootstrap = bench_bootstrap(args.bootstrap)
 
     from shopstream_platform.kafka.admin import probe_kafka
     from shopstream_platform.settings import KafkaSettings
 
     if not probe_kafka(KafkaSettings(bootstrap_servers=bootstrap), timeout_s=5):
-        print(f"bench: no Kafka broker answers at {bootstrap} (make kafka-up)", file=sys.stderr)
+        print(f"bench: no Kafka broker answers at {bootstrap}", file=sys.stderr)
         return 1
 
     started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     report: dict[str, Any] = {
         "timestamp": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": args.quick,
         "bootstrap": bootstrap,
+        "own_broker": os.environ.get(RUN_DIR_ENV) is not None,
+        "run_dir": os.environ.get(RUN_DIR_ENV),
         "machine": machine_facts(),
         "load_before": load_snapshot(),
+        "commands": {},
     }
     busy = report["load_before"]["cpu_busy_share"]
     if busy > BUSY_WARNING:
@@ -256,50 +345,30 @@ def main(argv: list[str] | None = None) -> int:
             "start; other work competes for the cores and the numbers will be low.",
             file=sys.stderr,
         )
-    common = ["--bootstrap", bootstrap]
-    if args.only in (None, "producer"):
-        producer_args = [
-            *common,
-            "-n",
-            str(args.num_records),
-            "-s",
-            str(args.record_size),
-            "--repeats",
-            str(args.repeats),
-        ]
-        if args.profile:
-            producer_args.append("--profile")
-        # Bounded: even at 5k records/s per run this ends well inside the limit.
-        limit = 300 + args.repeats * (2 + args.profile) * (60 + args.num_records / 2_000)
-        report["producer"] = run_bench("producer_bench.py", producer_args, limit)
-    if args.only in (None, "get_product"):
-        levels = [c for c in args.concurrency.split(",") if c.strip()]
-        limit = 300 + len(levels) * (args.warmup + args.duration + 60)
-        report["get_product"] = run_bench(
-            "get_product_bench.py",
-            [
-                *common,
-                "--concurrency",
-                args.concurrency,
-                "--duration",
-                str(args.duration),
-                "--warmup",
-                str(args.warmup),
-            ],
-            limit,
-        )
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    for name, script, full, quick, limit in BENCHES:
+        if only and name not in only:
+            continue
+        bench_args = quick if args.quick else full
+        if bench_args is None:
+            continue  # a scale variant: the quick run has one size of each bench
+        report["commands"][name] = f"uv run python bench/{script} {' '.join(bench_args)}".strip()
+        result = run_bench(script, bench_args, limit / (4 if args.quick else 1))
+        report[name] = result
+        if name in OWN_FILES and "failed" not in result:
+            own = args.results_dir / f"{OWN_FILES[name]}-{stamp}.json"
+            own.write_text(json.dumps(result, indent=2) + "\n")
     report["load_after"] = load_snapshot()
 
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = args.results_dir / f"{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
     print(f"results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
-    benches = [report[k] for k in ("producer", "get_product") if k in report]
+    benches = [report[b[0]] for b in BENCHES if b[0] in report]
     if any("failed" in b for b in benches):
         return 1
-    if args.strict and not all(b["target_met"] for b in benches):
+    if args.strict and not all(b.get("target_met", True) for b in benches):
         return 1
     return 0
 
