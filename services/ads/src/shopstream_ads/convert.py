@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shopstream.ads.v1 import ads_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream_ads.book import CampaignBook
-from shopstream_ads.domain.campaigns import Campaign, status_of
+from shopstream_ads.domain.campaigns import BidType, Campaign, Status, status_of
 
 
 def timestamp(t: datetime) -> Timestamp:
@@ -26,6 +27,15 @@ def when(ts: Timestamp) -> datetime:
     return datetime.fromtimestamp(seconds(ts), UTC)
 
 
+# The domain's enums mirror the protos' by number (tests/unit/test_enum_mirrors.py checks).
+def bid_type_pb(bid_type: BidType) -> ads_pb2.BidType.ValueType:
+    return cast("ads_pb2.BidType.ValueType", int(bid_type))
+
+
+def status_pb(status: Status) -> ads_pb2.CampaignStatus.ValueType:
+    return cast("ads_pb2.CampaignStatus.ValueType", int(status))
+
+
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency=currency)
 
@@ -38,12 +48,12 @@ def campaign_pb(c: Campaign, book: CampaignBook, now: datetime) -> ads_pb2.Campa
         name=c.name,
         promoted_product_ids=c.promoted_product_ids,
         promoted_creator_ids=c.promoted_creator_ids,
-        bid_type=int(c.bid_type),  # type: ignore[arg-type]
+        bid_type=bid_type_pb(c.bid_type),
         bid=money(c.bid_minor, c.currency),
         daily_budget=money(c.daily_budget_minor, c.currency),
         total_budget=money(c.total_budget_minor, c.currency),
         starts_at=timestamp(c.starts_at),
-        status=int(status_of(c, spend, now)),  # type: ignore[arg-type]
+        status=status_pb(status_of(c, spend, now)),
         spent_total=money(spend.total_micros // 1_000, c.currency),
         spent_today=money(spend.today_micros // 1_000, c.currency),
         placements=c.placements,

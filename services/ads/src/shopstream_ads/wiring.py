@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_service_pb2, ads_service_pb2_grpc
 from shopstream_ads.api.servicer import AdsServicer
-from shopstream_ads.auctions import Auctions
 from shopstream_ads.book import CampaignBook
 from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain.campaigns import Status, status_of
@@ -18,7 +16,10 @@ from shopstream_ads.settings import AdsSettings
 from shopstream_ads.stream.agents import AttributionStreams
 from shopstream_ads.stream.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
+from shopstream_ads.usecases.auctions import Auctions
+from shopstream_ads.usecases.new_campaigns import NewCampaigns
 from shopstream_ads.usecases.reports import Reports
+from shopstream_ads.usecases.traffic import Traffic
 from shopstream_platform.child_process import free_local_port
 from shopstream_platform.runtime import Runtime
 
@@ -75,23 +76,22 @@ def wire(runtime: Runtime) -> Ads:
         ads_service_pb2_grpc.add_AdsServiceServicer_to_server,
         AdsServicer(
             campaigns,
+            NewCampaigns(campaigns.create),
             Auctions(book, settings, metrics),
+            Traffic(runtime.producer),
             Reports(runtime.db, book, campaigns, settings),
             book,
-            runtime.producer,
             settings,
         ),
     )
 
     async def gauges() -> None:
-        while True:
-            now = datetime.now(UTC)
-            counts = dict.fromkeys(Status, 0)
-            for c in book.campaigns():
-                counts[status_of(c, book.spend(c.campaign_id, now), now)] += 1
-            for status, n in counts.items():
-                metrics.campaigns.labels(status.name.lower()).set(n)
-            await asyncio.sleep(GAUGE_INTERVAL_S)
+        now = datetime.now(UTC)
+        counts = dict.fromkeys(Status, 0)
+        for c in book.campaigns():
+            counts[status_of(c, book.spend(c.campaign_id, now), now)] += 1
+        for status, n in counts.items():
+            metrics.campaigns.labels(status.name.lower()).set(n)
 
     runtime.add_task("faust", streams.run)
     if settings.combiner.mode == "process":
@@ -103,7 +103,7 @@ def wire(runtime: Runtime) -> Ads:
             restart_backoff_s=settings.combiner.restart_backoff_s,
             metrics_port=settings.combiner.metrics_port,
         )
-    runtime.add_task("gauges", gauges)
+    runtime.add_periodic("gauges", gauges, every_s=GAUGE_INTERVAL_S)
     runtime.add_readiness_gate(campaigns.load)
     runtime.add_readiness_gate(streams.recovered)
     return Ads(book, campaigns, streams, metrics)

@@ -9,37 +9,36 @@ from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
 from shopstream.ads.v1 import ads_service_pb2 as pb
 from shopstream.common.v1 import paging_pb2
 from shopstream_ads import convert
-from shopstream_ads.auctions import Auctions
 from shopstream_ads.book import CampaignBook
 from shopstream_ads.campaigns import Campaigns
-from shopstream_ads.domain.campaigns import BidType, Campaign
+from shopstream_ads.domain.campaigns import Campaign
 from shopstream_ads.settings import AdsSettings
-from shopstream_ads.stream.topics import CLICKS_TOPIC, IMPRESSIONS_TOPIC
-from shopstream_ads.usecases.limits import check_click, check_impression, check_select
+from shopstream_ads.usecases.auctions import Auctions
+from shopstream_ads.usecases.new_campaigns import CampaignRequest, NewCampaigns
 from shopstream_ads.usecases.reports import Report, Reports, Row
-from shopstream_platform.errors import InvalidArgumentError
+from shopstream_ads.usecases.traffic import Traffic
 from shopstream_platform.grpc.auth import current_principal
-from shopstream_platform.kafka.producer import EventProducer
 
 Context = Any
-EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
     def __init__(
         self,
         campaigns: Campaigns,
+        new_campaigns: NewCampaigns,
         auctions: Auctions,
+        traffic: Traffic,
         reports: Reports,
         book: CampaignBook,
-        producer: EventProducer,
         settings: AdsSettings,
     ) -> None:
         self._campaigns = campaigns
+        self._new_campaigns = new_campaigns
         self._auctions = auctions
+        self._traffic = traffic
         self._reports = reports
         self._book = book
-        self._producer = producer
         self._settings = settings
 
     def _pb(self, c: Campaign) -> ads_pb2.Campaign:
@@ -48,30 +47,23 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
     async def CreateCampaign(
         self, request: pb.CreateCampaignRequest, context: Context
     ) -> pb.CreateCampaignResponse:
-        if int(request.bid_type) not in (BidType.CPC, BidType.CPM):
-            raise InvalidArgumentError("bid_type", "must be BID_TYPE_CPC or BID_TYPE_CPM")
-        draft = Campaign(
-            campaign_id="",
+        asked = CampaignRequest(
             advertiser_id=request.advertiser_id,
             name=request.name,
             promoted_product_ids=tuple(request.promoted_product_ids),
             promoted_creator_ids=tuple(request.promoted_creator_ids),
-            bid_type=BidType(request.bid_type),
+            bid_type=int(request.bid_type),
             bid_minor=request.bid.amount_minor,
             currency=request.bid.currency,
             daily_budget_minor=request.daily_budget.amount_minor,
+            daily_budget_currency=request.daily_budget.currency,
             total_budget_minor=request.total_budget.amount_minor,
-            starts_at=convert.when(request.starts_at) if request.HasField("starts_at") else EPOCH,
+            total_budget_currency=request.total_budget.currency,
+            starts_at=convert.when(request.starts_at) if request.HasField("starts_at") else None,
             ends_at=convert.when(request.ends_at) if request.HasField("ends_at") else None,
             placements=tuple(request.placements),
-            paused=False,
-            created_at=EPOCH,
-            updated_at=EPOCH,
         )
-        for field in ("daily_budget", "total_budget"):
-            if getattr(request, field).currency not in ("", request.bid.currency):
-                raise InvalidArgumentError(f"{field}.currency", "must be the bid's currency")
-        created = await self._campaigns.create(current_principal(), draft, request.request_id)
+        created = await self._new_campaigns.create(current_principal(), asked, request.request_id)
         return pb.CreateCampaignResponse(campaign=self._pb(created))
 
     async def GetCampaign(
@@ -109,7 +101,6 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
     async def SelectAds(
         self, request: pb.SelectAdsRequest, context: Context
     ) -> pb.SelectAdsResponse:
-        check_select(request.placement, request.slots, request.context_product_ids)
         auction_id, wins, candidates = self._auctions.select(
             request.placement, request.slots, request.context_product_ids
         )
@@ -120,7 +111,7 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
                 pb.SelectedAd(
                     campaign_id=w.candidate.campaign.campaign_id,
                     advertiser_id=w.candidate.campaign.advertiser_id,
-                    bid_type=int(w.candidate.campaign.bid_type),  # type: ignore[arg-type]
+                    bid_type=convert.bid_type_pb(w.candidate.campaign.bid_type),
                     promoted_product_ids=w.candidate.campaign.promoted_product_ids,
                     promoted_creator_ids=w.candidate.campaign.promoted_creator_ids,
                     ecpm_minor=w.candidate.ecpm,
@@ -137,23 +128,13 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
     async def RecordImpression(
         self, request: pb.RecordImpressionRequest, context: Context
     ) -> pb.RecordImpressionResponse:
-        imp = request.impression
-        check_impression(imp)
-        if not imp.HasField("at"):
-            imp.at.GetCurrentTime()
-        await self._producer.publish_and_wait(IMPRESSIONS_TOPIC, imp.buyer_id, imp)
+        await self._traffic.record_impression(request.impression)
         return pb.RecordImpressionResponse()
 
     async def RecordClick(
         self, request: pb.RecordClickRequest, context: Context
     ) -> pb.RecordClickResponse:
-        click = request.click
-        check_click(click)
-        if not click.HasField("at"):
-            click.at.GetCurrentTime()
-        await self._producer.publish_and_wait(
-            CLICKS_TOPIC, click.install_id or click.buyer_id, click
-        )
+        await self._traffic.record_click(request.click)
         return pb.RecordClickResponse()
 
     async def GetCampaignReport(

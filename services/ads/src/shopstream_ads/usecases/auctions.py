@@ -1,4 +1,5 @@
-"""SelectAds: eligible campaigns for a placement, ranked and priced by the auction."""
+"""SelectAds: eligible campaigns for a placement, ranked and priced by the auction (the campaigns
+and their spend read from the book, in memory: no database on this path)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from shopstream_ads.domain.auction import Candidate, Win, predicted_ctr, relevan
 from shopstream_ads.domain.campaigns import Status, status_of
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
+from shopstream_ads.usecases.limits import check_select
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.ids import new_id
 
@@ -25,6 +27,7 @@ class Auctions:
         self, placement: str, slots: int, context_product_ids: Sequence[str]
     ) -> tuple[str, list[Win], int]:
         """The auction id, the winners in rank order, and how many campaigns took part."""
+        check_select(placement, slots, context_product_ids)
         if not placement:
             raise InvalidArgumentError("placement", "is required")
         if slots < 0 or slots > self._settings.max_slots:
