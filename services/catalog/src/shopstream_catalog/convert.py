@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -11,6 +12,7 @@ from shopstream.common.v1 import money_pb2
 from shopstream_catalog.domain.categories import CATEGORIES
 from shopstream_catalog.domain.fulfilment import InboundShipment, InboundState, Warehouse
 from shopstream_catalog.domain.model import (
+    ListingStatus,
     Money,
     NewProduct,
     NewSku,
@@ -66,7 +68,7 @@ def product_pb(p: ProductView) -> catalog_pb2.Product:
             )
             for s in p.skus
         ],
-        status=int(p.status),  # type: ignore[arg-type]
+        status=listing_status_pb(p.status),
         status_reasons=[reason_pb(r) for r in p.reasons],
         created_at=timestamp(p.created_at),
         updated_at=timestamp(p.updated_at),
@@ -74,12 +76,22 @@ def product_pb(p: ProductView) -> catalog_pb2.Product:
     )
 
 
+# The domain's enums mirror the protos' by number (tests/unit/test_enum_mirrors.py checks).
+def listing_status_pb(status: ListingStatus | None) -> catalog_pb2.ListingStatus.ValueType:
+    """None: UNSPECIFIED (a new listing had no status before)."""
+    return cast("catalog_pb2.ListingStatus.ValueType", int(status or 0))
+
+
+def quality_tier_pb(tier: QualityTier) -> catalog_pb2.QualityTier.ValueType:
+    return cast("catalog_pb2.QualityTier.ValueType", int(tier))
+
+
 def seller_pb(s: Seller) -> catalog_pb2.Seller:
     return catalog_pb2.Seller(
         seller_id=s.seller_id,
         display_name=s.display_name,
         country=s.country,
-        quality_tier=int(s.quality_tier),  # type: ignore[arg-type]
+        quality_tier=quality_tier_pb(s.quality_tier),
         registered_at=timestamp(s.registered_at),
     )
 
@@ -94,7 +106,7 @@ def quality_pb(
 ) -> catalog_pb2.SellerQuality:
     return catalog_pb2.SellerQuality(
         seller_id=seller_id,
-        tier=int(tier),  # type: ignore[arg-type]
+        tier=quality_tier_pb(tier),
         orders=stats.orders,
         refund_rate=stats.refund_rate,
         cancellation_rate=stats.cancellation_rate,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -28,8 +25,6 @@ from shopstream_catalog.usecases.catalog import (
 from shopstream_catalog.usecases.fulfilment import FULFILMENT_TOPIC, Fulfilment
 from shopstream_catalog.usecases.reservations import Reservations
 from shopstream_platform.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 PUBLISHED_TOPICS = [SELLERS_TOPIC, PRODUCTS_TOPIC, STOCK_TOPIC, FULFILMENT_TOPIC]
 GAUGE_INTERVAL_S = 10.0
@@ -65,28 +60,22 @@ def wire(runtime: Runtime) -> CatalogApp:
     )
 
     async def refresh_status_gauge() -> None:
-        while True:
-            async with runtime.db.read() as session:
-                rows = (
-                    await session.execute(
-                        select(products.c.status, func.count()).group_by(products.c.status)
-                    )
-                ).all()
-            counts = {ListingStatus(status): n for status, n in rows}
-            for status in ListingStatus:
-                metrics.products_by_status.labels(status.name).set(counts.get(status, 0))
-            await asyncio.sleep(GAUGE_INTERVAL_S)
+        async with runtime.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(products.c.status, func.count()).group_by(products.c.status)
+                )
+            ).all()
+        counts = {ListingStatus(status): n for status, n in rows}
+        for status in ListingStatus:
+            metrics.products_by_status.labels(status.name).set(counts.get(status, 0))
 
-    runtime.add_task("products-by-status", refresh_status_gauge)
-
-    async def charge_storage() -> None:
-        while True:
-            await asyncio.sleep(settings.storage_charge_interval_s)
-            try:
-                await fulfilment.charge_storage()
-            except Exception:
-                # Retried next interval: the next charge covers the period since the last one.
-                log.exception("storage charge failed; retrying next interval")
-
-    runtime.add_task("storage-fees", charge_storage)
+    runtime.add_periodic("products-by-status", refresh_status_gauge, every_s=GAUGE_INTERVAL_S)
+    # A failed charge is run again: the next charge covers the period since the last one.
+    runtime.add_periodic(
+        "storage-fees",
+        fulfilment.charge_storage,
+        every_s=settings.storage_charge_interval_s,
+        first_after_s=settings.storage_charge_interval_s,
+    )
     return app

@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shopstream.commerce.v1 import commerce_service_pb2, commissions_pb2, live_pb2, order_pb2
+from shopstream.commerce.v1 import (
+    commerce_service_pb2,
+    commissions_pb2,
+    live_pb2,
+    order_pb2,
+    payment_events_pb2,
+)
 from shopstream.common.v1 import money_pb2
-from shopstream_commerce.domain.after_sales import AfterSaleType
+from shopstream_commerce.domain.after_sales import AfterSaleType, RequestState
 from shopstream_commerce.domain.flash_sales import FlashSale
 from shopstream_commerce.domain.leaks import LeakReport
 from shopstream_commerce.domain.money import gpm
+from shopstream_commerce.domain.orders import OrderState
 from shopstream_commerce.domain.packages import Disposition, PackageRecord
 from shopstream_commerce.domain.records import LedgerRecord, LiveRecord, OrderRecord, RefundRecord
-from shopstream_commerce.domain.settlements import Breakdown, SellerEntry
+from shopstream_commerce.domain.settlements import Breakdown, EntryKind, SellerEntry
+from shopstream_commerce.payments.provider import PaymentStatus
 from shopstream_platform.errors import InvalidArgumentError
+
+
+# The domain's enums mirror the protos' by number (tests/unit/test_enum_mirrors.py checks).
+def order_state_pb(state: OrderState) -> order_pb2.OrderState.ValueType:
+    return cast("order_pb2.OrderState.ValueType", int(state))
+
+
+def refund_state_pb(state: RequestState) -> commerce_service_pb2.RefundState.ValueType:
+    return cast("commerce_service_pb2.RefundState.ValueType", int(state))
+
+
+def after_sale_type_pb(kind: AfterSaleType) -> commerce_service_pb2.AfterSaleType.ValueType:
+    return cast("commerce_service_pb2.AfterSaleType.ValueType", int(kind))
+
+
+def seller_entry_kind_pb(kind: EntryKind) -> commissions_pb2.SellerEntryKind.ValueType:
+    return cast("commissions_pb2.SellerEntryKind.ValueType", int(kind))
+
+
+def payment_status_pb(status: PaymentStatus) -> payment_events_pb2.PaymentStatus.ValueType:
+    return cast("payment_events_pb2.PaymentStatus.ValueType", int(status))
 
 
 def timestamp(t: datetime) -> Timestamp:
@@ -47,7 +77,7 @@ def order_pb(o: OrderRecord, *, ad_click_ids: bool = True) -> order_pb2.Order:
     message = order_pb2.Order(
         order_id=o.order_id,
         buyer_id=o.buyer_id,
-        state=int(o.state),  # type: ignore[arg-type]
+        state=order_state_pb(o.state),
         total=money(o.total_minor, o.currency),
         placed_at=timestamp(o.placed_at),
         updated_at=timestamp(o.updated_at),
@@ -81,14 +111,14 @@ def refund_pb(r: RefundRecord) -> commerce_service_pb2.Refund:
     return commerce_service_pb2.Refund(
         refund_id=r.refund_id,
         order_id=r.order_id,
-        state=int(r.state),  # type: ignore[arg-type]  # RequestState mirrors RefundState
+        state=refund_state_pb(r.state),
         lines=[
             commerce_service_pb2.RefundLineRequest(line_id=k, quantity=v)
             for k, v in sorted(r.lines.items())
         ],
         amount=money(r.amount_minor, r.currency),
         reason=r.reason,
-        type=int(r.kind),  # type: ignore[arg-type]  # AfterSaleType mirrors the proto enum
+        type=after_sale_type_pb(r.kind),
         reject_reason=r.reject_reason,  # type: ignore[arg-type]  # a RejectReason number
         reject_note=r.reject_note,
         return_tracking_number=r.return_tracking,
@@ -169,7 +199,7 @@ def leak_report_pb(r: LeakReport) -> commerce_service_pb2.CheckLeaksResponse:
         leaked_reservations=[
             commerce_service_pb2.LeakedReservation(
                 order_id=h.order_id,
-                state=int(h.state),  # type: ignore[arg-type]  # OrderState mirrors the proto enum
+                state=order_state_pb(h.state),
                 since=timestamp(h.since),
             )
             for h in r.reservations
@@ -205,7 +235,7 @@ def seller_entry_pb(e: SellerEntry) -> commissions_pb2.SellerLedgerEntry:
         entry_id=e.entry_id,
         seller_id=e.seller_id,
         order_id=e.order_id,
-        kind=int(e.kind),  # type: ignore[arg-type]  # EntryKind mirrors SellerEntryKind
+        kind=seller_entry_kind_pb(e.kind),
         account=e.account,  # type: ignore[arg-type]  # a LedgerAccount number
         amount=money(e.amount_minor, e.currency),
         refund_id=e.refund_id,
@@ -219,7 +249,7 @@ def order_settlement_pb(
     message = commissions_pb2.OrderSettlement(
         order_id=o.order_id,
         seller_id=o.seller_id,
-        state=int(o.state),  # type: ignore[arg-type]  # OrderState mirrors the proto enum
+        state=order_state_pb(o.state),
         paid=money(b.paid, o.currency),
         platform_fee=money(b.platform_fee, o.currency),
         creator_commission=money(b.creator_commission, o.currency),

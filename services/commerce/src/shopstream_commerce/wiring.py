@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import func, select
@@ -41,32 +38,10 @@ from shopstream_commerce.usecases.transitions import OrderTransitions
 from shopstream_platform.kafka.events import Event
 from shopstream_platform.runtime import Runtime
 
-log = logging.getLogger(__name__)
-
 STOCK_TOPIC = "catalog.stock.v1"
 CATALOG_FULFILMENT_TOPIC = "catalog.fulfilment.v1"
 SOCIAL_LIVE_TOPIC = "social.live-stats.v1"
 GAUGE_INTERVAL_S = 10.0
-
-
-def _periodic(
-    name: str, interval_s: float, step: Callable[[], Awaitable[object]]
-) -> Callable[[], Coroutine[Any, Any, None]]:
-    """Run `step` every `interval_s`. A failed run is logged and retried next interval: a
-    database that is briefly locked or gone must not end the service (the sweeps' work is
-    idempotent and picked up again)."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                await step()
-            except OperationalError as exc:
-                log.warning(f"{name} failed; retrying", extra={"error": str(exc)})
-            except Exception:
-                log.exception(f"{name} failed; retrying next interval")
-            await asyncio.sleep(interval_s)
-
-    return loop
 
 
 SessionRoute = Callable[[Event[Message], AsyncSession], Awaitable[None]]
@@ -255,10 +230,10 @@ def wire(runtime: Runtime) -> Commerce:
             metrics.orders_by_state.labels(state.name).set(counts.get(int(state), 0))
         metrics.live_sessions.set(live_now)
 
-    runtime.add_task("sweeps", _periodic("sweeps", settings.sweep_interval_s, sweeps))
-    runtime.add_task("gauges", _periodic("gauges", GAUGE_INTERVAL_S, gauges))
-    runtime.add_task(
-        "day-end-check",
-        _periodic("day-end check", settings.leak_check_interval_s, leak_check.refresh),
+    # The sweeps' work is idempotent: a run that failed is picked up by the next.
+    runtime.add_periodic("sweeps", sweeps, every_s=settings.sweep_interval_s)
+    runtime.add_periodic("gauges", gauges, every_s=GAUGE_INTERVAL_S)
+    runtime.add_periodic(
+        "day-end-check", leak_check.refresh, every_s=settings.leak_check_interval_s
     )
     return Commerce(order_cases, after_sales, live, commissions, leak_check, metrics, fulfilment)

@@ -213,8 +213,8 @@ class CatalogApp:
             events_pb2.ListingStatusChanged(
                 product_id=view.product_id,
                 seller_id=view.seller_id,
-                previous_status=int(previous or 0),  # type: ignore[arg-type]
-                status=int(view.status),  # type: ignore[arg-type]
+                previous_status=convert.listing_status_pb(previous),
+                status=convert.listing_status_pb(view.status),
                 reasons=[convert.reason_pb(r) for r in view.reasons],
                 changed_at=convert.timestamp(view.updated_at),
             ),
@@ -508,7 +508,7 @@ class CatalogApp:
                     quality=convert.quality_pb(
                         seller_id, tier, stats, t.window_days, suppressed, reasons
                     ),
-                    previous_tier=int(seller.quality_tier),  # type: ignore[arg-type]
+                    previous_tier=convert.quality_tier_pb(seller.quality_tier),
                     reasons=[convert.reason_pb(r) for r in reasons],
                 ),
             )

@@ -336,7 +336,7 @@ class Orders:
                 lambda o: ev.OrderCancelled(
                     order=convert.order_pb(o),
                     reason=reason or "cancelled by buyer",
-                    previous_state=int(previous),  # type: ignore[arg-type]
+                    previous_state=convert.order_state_pb(previous),
                 ),
                 expires_at=None,
             )

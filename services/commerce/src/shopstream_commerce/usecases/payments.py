@@ -234,7 +234,7 @@ class Payments:
                 order_id=intent.order_id,
                 buyer_id=intent.buyer_id,
                 amount=convert.money(intent.amount_minor, intent.currency),
-                status=int(status),  # type: ignore[arg-type]  # IntEnum mirrors PaymentStatus
+                status=convert.payment_status_pb(status),
                 message=message,
                 provider=self.provider.name,
                 at=convert.timestamp(at),
