@@ -195,7 +195,9 @@ def run_ours(
     with_metrics: bool,
     flush_timeout_s: float,
     profiler: cProfile.Profile | None = None,
+    batch: int = 0,
 ) -> dict[str, Any]:
+    """Our path: `publish` per record, or with `batch` > 0 `publish_batch` of that many."""
     metrics = PlatformMetrics("bench") if with_metrics else None
     producer = EventProducer(
         settings, "shopstream/bench", metrics, client_id=f"bench-{uuid.uuid4().hex[:6]}"
@@ -213,14 +215,25 @@ def run_ours(
 
     keys = [m.product.product_id for m in messages]
     pool = len(messages)
+    # The batch path's input, cycled like the per-record loop's (built before timing).
+    pairs = [(keys[i % pool], messages[i % pool]) for i in range(min(num_records, 4 * pool))]
     try:
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         if profiler is not None:
             profiler.enable()
         t0 = time.perf_counter()
-        for i in range(num_records):
-            j = i % pool
-            producer.publish(topic, keys[j], messages[j], on_delivery=on_delivery)
+        if batch > 0:
+            sent = 0
+            while sent < num_records:
+                size = min(batch, num_records - sent)
+                start = sent % len(pairs)
+                chunk = pairs[start : start + size]
+                producer.publish_batch(topic, chunk, on_delivery=on_delivery)
+                sent += len(chunk)
+        else:
+            for i in range(num_records):
+                j = i % pool
+                producer.publish(topic, keys[j], messages[j], on_delivery=on_delivery)
         t_enqueued = time.perf_counter()
         remaining = producer.flush(flush_timeout_s)
         t1 = time.perf_counter()
@@ -307,6 +320,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--profile", action="store_true", help="one extra cProfile'd run of our path (not timed)"
     )
+    parser.add_argument(
+        "--batch", type=int, default=1_000, help="records per publish_batch call (0: skip)"
+    )
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -342,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     topics: list[str] = []
     java_runs: list[dict[str, Any]] = []
     our_runs: list[dict[str, Any]] = []
+    batch_runs: list[dict[str, Any]] = []
     profile_text = None
     try:
         for r in range(args.repeats):
@@ -368,6 +385,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             ours["topic_records"] = end_offsets(bootstrap, our_topic)
             our_runs.append(ours)
+            if args.batch > 0:
+                batch_topic = f"bench.producer-batch.{tag}.v1"
+                ensure_topics(settings, [scratch_topic_spec(batch_topic, PARTITIONS)])
+                topics.append(batch_topic)
+                batched = run_ours(
+                    settings,
+                    batch_topic,
+                    n,
+                    messages,
+                    with_metrics=not args.no_metrics,
+                    flush_timeout_s=run_timeout_s,
+                    batch=args.batch,
+                )
+                batched["topic_records"] = end_offsets(bootstrap, batch_topic)
+                batch_runs.append(batched)
+                print(
+                    f"           batch path ({args.batch}/call): "
+                    f"{batched['records_per_s']:>10,.0f} rec/s (CPU "
+                    f"{batched['cpu_us_per_record']:.1f} us/rec, errors "
+                    f"{batched['delivery_errors']}, on topic {batched['topic_records']})"
+                )
             print(
                 f"  run {r + 1}/{args.repeats}: java {java['records_per_s']:>10,.0f} rec/s | "
                 f"ours {ours['records_per_s']:>10,.0f} rec/s "
@@ -408,6 +446,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # dominate its figure (20k records: ~10k records/s) and the ratio says nothing.
     judged = n >= MIN_RECORDS_FOR_VERDICT
     met = judged and ratio >= TARGET_RATIO and errors == 0 and complete
+    batch_rps = median([b["records_per_s"] for b in batch_runs]) if batch_runs else None
+    batch_complete = all(b["acked"] == n and b["topic_records"] == n for b in batch_runs)
+    batch_errors = sum(b["delivery_errors"] + b["undelivered_after_flush"] for b in batch_runs)
     result: dict[str, Any] = {
         "name": "producer",
         "target": f"ours >= {TARGET_RATIO} x ProducerPerformance records/s, 0 delivery errors",
@@ -430,6 +471,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target_met": met,
         "java_runs": java_runs,
         "our_runs": our_runs,
+        "batch_size": args.batch,
+        "batch_records_per_s": round(batch_rps) if batch_rps else None,
+        "batch_ratio": round(batch_rps / java_rps, 3) if batch_rps and java_rps else None,
+        "batch_cpu_us_per_record_median": median([b["cpu_us_per_record"] for b in batch_runs])
+        if batch_runs
+        else None,
+        "batch_delivery_errors": batch_errors,
+        "batch_all_records_on_topic": batch_complete,
+        "batch_runs": batch_runs,
     }
     if profile_text:
         result["profile_top"] = profile_text
@@ -438,6 +488,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"(target >= {TARGET_RATIO}), delivery errors {errors}, all records on topics {complete}"
         f" -> {'MET' if met else 'NOT MET' if judged else 'NOT JUDGED'}"
     )
+    if batch_rps:
+        print(
+            f"  batch path: {batch_rps:,.0f} rec/s, ratio {batch_rps / java_rps:.2f}, delivery "
+            f"errors {batch_errors}, all records on topic {batch_complete}"
+        )
     if not judged:
         print(
             f"  (fewer than {MIN_RECORDS_FOR_VERDICT:,} records: JVM warm-up dominates the Java "

@@ -5,23 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from google.protobuf.message import Message as ProtoMessage
 
 from shopstream_platform.kafka.cloudevents import (
     CloudEventMeta,
     Headers,
     derived_event_id,
+    format_time,
     new_event_id,
 )
 from shopstream_platform.kafka.codec import type_name
+from shopstream_platform.kafka.producer_batch import BatchDelivery, HeaderTemplate, RandomIds
 from shopstream_platform.metrics import PlatformMetrics, observe_kafka_statistics
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.tracing import current_tracestate, outgoing_traceparent
+from shopstream_platform.tracing import (
+    current_traceparent,
+    current_tracestate,
+    outgoing_traceparent,
+    tracing_enabled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,8 @@ class EventProducer:
         self._metrics = metrics
         # Metric children per (topic, acked): labels() costs more than the increment itself.
         self._counters: dict[tuple[str, bool], Any] = {}
+        # The batch path's shared headers, per message class.
+        self._templates: dict[tuple[type[ProtoMessage], str], HeaderTemplate] = {}
         config = producer_config(settings, client_id or source)
         if metrics is not None:
             # librdkafka's statistics feed the queue and round-trip gauges; served by poll().
@@ -172,6 +181,113 @@ class EventProducer:
             except BufferError:
                 # Local queue full: let the poll thread drain delivery reports, then retry.
                 self._producer.flush(0.1)
+
+    def publish_batch(
+        self,
+        topic: str,
+        records: Sequence[tuple[str, ProtoMessage]],
+        *,
+        time: datetime | None = None,
+        event_ids: Sequence[str] | None = None,
+        subjects: bool = False,
+        source: str | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> int:
+        """Publish many (key, event) records to one topic, fire-and-forget; returns how many.
+
+        The batch path (`publish` per record costs several times more Python): headers built
+        once per event type and source, one random draw for every record's id and traceparent,
+        one `ce_time` for the batch (`time`, default now), and every delivery report counted by
+        one shared callback, `on_delivery` (if given) called after it for each record. Ids are
+        random unless `event_ids` gives one per record (derived ids, for re-sent events);
+        `subjects=True` stamps each record's key as its `ce_subject`; `source` overrides the
+        producer's `ce_source` (a simulator speaking for several systems).
+        """
+        n = len(records)
+        if n == 0:
+            return 0
+        if event_ids is not None and len(event_ids) != n:
+            raise ValueError(f"{len(event_ids)} event ids for {n} records")
+        ce_time = format_time(time or datetime.now(UTC))
+        current = current_traceparent.get()
+        # With tracing on, the records carry the current span itself (as outgoing_traceparent).
+        fixed_parent = current if current and tracing_enabled() else None
+        draws = RandomIds(n, current)
+        tracestate = current_tracestate.get()
+        callback = self._count_delivery if on_delivery is None else self._then(on_delivery)
+        source = source or self._source
+        templates = self._templates
+        produce = self._producer.produce
+        for i, (key, message) in enumerate(records):
+            template = templates.get((type(message), source))
+            if template is None:
+                template = templates[(type(message), source)] = HeaderTemplate(
+                    type_name(message), source
+                )
+            headers = template.headers(
+                event_ids[i] if event_ids is not None else draws.event_id(i),
+                ce_time,
+                fixed_parent or draws.traceparent(i),
+                key if subjects else None,
+                tracestate,
+            )
+            value = message.SerializeToString()
+            encoded = key.encode()
+            while True:
+                try:
+                    produce(topic, value, encoded, headers=headers, on_delivery=callback)
+                    break
+                except BufferError:
+                    self._producer.flush(0.1)
+        return n
+
+    def produce_batch(
+        self,
+        records: Sequence[tuple[str, bytes, bytes | None, Headers]],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> BatchDelivery:
+        """Produce pre-encoded (topic, key, value, headers) records in order, with one shared
+        delivery callback for the batch instead of a closure per record; the returned
+        BatchDelivery holds each record's error once every report is in (`await .done()` with a
+        `loop`, or `.wait()`). A record refused before it is queued (too large, unknown
+        partition) gets its error at once; the others go on."""
+        delivery = BatchDelivery(len(records), loop, self._count_delivery)
+        produce = self._producer.produce
+        for i, (topic, key, value, headers) in enumerate(records):
+            if key:
+                delivery.expect(i, topic, key, value)
+                callback: DeliveryCallback = delivery
+            else:
+                # No key: the partitioner picks a partition at random, so order cannot match it.
+                callback = delivery.track_alone(i)
+            while True:
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=callback)
+                    break
+                except BufferError:
+                    self._producer.flush(0.1)
+                except KafkaException as exc:
+                    error = (
+                        exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                    )
+                    error = error or KafkaError(KafkaError._FAIL, str(exc))
+                    if key:
+                        delivery.forget(i, topic, key, error)
+                    else:
+                        delivery.settle_alone(i, error)
+                    break
+        delivery.seal()
+        return delivery
+
+    def _then(self, on_delivery: DeliveryCallback) -> DeliveryCallback:
+        """The shared counting callback, then the caller's (one closure per batch)."""
+        count = self._count_delivery
+
+        def callback(err: KafkaError | None, msg: Message) -> None:
+            count(err, msg)
+            on_delivery(err, msg)
+
+        return callback
 
     async def publish_and_wait(
         self, topic: str, key: str, message: ProtoMessage, *, meta: CloudEventMeta | None = None
