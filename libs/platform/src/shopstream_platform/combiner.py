@@ -22,6 +22,13 @@ output records for the worker, and fewer transactions).
 
 The service-specific part is a `WindowReducer` (pure, no I/O): what to keep of each record and
 how to encode a window.
+
+Event time: each window closes with a watermark, the time up to which every source partition has
+been read (a partition counts at the Kafka timestamp of its last record read, or at the wall
+clock once it is read to its end). A worker whose decisions wait on time (ads' join grace) takes
+it as its clock: after an outage the combiner catches up on the backlog at the backlog's own
+time, so an input held for another that is further back in the backlog is not given up on
+early. Records are timestamped by their producers (CreateTime), all on synchronised clocks.
 """
 
 from __future__ import annotations
@@ -87,6 +94,8 @@ class SourceEvent:
     id: str
     type: str
     time: str
+    # The record's Kafka timestamp, in seconds (0 when it has none).
+    timestamp: float = 0.0
 
 
 class WindowReducer(Protocol):
@@ -102,8 +111,9 @@ class WindowReducer(Protocol):
         one of `POISON` for a record that can never be processed (dead-lettered)."""
         ...
 
-    def take(self) -> list[tuple[int, bytes]]:
-        """The window's output records as (destination partition, value); starts a new window."""
+    def take(self, watermark: float) -> list[tuple[int, bytes]]:
+        """The window's output records as (destination partition, value); starts a new window.
+        `watermark`: the window's event time (module docstring), 0 while not known yet."""
         ...
 
 
@@ -203,14 +213,14 @@ class MissingHeadersError(InvalidEventError):
     """A record without the CloudEvents headers the combiner routes by."""
 
 
-def scan_headers(headers: Any) -> SourceEvent:
+def scan_headers(headers: Any, timestamp: float = 0.0) -> SourceEvent:
     """ce_id, ce_type and ce_time, without building a dict of every header (confluent-kafka
-    gives consumed headers as a list of (name, bytes) pairs)."""
+    gives consumed headers as a list of (name, bytes) pairs); `timestamp`: the record's."""
     if headers and len(headers) >= 5:
         # The platform's producers write ce_specversion, ce_id, ce_type, ce_source, ce_time first.
         (_, _), (n1, v1), (n2, v2), _, (n4, v4) = headers[:5]
         if n1 == "ce_id" and n2 == "ce_type" and n4 == "ce_time" and v1 and v2 and v4:
-            return SourceEvent(_text(v1), _text(v2), _text(v4))
+            return SourceEvent(_text(v1), _text(v2), _text(v4), timestamp)
     ce_id = ce_type = ce_time = ""
     for name, value in headers or ():
         if value is None:
@@ -223,7 +233,7 @@ def scan_headers(headers: Any) -> SourceEvent:
             ce_time = _text(value)
     if not ce_id or not ce_type:
         raise MissingHeadersError("missing CloudEvents header(s) ce_id / ce_type")
-    return SourceEvent(ce_id, ce_type, ce_time)
+    return SourceEvent(ce_id, ce_type, ce_time, timestamp)
 
 
 def _text(value: str | bytes) -> str:
@@ -274,6 +284,13 @@ class CombinerMetrics:
             ["service"],
             registry=registry,
         ).labels(**labels)
+        self.event_time_behind = Gauge(
+            "shopstream_combiner_event_time_behind_seconds",
+            "Wall clock minus the watermark of the last window: how far behind its sources the "
+            "combiner reads (0 when every source partition is read to its end)",
+            ["service"],
+            registry=registry,
+        ).labels(**labels)
         self.window_s = Gauge(
             "shopstream_combiner_window_seconds",
             "The current adaptive window length",
@@ -300,6 +317,7 @@ class Combiner:
         metrics: CombinerMetrics,
         adopt_offsets_from: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`adopt_offsets_from`: a group whose committed offsets a source partition starts from
         when this group has none yet (the group that read the sources before the combiner
@@ -313,6 +331,13 @@ class Combiner:
         self._reducer = reducer
         self._metrics = metrics
         self._clock = clock
+        self._wall_clock = wall_clock
+        # Event time (`_advance_watermark`): per source partition the Kafka timestamp (ms) of
+        # the last record read, and the offset reading started from at its assignment.
+        self._read_at: dict[tuple[str, int], int] = {}
+        self._starts: dict[tuple[str, int], int] = {}
+        self.watermark = 0.0
+        self._unknown_since = self._unknown_logged = 0.0
         self._stopping = False
         self._failed = False
         self._window_s = settings.min_window_s
@@ -414,10 +439,13 @@ class Combiner:
             return None
         topic = msg.topic() or ""
         value = msg.value()
+        timestamp = msg.timestamp()[1]
+        if timestamp > 0:
+            self._read_at[(topic, msg.partition() or 0)] = timestamp
         try:
             if value is None:
                 raise InvalidEventError("record has no value")
-            event = scan_headers(msg.headers())
+            event = scan_headers(msg.headers(), timestamp / 1000 if timestamp > 0 else 0.0)
             if self._reducer.add(topic, msg.key(), value, event):
                 return True
             if not declared_on(topic, event.type):
@@ -465,6 +493,10 @@ class Combiner:
     def _due(self) -> bool:
         if self._reducer.pending >= self._settings.max_window_inputs:
             return True
+        if not self.watermark and self._reducer.pending and not self._advance_watermark():
+            # Just started: a window waits (up to `max_window_inputs`) for every partition's
+            # first fetch, so its event time is known.
+            return False
         return self._clock() - self._window_started >= self._window_s
 
     def _commit_window(self) -> None:
@@ -472,14 +504,14 @@ class Combiner:
         started = self._clock()
         self._window_started = started
         assignment = self._consumer.assignment()
-        positions = [
-            tp for tp in self._consumer.position(assignment) if tp.offset != OFFSET_INVALID
-        ]
+        read = self._consumer.position(assignment)
+        positions = [tp for tp in read if tp.offset != OFFSET_INVALID]
         inputs = self._reducer.pending
         if not inputs and not self._dead_letters and not positions:
             return
+        self._advance_watermark(read)
         try:
-            for partition, value in self._reducer.take():
+            for partition, value in self._reducer.take(self.watermark):
                 self._seq += 1
                 self._producer.produce(
                     self._output,
@@ -515,8 +547,11 @@ class Combiner:
         # An abort that fails too ends the process: a new one starts from the committed offsets.
         self._producer.abort_transaction(self._settings.transaction_timeout_ms / 1000)
         self._metrics.aborts.inc()
-        self._reducer.take()  # drop the window: its inputs are read again below
+        self._reducer.take(self.watermark)  # drop the window: its inputs are read again below
         assignment = self._consumer.assignment()
+        # Read again from older records: their partitions' times are unknown until then.
+        for tp in assignment:
+            self._read_at.pop((tp.topic, tp.partition), None)
         if assignment:
             committed = self._consumer.committed(assignment, timeout=10)
             for tp in committed:
@@ -526,10 +561,77 @@ class Combiner:
                     # Nothing committed yet for this partition: start it as a new group would.
                     self._consumer.seek(TopicPartition(tp.topic, tp.partition, -2))
 
+    def _advance_watermark(self, read: list[TopicPartition] | None = None) -> bool:
+        """Move `watermark` to the oldest of the source partitions' times: the timestamp of
+        the last record read from a partition behind its end, the wall clock for one read to
+        its end (from the high offset of its last fetch: nothing older can come but records
+        produced since, which a join grace absorbs). Unknown while a partition behind its end
+        has given no record since its assignment: then it stays. Never goes back. Returns
+        whether it is known."""
+        if read is None:
+            read = self._consumer.position(self._consumer.assignment())
+        if not read:
+            return bool(self.watermark)
+        now = oldest = self._wall_clock()
+        for tp in read:
+            key = (tp.topic, tp.partition)
+            offset = tp.offset if tp.offset >= 0 else self._starts.get(key, -1)
+            offsets = self._consumer.get_watermark_offsets(tp, cached=True)
+            if offsets is not None and 0 <= offsets[1] <= offset:
+                continue  # read to its end
+            read_at = self._read_at.get(key)
+            if read_at is None:
+                self._unknown(key, offset, offsets, now)
+                return bool(self.watermark)
+            oldest = min(oldest, read_at / 1000)
+        self.watermark = max(self.watermark, oldest)
+        self._unknown_since = 0.0
+        self._metrics.event_time_behind.set(now - self.watermark)
+        return True
+
+    def _unknown(
+        self, key: tuple[str, int], offset: int, offsets: tuple[int, int] | None, now: float
+    ) -> None:
+        """Say so when the watermark stays unknown (a partition behind its end gives nothing)."""
+        if not self._unknown_since:
+            self._unknown_since = now
+        elif now - self._unknown_since >= 10 and now - self._unknown_logged >= 10:
+            self._unknown_logged = now
+            log.warning(
+                "combiner event time unknown: a partition behind its end gave no record",
+                extra={
+                    "topic": key[0],
+                    "partition": key[1],
+                    "offset": offset,
+                    "offsets": offsets,
+                    "for_s": round(now - self._unknown_since, 1),
+                },
+            )
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._adopt_from is None or not partitions:
+        if not partitions:
             return
-        fresh = [tp for tp in consumer.committed(partitions, timeout=10) if tp.offset < 0]
+        committed = consumer.committed(partitions, timeout=10)
+        self._starts.update({(tp.topic, tp.partition): tp.offset for tp in committed})
+        try:
+            self._adopt_offsets(consumer, partitions, committed)
+        finally:
+            for tp in partitions:
+                key = (tp.topic, tp.partition)
+                if self._starts.get(key, -1) < 0:
+                    # A new group starts at the log's start (auto.offset.reset=earliest).
+                    low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+                    self._starts[key] = low
+
+    def _adopt_offsets(
+        self,
+        consumer: Consumer,
+        partitions: list[TopicPartition],
+        committed: list[TopicPartition],
+    ) -> None:
+        if self._adopt_from is None:
+            return
+        fresh = [tp for tp in committed if tp.offset < 0]
         if not fresh:
             return
         request = ConsumerGroupTopicPartitions(
@@ -542,6 +644,8 @@ class Combiner:
         for tp in partitions:
             offset = adopted.get((tp.topic, tp.partition), -1)
             positioned.append(TopicPartition(tp.topic, tp.partition, offset) if offset >= 0 else tp)
+            if offset >= 0:
+                self._starts[(tp.topic, tp.partition)] = offset
         if any(tp.offset >= 0 for tp in positioned):
             log.info("combiner adopted committed offsets", extra={"group": self._adopt_from})
             consumer.assign(positioned)
@@ -552,6 +656,9 @@ class Combiner:
         # transaction is aborted, its inputs are read again).
         if not self._failed:
             self._commit_window()
+        for tp in partitions:
+            self._read_at.pop((tp.topic, tp.partition), None)
+            self._starts.pop((tp.topic, tp.partition), None)
 
     def _headers(self) -> list[tuple[str, str | bytes | None]]:
         return [

@@ -22,13 +22,13 @@ from shopstream_platform.kafka.events import InvalidEventError
 T = "2026-12-06T10:00:00.000000Z"
 
 
-def event(message_type: type, ident: str) -> SourceEvent:
-    return SourceEvent(ident, type_name(message_type), T)
+def event(message_type: type, ident: str, timestamp: float = 0.0) -> SourceEvent:
+    return SourceEvent(ident, type_name(message_type), T, timestamp)
 
 
 def batches(reducer: AdsInputs) -> dict[int, list[ev.AdsInput]]:
     out: dict[int, list[ev.AdsInput]] = {}
-    for partition, value in reducer.take():
+    for partition, value in reducer.take(0.0):
         out.setdefault(partition, []).extend(ev.AdsInputBatch.FromString(value).inputs)
     return out
 
@@ -65,7 +65,7 @@ def test_clicks_go_by_install_the_rest_by_buyer_in_order() -> None:
 
 
 def test_an_order_is_rekeyed_by_buyer_with_its_click_ids_and_grace_start() -> None:
-    r = AdsInputs(6, 900_000, "w", clock=lambda: 1_800_000_100.5)
+    r = AdsInputs(6, 900_000, "w", wall_clock=lambda: 1_900_000_000.0)
     order = order_pb2.Order(order_id="o1", buyer_id="b7", tracking_consent=True)
     order.total.CopyFrom(money_pb2.Money(amount_minor=2_500, currency="USD"))
     for click_id in ("k2", "k1", "k2"):
@@ -73,13 +73,17 @@ def test_an_order_is_rekeyed_by_buyer_with_its_click_ids_and_grace_start() -> No
     paid = order_events_pb2.OrderPaid(order=order)
     paid.paid_at.FromSeconds(1_800_000_000)
     assert r.add(
-        ORDERS_TOPIC, b"o1", paid.SerializeToString(), event(order_events_pb2.OrderPaid, "e")
+        ORDERS_TOPIC,
+        b"o1",
+        paid.SerializeToString(),
+        event(order_events_pb2.OrderPaid, "e", timestamp=1_800_000_100.5),
     )
     (item,) = batches(r)[partition_for("b7", 6)]
     assert item.key == "b7"
     assert list(item.order.ad_click_ids) == ["k1", "k2"]
     assert item.order.amount.amount_minor == 2_500 and not item.order.refund
     assert item.order.at.seconds == 1_800_000_000
+    # The grace starts at the record's Kafka timestamp, not when the combiner read it.
     assert item.order.observed_at.ToNanoseconds() == 1_800_000_100_500_000_000
 
 
@@ -92,7 +96,7 @@ def test_poison_raises_and_leaves_nothing_behind() -> None:
         r.add(CLICKS_TOPIC, b"b", no_time, event(ads_pb2.Click, "e"))
     with pytest.raises(DecodeError):
         r.add(IMPRESSIONS_TOPIC, b"b", b"\xff\xff\xff", event(ads_pb2.Impression, "e"))
-    assert r.pending == 0 and r.take() == []
+    assert r.pending == 0 and r.take(0.0) == []
     # A type the worker does not use is skipped, not poison.
     assert not r.add(ORDERS_TOPIC, b"o", b"", event(order_events_pb2.OrderPlaced, "e"))
 
@@ -101,31 +105,40 @@ def test_a_window_too_big_for_one_record_is_split() -> None:
     r = AdsInputs(1, 2_000, "w")
     for i in range(100):
         r.add(IMPRESSIONS_TOPIC, b"b1", impression(f"i{i}"), event(ads_pb2.Impression, f"e{i}"))
-    records = r.take()
+    records = r.take(0.0)
     assert len(records) > 1 and all(len(v) <= 2_000 for _, v in records)
     ids = [i.event_id for _, v in records for i in ev.AdsInputBatch.FromString(v).inputs]
     assert ids == [f"e{i}" for i in range(100)]
 
 
-def test_every_batch_carries_the_window_clock_and_idle_partitions_get_ticks() -> None:
-    now = [1_000.0]
-    r = AdsInputs(3, 2_000, "w", clock=lambda: now[0], tick_s=0.1)
+def test_every_batch_carries_the_watermark_and_idle_partitions_get_ticks() -> None:
+    r = AdsInputs(3, 2_000, "w", tick_s=0.1, wall_clock=lambda: 5_000.0)
     r.add(IMPRESSIONS_TOPIC, b"b1", impression("i1"), event(ads_pb2.Impression, "e1"))
-    first = {p: ev.AdsInputBatch.FromString(v) for p, v in r.take()}
-    # The input's partition gets its batch, every other partition a tick: all at the clock.
+    first = {p: ev.AdsInputBatch.FromString(v) for p, v in r.take(1_000.0)}
+    # The input's partition gets its batch, every other partition a tick: all at the watermark
+    # (the worker's clock), with the wall clock beside it.
     assert sorted(first) == [0, 1, 2]
     assert {p: len(b.inputs) for p, b in first.items()} == {
         p: int(p == partition_for("b1", 3)) for p in range(3)
     }
-    assert {b.closed_at.ToNanoseconds() for b in first.values()} == {1_000 * 10**9}
-    now[0] = 1_000.05  # within the tick: nothing to say
-    assert r.take() == []
-    now[0] = 1_000.2
-    assert sorted(p for p, _ in r.take()) == [0, 1, 2]
+    assert {b.watermark.ToNanoseconds() for b in first.values()} == {1_000 * 10**9}
+    assert {b.closed_at.ToNanoseconds() for b in first.values()} == {5_000 * 10**9}
+    assert r.take(1_000.05) == []  # within the tick: nothing to say
+    assert sorted(p for p, _ in r.take(1_000.2)) == [0, 1, 2]
     # A split batch keeps its clock in both halves.
     for i in range(100):
         r.add(IMPRESSIONS_TOPIC, b"b1", impression(f"i{i}"), event(ads_pb2.Impression, f"x{i}"))
-    now[0] = 1_000.25
-    halves = [ev.AdsInputBatch.FromString(v) for p, v in r.take() if p == partition_for("b1", 3)]
+    halves = [
+        ev.AdsInputBatch.FromString(v) for p, v in r.take(1_000.25) if p == partition_for("b1", 3)
+    ]
     assert len(halves) > 1
-    assert {h.closed_at.ToNanoseconds() for h in halves} == {1_000_250_000_000}
+    assert {h.watermark.ToNanoseconds() for h in halves} == {1_000_250_000_000}
+
+
+def test_no_clock_and_no_ticks_while_the_watermark_is_unknown() -> None:
+    r = AdsInputs(3, 2_000, "w", tick_s=0.1)
+    r.add(IMPRESSIONS_TOPIC, b"b1", impression("i1"), event(ads_pb2.Impression, "e1"))
+    (only,) = r.take(0.0)
+    assert only[0] == partition_for("b1", 3)
+    batch = ev.AdsInputBatch.FromString(only[1])
+    assert not batch.HasField("watermark") and len(batch.inputs) == 1

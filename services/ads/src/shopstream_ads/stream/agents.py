@@ -23,8 +23,9 @@ day and record (counts per clearing price), not one per impression.
 The join grace is a timer, not a wait: a click whose impression has not arrived, and a paid order
 (touches may still be on their way through screening), are held in the buyer's state until the
 impression comes or the grace ends; `_release_due` runs the held inputs whose time has come by
-the clock of the batch records (the combiner's, with ticks for idle partitions), so a re-run after
-a crash holds and releases at the same points of the stream.
+the clock of the batch records (the combiner's event-time watermark, with ticks for idle
+partitions), so a re-run after a crash, or a backlog read after an outage, holds and releases at
+the same points of the stream.
 
 Every output is published, and acknowledged, before the state that records having emitted it is
 written (the tables flush after the outputs' acks, at offset commits); outputs carry ids derived
@@ -324,9 +325,10 @@ class AttributionStreams:
         once. No await inside: nothing interleaves. This agent is the only writer of the devices
         and buyers tables.
 
-        The record's clock is the combiner's (`closed_at`), not this process's: holding and
-        releasing inputs then happen at the same point of the stream when a record is applied
-        again after a crash, and so do the decisions that depend on them."""
+        The record's clock is the combiner's event time (`watermark`), not this process's:
+        holding and releasing inputs then happen at the same point of the stream when a record
+        is applied again after a crash, and when the combiner catches up on a backlog, and so
+        do the decisions that depend on them."""
         batch = event.message
         assert isinstance(batch, ev.AdsInputBatch)
         partition, offset = event.partition, event.offset
@@ -339,7 +341,12 @@ class AttributionStreams:
                 group[item.key] = [item]
             else:
                 items.append(item)
-        now = convert.seconds(batch.closed_at) if batch.HasField("closed_at") else time.time()
+        if batch.HasField("watermark"):
+            now = convert.seconds(batch.watermark)
+        elif batch.HasField("closed_at"):
+            now = convert.seconds(batch.closed_at)  # a combiner of before event time
+        else:
+            now = time.time()
         applied = 0
         for install, clicks in installs.items():
             applied += self._screen(install, clicks, partition, offset, now)

@@ -39,16 +39,16 @@ class AdsInputs:
         partitions: int,
         max_record_bytes: int,
         worker: str,
-        clock: Callable[[], float] = time.time,
         tick_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`worker`: the attribution worker's app id; screened clicks of any other are skipped.
-        Every batch carries the window's closing time, and idle partitions get a tick every
-        `tick_s` (the worker's clock: see AdsInputBatch.closed_at)."""
+        Every batch carries the window's watermark (the worker's clock: see
+        AdsInputBatch.watermark), and idle partitions get a tick every `tick_s` of it."""
         self._worker = worker
-        self._clock = clock
+        self._wall_clock = wall_clock
         self._window = PartitionBatches(
-            ev.AdsInputBatch, partitions, max_record_bytes, stamp=_stamp, tick_s=tick_s
+            ev.AdsInputBatch, partitions, max_record_bytes, stamp=self._stamp, tick_s=tick_s
         )
         # (topic, ce_type) -> how to gather it; anything else on the topic is skipped.
         self._routes: dict[tuple[str, str], Callable[[bytes, SourceEvent], bool | None]] = {
@@ -70,8 +70,13 @@ class AdsInputs:
             return False
         return route(value, event) is not False
 
-    def take(self) -> list[tuple[int, bytes]]:
-        return self._window.take(self._clock())
+    def take(self, watermark: float) -> list[tuple[int, bytes]]:
+        # Not known yet (just started): no clock; the worker then uses its own.
+        return self._window.take(watermark or None)
+
+    def _stamp(self, batch: ev.AdsInputBatch, watermark: float) -> None:
+        batch.watermark.FromNanoseconds(int(watermark * 1e9))
+        batch.closed_at.FromNanoseconds(int(self._wall_clock() * 1e9))
 
     def _item(self, key: str, event_id: str) -> Item:
         item: Item = self._window.add(key)
@@ -137,18 +142,15 @@ class AdsInputs:
         out.creator_ids.extend(
             sorted({ln.attribution.creator_id for ln in order.lines if ln.attribution.creator_id})
         )
-        # The join grace starts when the order reaches attribution (see AttributionSettings).
-        out.observed_at.FromNanoseconds(int(self._clock() * 1e9))
+        # The join grace starts when the order reaches attribution (see AttributionSettings):
+        # by its record's time, the same when the record is read again.
+        out.observed_at.FromNanoseconds(int((event.timestamp or self._wall_clock()) * 1e9))
         return out
 
     def _legacy_order(self, value: bytes, event: SourceEvent) -> None:
         order = ev.BuyerOrder.FromString(value)
         _require(order.buyer_id, "buyer_id")
         self._item(order.buyer_id, event.id).order.CopyFrom(order)
-
-
-def _stamp(batch: ev.AdsInputBatch, now: float) -> None:
-    batch.closed_at.FromNanoseconds(int(now * 1e9))
 
 
 def _require(value: str, field: str) -> None:
