@@ -268,13 +268,14 @@ class OutboxRelay:
             self._set_drained()
             return 0
         dead: list[tuple[_Row, str, str]] = []  # row, reason code (metric label), reason text
-        sending: list[tuple[_Row, asyncio.Future[KafkaError | None]]] = []
+        sending: list[_Row] = []
+        records: list[tuple[str, bytes, bytes, Headers]] = []
         traced = tracing_enabled()
         sent_ns = time.time_ns()
         for row in rows:
             key = row.key.encode()
-            headers = [(k, v.encode()) for k, v in json.loads(row.headers)]
-            size = record_size(key, row.payload, headers)
+            headers: Headers = [(k, v.encode()) for k, v in json.loads(row.headers)]
+            size = record_size(key, row.payload, headers)  # type: ignore[arg-type]
             if size > self._max_record_bytes:
                 dead.append(
                     (
@@ -284,12 +285,18 @@ class OutboxRelay:
                     )
                 )
                 continue
-            sending.append((row, self._send(row.topic, key, row.payload, headers)))
+            sending.append(row)
+            records.append((row.topic, key, row.payload, headers))
+        # The producer's batch path: produced in id order, one shared delivery callback for the
+        # batch (not a future and a closure per row), each row's outcome matched to it.
+        errors: list[KafkaError | None] = []
+        if records:
+            delivery = self._producer.produce_batch(records, asyncio.get_running_loop())
+            errors = await delivery.done()
         acked: list[_Row] = []
         retry: list[tuple[_Row, KafkaError]] = []
         refused: list[_Row] = []
-        for row, future in sending:
-            error = await future
+        for row, error in zip(sending, errors, strict=True):
             if traced:
                 self._trace(row, sent_ns, error)
             if error is None:
