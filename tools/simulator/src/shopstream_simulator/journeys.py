@@ -87,13 +87,15 @@ async def _see_ads(ctx: Context, session: BuyerSession, buyer: Buyer) -> tuple[s
     # The feed shows the auction's winners on every page the buyer scrolls (one page on a
     # normal day); each slot seen is an impression with its own id, the auction's id and the
     # winner's clearing price, so ads counts and charges it like any other.
+    # The feed's impressions go out together, through the producer's batch path.
     pages = ctx.plan.day.feed_pages
     last_seen: dict[int, str] = {}
+    now = datetime.now(UTC)
+    feed: list[tuple[str, ads_pb2.Impression, str, str]] = []
     for page in range(pages):
         for rank, ad in enumerate(ads):
             impression_id = f"{ctx.run_id}-imp-{session.index}-{page * len(ads) + rank}"
-            await publish_impression(
-                ctx,
+            impression = impression_of(
                 ad,
                 answer.auction_id,
                 impression_id,
@@ -102,9 +104,12 @@ async def _see_ads(ctx: Context, session: BuyerSession, buyer: Buyer) -> tuple[s
                 buyer.install_id,
                 ses,
                 session.placement,
-                "impressions",
+                now,
             )
+            feed.append((buyer.buyer_id, impression, impression_id, ad.campaign_id))
             last_seen[rank] = impression_id
+    if feed:
+        await ctx.edge.publish_many(IMPRESSIONS, feed, counter="impressions", at=now)
     if not session.will_click or not ads:
         return None
     # The buyer taps this world's ad when one is shown, else the top one (another
@@ -137,6 +142,31 @@ async def _see_ads(ctx: Context, session: BuyerSession, buyer: Buyer) -> tuple[s
     return click_id, product_key
 
 
+def impression_of(
+    ad: ads_service_pb2.SelectedAd,
+    auction_id: str,
+    impression_id: str,
+    buyer_id: str,
+    consent: bool,
+    install_id: str,
+    session_id: str,
+    placement: str,
+    now: datetime,
+) -> ads_pb2.Impression:
+    return ads_pb2.Impression(
+        impression_id=impression_id,
+        campaign_id=ad.campaign_id,
+        buyer_id=buyer_id,
+        placement=placement,
+        tracking_consent=consent,
+        install_id=install_id,
+        session_id=session_id,
+        at=timestamp(now),
+        clearing_price=ad.clearing_price,
+        auction_id=auction_id,
+    )
+
+
 async def publish_impression(
     ctx: Context,
     ad: ads_service_pb2.SelectedAd,
@@ -152,17 +182,8 @@ async def publish_impression(
     limited: bool = True,
 ) -> None:
     now = datetime.now(UTC)
-    impression = ads_pb2.Impression(
-        impression_id=impression_id,
-        campaign_id=ad.campaign_id,
-        buyer_id=buyer_id,
-        placement=placement,
-        tracking_consent=consent,
-        install_id=install_id,
-        session_id=session_id,
-        at=timestamp(now),
-        clearing_price=ad.clearing_price,
-        auction_id=auction_id,
+    impression = impression_of(
+        ad, auction_id, impression_id, buyer_id, consent, install_id, session_id, placement, now
     )
     await ctx.edge.publish(
         IMPRESSIONS,
