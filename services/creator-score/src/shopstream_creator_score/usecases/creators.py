@@ -7,7 +7,6 @@ owns) or from the copy of the owner's (stream/copies.py), whichever is newer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score import convert
@@ -15,15 +14,12 @@ from shopstream_creator_score.domain.formula import score
 from shopstream_creator_score.domain.state import State
 from shopstream_creator_score.usecases.ad_sales import AdSalesReleaser
 from shopstream_creator_score.usecases.score_board import ScoreBoard, version_of
+from shopstream_platform.clock import Clock, utc_now
 from shopstream_platform.errors import InvalidArgumentError, NotFoundError
 from shopstream_platform.grpc.auth import Principal
 
 # The copy of a creator another process owns: its state's watermark and its exact `Creator`.
 CopyOf = Callable[[str], tuple[int, creators_pb2.Creator] | None]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Creators:
@@ -34,7 +30,7 @@ class Creators:
         copy_of: CopyOf,
         ad_sales: AdSalesReleaser,
         half_life_s: float,
-        now: Callable[[], datetime] = utc_now,
+        now: Clock = utc_now,
     ) -> None:
         """`state_of`: this process's own state of a creator (a copy of it, or None);
         `copy_of`: the copy of the owner's, when another process owns it."""

@@ -3,13 +3,12 @@ the caller (ad sales thresholded and noised, usecases/ad_sales.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from datetime import datetime
+from collections.abc import AsyncGenerator
 
 from shopstream.creators.v1 import creators_pb2
 from shopstream_creator_score.usecases.ad_sales import AdSalesReleaser
-from shopstream_creator_score.usecases.creators import utc_now
 from shopstream_creator_score.usecases.score_board import ScoreBoard
+from shopstream_platform.clock import Clock, utc_now
 from shopstream_platform.grpc.auth import Principal
 
 
@@ -18,7 +17,7 @@ class Watching:
         self,
         board: ScoreBoard,
         ad_sales: AdSalesReleaser,
-        now: Callable[[], datetime] = utc_now,
+        now: Clock = utc_now,
     ) -> None:
         self._board = board
         self._ad_sales = ad_sales
