@@ -90,3 +90,43 @@ async def test_a_credit_moved_by_a_late_click_takes_the_refunds_along(ads: AdsWo
     net = await eventually(net_per_touch)
     assert net[click] == 2_000
     assert all(amount == 0 for touch, amount in net.items() if touch != click), net
+
+
+async def test_a_credit_that_moves_back_is_a_new_credit(ads: AdsWorld) -> None:
+    """A view credited; a later view and then a click take the credit; the click is voided
+    (an order paid a second after it) and the credit goes back to the first view. That second
+    credit to the same touch must not look like the first (the same event id would be dropped
+    as a duplicate by every subscriber, and the order would end with no credit)."""
+    campaign = await ads.campaign("seller-back")
+    t = NOW - timedelta(hours=5)
+    first_view = await ads.impression("b-back", campaign, t - timedelta(hours=2))
+    order = await ads.paid_order("b-back", 4_000, t)
+    assert [a.touch_id for a in await ads.attributions({order}, expect=1)] == [first_view]
+
+    # The fast order names the click before it comes: held until the click joins, then it
+    # voids the click (and taints the impression the click came through).
+    click_at = t - timedelta(hours=1)
+    click_id = ads.next_id("clk")
+    fast = await ads.paid_order("b-back", 1_000, click_at + timedelta(seconds=1), click_id=click_id)
+    await ads.click("b-back", campaign, click_at, click_id=click_id)
+
+    async def net_per_touch() -> dict[str, int] | None:
+        records = await ads.records(
+            "ads.attributions.v1", ev.Attribution, 1_000, lambda a: a.order_id == order, 2
+        )
+        if not any(a.touch_id == click_id and a.withdrawn for a in records):
+            return None
+        net: dict[str, int] = {}
+        for a in records:
+            net[a.touch_id] = net.get(a.touch_id, 0) + a.amount.amount_minor
+        credits = [
+            a.attribution_id for a in records if a.touch_id == first_view and not a.withdrawn
+        ]
+        return net if len(credits) == 2 else None
+
+    net = await eventually(net_per_touch)
+    assert net[first_view] == 4_000, net
+    assert all(amount == 0 for touch, amount in net.items() if touch != first_view), net
+    assert net.get(click_id) == 0, net
+    (fast_credit,) = await ads.attributions({fast}, expect=1)
+    assert fast_credit.touch_id == first_view

@@ -93,6 +93,8 @@ MAX_LINES_PER_RECORD = 2_000
 # click_id];
 # an order: [due, "order", order_id]; a refund: [due, "refund", event_id, BuyerOrder (base64)].
 DUE, HELD_KIND = 0, 1
+# An order's credit: [campaign id, touch kind, touch id, touched at, attribution id].
+CREDIT_ID = 4
 
 
 def _entry_id(kind: str, ident: str) -> str:
@@ -775,7 +777,7 @@ class AttributionStreams:
         c = decision.credit
         new = [c.campaign_id, c.kind, c.touch_id, c.touched_at] if c is not None else None
         old = facts["credit"]
-        if new == old:
+        if new == (old[:CREDIT_ID] if old is not None else None):
             if new is None and arrival:
                 self.metrics.unattributed.inc()
             return
@@ -789,11 +791,23 @@ class AttributionStreams:
             )
         facts["credit"] = new
         if new is not None:
+            new.append(self._credit_id(order_id, facts, c.touch_id if c else ""))
             self._publish_credit(order_id, facts, new, cause, kind=lg.CONVERSION, amount=net)
             if arrival:
                 # The worker's lag: paid to first credit. A credit moved later by a touch that
                 # arrived late is the data's lateness, counted in the withdrawals instead.
                 self.metrics.lag.observe(max(0.0, time.time() - facts["at"]))
+
+    @staticmethod
+    def _credit_id(order_id: str, facts: dict[str, Any], touch_id: str) -> str:
+        """The attribution id of a new credit: `<order>:<touch>` for an order's first, with the
+        number of earlier credits after it for a later one. A credit that moves A, B, then back
+        to A gives A a second credit whose id (and event id, and ledger entry id) must differ
+        from the first's, or every subscriber would drop it as a duplicate."""
+        # States written before credits were numbered: a credit there counts as one.
+        given = facts.get("credits", 1 if facts.get("credit") else 0)
+        facts["credits"] = given + 1
+        return f"{order_id}:{touch_id}" if not given else f"{order_id}:{touch_id}:{given}"
 
     def _redecide_credited_to(
         self, state: dict[str, Any], touch_ids: list[str], cause: str, skip: str = ""
@@ -834,7 +848,9 @@ class AttributionStreams:
         kind: int,
         amount: int,
     ) -> None:
-        campaign_id, touch, touch_id, touched_at = credit
+        campaign_id, touch, touch_id, touched_at = credit[:CREDIT_ID]
+        # Credits given before they carried their id had the first credit's.
+        credit_id = credit[CREDIT_ID] if len(credit) > CREDIT_ID else f"{order_id}:{touch_id}"
         campaign = self._book.campaign(campaign_id)
         negative = kind in (lg.REFUND, lg.CONVERSION_WITHDRAWN)
         suffix = {
@@ -843,7 +859,7 @@ class AttributionStreams:
             lg.CONVERSION_WITHDRAWN: ":withdrawn",
         }[kind]
         out = ev.Attribution(
-            attribution_id=f"{order_id}:{touch_id}{suffix}",
+            attribution_id=f"{credit_id}{suffix}",
             order_id=order_id,
             buyer_id=facts["buyer"],
             campaign_id=campaign_id,
