@@ -119,7 +119,7 @@ def refund_pb(r: RefundRecord) -> commerce_service_pb2.Refund:
         amount=money(r.amount_minor, r.currency),
         reason=r.reason,
         type=after_sale_type_pb(r.kind),
-        reject_reason=r.reject_reason,  # type: ignore[arg-type]  # a RejectReason number
+        reject_reason=cast("commerce_service_pb2.RejectReason.ValueType", r.reject_reason),
         reject_note=r.reject_note,
         return_tracking_number=r.return_tracking,
         escalation_note=r.escalation_note,
@@ -165,7 +165,7 @@ def live_pb(s: LiveRecord) -> live_pb2.LiveSession:
         live_session_id=s.live_session_id,
         creator_id=s.creator_id,
         title=s.title,
-        state=s.state,  # type: ignore[arg-type]
+        state=cast("live_pb2.LiveSessionState.ValueType", s.state),  # stored as its number
         pinned_product_ids=s.pinned,
         stats=live_stats_pb(s),
         started_at=timestamp(s.started_at),
@@ -182,8 +182,9 @@ def ledger_pb(e: LedgerRecord) -> commissions_pb2.LedgerEntry:
     return commissions_pb2.LedgerEntry(
         entry_id=e.entry_id,
         creator_id=e.creator_id,
-        kind=e.kind,  # type: ignore[arg-type]
-        account=e.account,  # type: ignore[arg-type]
+        # Stored as the proto enums' numbers.
+        kind=cast("commissions_pb2.LedgerEntryKind.ValueType", e.kind),
+        account=cast("commissions_pb2.LedgerAccount.ValueType", e.account),
         amount=money(e.amount_minor, e.currency),
         order_id=e.order_id,
         line_id=e.line_id,
@@ -236,7 +237,7 @@ def seller_entry_pb(e: SellerEntry) -> commissions_pb2.SellerLedgerEntry:
         seller_id=e.seller_id,
         order_id=e.order_id,
         kind=seller_entry_kind_pb(e.kind),
-        account=e.account,  # type: ignore[arg-type]  # a LedgerAccount number
+        account=cast("commissions_pb2.LedgerAccount.ValueType", e.account),  # stored number
         amount=money(e.amount_minor, e.currency),
         refund_id=e.refund_id,
         created_at=timestamp(e.created_at),

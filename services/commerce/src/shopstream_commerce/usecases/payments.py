@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -319,7 +320,8 @@ class Payments:
                     order_id=refund.order_id,
                     buyer_id=refund.buyer_id,
                     amount=convert.money(refund.amount_minor, refund.currency),
-                    cause=refund.cause,  # type: ignore[arg-type]  # stored RefundCause number
+                    # Stored as the RefundCause number.
+                    cause=cast("pev.RefundCause.ValueType", refund.cause),
                     refund_id=refund.refund_id,
                     provider_refund_id=answer.refund_id,
                     provider=self.provider.name,
