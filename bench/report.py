@@ -40,6 +40,7 @@ OWN_NAMES = {
     "creator_scoring_1m": "creator-scoring-1m",
     "ads_attribution": "ads-attribution",
     "simulator_large_day": "simulator-large-day",
+    "order_saga": "order-saga",
 }
 COMMANDS = {
     "producer": "uv run python bench/producer_bench.py -n 200000 -s 256 --repeats 3",
@@ -52,6 +53,7 @@ COMMANDS = {
     "creator_scoring_1m": "uv run python bench/creator_scoring_bench.py --creators 1000000"
     " --events 1000000 --seconds 0 --skip-faust-floor",
     "ads_attribution": "uv run python bench/ads_attribution_bench.py",
+    "order_saga": "uv run python bench/order_saga_bench.py --dbs sqlite,postgres --seconds 10",
     "simulator_large_day": 'KEEP=1 make run SIM_OPTS="--day large --no-view --summary FILE"',
 }
 
@@ -415,7 +417,9 @@ def scale_rows(s: dict[str, Source]) -> list[Row]:
             floor=f"{a:.0f} us at {small.result['creators']:,} creators (run of {small.when})",
             ratio=f"{b / a:.2f}",
             wanted="<= 1.25 (flat)",
-            met=_verdict(b / a <= 1.25),
+            # Not a like-for-like curve: the runs differ in inputs per creator (29 at 2k, 1 at
+            # 1M), so neither per-input nor per-creator cost compares cleanly.
+            met="NOT JUDGED (runs not alike; scale curve not built)",
             note=mid_note + f"per input {a_in} us at {small.result['creators']:,} and {b_in} us "
             "at 1,000,000 (at 1M each input is a new creator, so the input rate collapses: "
             "see the stream rows); the reference is another run, and the sizes are 2k / 100k / "
@@ -447,13 +451,69 @@ def day_rows(s: dict[str, Source]) -> list[Row]:
 
 
 def saga_rows(s: dict[str, Source]) -> list[Row]:
-    why = "no order-saga bench yet (issue #18, item 'Order saga')"
-    return [
-        not_measured(
-            "order saga >= 500 orders/s (PlaceOrder -> RESERVED -> paid)", ">= 500/s", why
-        ),
-        not_measured("PlaceOrder -> RESERVED p99 <= 100 ms at 200 orders/s", "<= 100 ms", why),
-    ]
+    t_rate = "order saga >= 500 orders/s (PlaceOrder -> RESERVED -> paid)"
+    t_p99 = "PlaceOrder -> RESERVED p99 <= 100 ms at 200 orders/s"
+    src = s.get("order_saga")
+    if src is None:
+        why = "no order-saga result yet"
+        return [
+            not_measured(t_rate, ">= 500/s", why, COMMANDS["order_saga"]),
+            not_measured(t_p99, "<= 100 ms", why, COMMANDS["order_saga"]),
+        ]
+    r = src.result
+    floor = r.get("floor") or {}
+    f_rate = floor.get("closed_loop_records_per_s")
+    f_p99 = (floor.get("latency_ms") or {}).get("p99")
+    rows = []
+    for db, run in r.get("runs", {}).items():
+        if "failed" in run:
+            rows.append(
+                _row(
+                    src,
+                    target=f"{t_rate} [{db}]",
+                    measured="failed",
+                    floor="-",
+                    ratio="-",
+                    wanted=">= 500/s",
+                    met="FAILED",
+                    note=run["failed"][:300],
+                )
+            )
+            continue
+        tp, lat = run["throughput"], run["latency"]
+        rows.append(
+            _row(
+                src,
+                target=f"{t_rate} [{db}]",
+                measured=f"{tp['orders_per_s']:,} orders/s at C={tp['concurrency']}",
+                floor=f"two bare Kafka hops {f_rate:,}/s at the same C" if f_rate else "-",
+                ratio=_fmt(_ratio(tp["orders_per_s"], f_rate), digits=2),
+                wanted=">= 500/s",
+                met=_verdict(tp["orders_per_s"] >= 500 and tp["errors"] == 0),
+                note=f"{tp['orders_paid']:,} orders paid in {tp['seconds']:g} s, errors "
+                f"{tp['errors']}; CPU s commerce {tp['cpu_s'].get('commerce')}, catalog "
+                f"{tp['cpu_s'].get('catalog')}",
+            )
+        )
+        p99 = lat["place_to_reserved_ms"]["p99"]
+        rows.append(
+            _row(
+                src,
+                target=f"{t_p99} [{db}]",
+                measured=f"p99 {p99:,.0f} ms (p50 {lat['place_to_reserved_ms']['p50']:,.0f}) "
+                f"at {lat['rate_per_s']:g}/s",
+                floor=f"two bare Kafka hops p99 {f_p99:,.0f} ms" if f_p99 else "-",
+                ratio=_fmt(_ratio(p99, f_p99), digits=1),
+                wanted="<= 100 ms",
+                met=_verdict(p99 <= 100 and lat["errors"] == 0)
+                if lat["rate_per_s"] >= 200
+                else "NOT JUDGED (rate below 200/s)",
+                note=f"{lat['reserved']:,} of {lat['orders']:,} reserved, errors {lat['errors']}; "
+                "time to RESERVED from the OrderReserved event's ce_time (commerce's clock = "
+                "the bench's)",
+            )
+        )
+    return rows
 
 
 ROWS: tuple[Callable[[dict[str, Source]], list[Row]], ...] = (
@@ -493,7 +553,9 @@ def render(rows: list[Row], results: Path) -> str:
         "from the newest result that holds them; the date, machine and 1-minute load average "
         "(before -> after) say which run. The machine is shared: a load average near or above "
         "2 (two cores) means other work competed and the numbers are low. Method and "
-        "breakdowns: bench/README.md.",
+        "breakdowns: bench/README.md. A ratio whose floor ran on the same loaded machine moves "
+        "with the load too (ProducerPerformance dropped from 65-104k to 34k records/s under a "
+        "load average of 6-10), so compare rows taken at a low load.",
         "",
         "| target | measured | floor (same run) | ratio | wanted | result | when | load |",
         "|---|---|---|---|---|---|---|---|",
@@ -538,7 +600,7 @@ LIMITS = [
     "work: bench/README.md 'Stream workers' lists what was fixed and what is open (the ads "
     "steady state spends ~95 us of worker CPU per record; at a million creators each input is "
     "a new creator at ~215 us).",
-    "- **Order saga, 10M-creator search.** No bench yet (see their rows).",
+    "- **10M-creator search.** Not run yet (see its row).",
 ]
 
 

@@ -288,6 +288,24 @@ BENCHES: tuple[tuple[str, str, list[str], list[str] | None, float], ...] = (
         ],
         1_200,
     ),
+    (
+        "order_saga",
+        "order_saga_bench.py",
+        ["--dbs", "sqlite,postgres", "--seconds", "10"],
+        [
+            "--dbs",
+            "sqlite",
+            "--seconds",
+            "3",
+            "--rate",
+            "50",
+            "--concurrency",
+            "8",
+            "--products",
+            "3",
+        ],
+        1_200,
+    ),
 )
 # Files of their own, named as before `make bench` ran them from run_all.py.
 OWN_FILES = {
@@ -296,6 +314,7 @@ OWN_FILES = {
     "creator_scoring_100k_zipf": "creator-scoring-100k-zipf",
     "creator_scoring_1m": "creator-scoring-1m",
     "ads_attribution": "ads-attribution",
+    "order_saga": "order-saga",
 }
 
 

@@ -33,7 +33,7 @@ BENCH_SOURCE = b"shopstream/bench"  # ce_source of every record a bench produces
 # The groups a stack's services use (docs: the large day's set-up), and any bench's.
 STACK_GROUPS = ("catalog.orders", "ads", "ads.combiner", "creator-score", "creator-score.combiner")
 STACK_GROUP_PREFIXES = ("commerce.", "ads.ads.")
-BENCHES = "producer,get_product,creator_scoring,ads_attribution"  # every bench that uses Kafka
+BENCHES = "producer,get_product,creator_scoring,ads_attribution,order_saga"  # those using Kafka
 
 Offsets = dict[tuple[str, int], int]
 
@@ -164,6 +164,7 @@ def test_a_bench_run_leaves_the_stacks_broker_as_it_found_it(tmp_path: Path) -> 
     assert report["get_product"]["levels"][0]["requests_ok"] > 0
     assert report["creator_scoring"]["worker"]["complete"]
     assert report["ads_attribution"]["worker"]["complete"]
+    assert report["order_saga"]["runs"]["sqlite"]["throughput"]["orders_paid"] > 0
 
     # Nothing of theirs on the stack's broker.
     left = [t for t, bench in records_between(bootstrap, offsets_before, offsets_after) if bench]
