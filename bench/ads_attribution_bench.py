@@ -392,7 +392,9 @@ def paced(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bootstrap", default=default_bootstrap())
+    p.add_argument(
+        "--bootstrap", default=None, help="a broker to use (default: one of the bench's own)"
+    )
     p.add_argument("--events", type=int, default=300_000, help="impressions to pre-produce")
     p.add_argument("--buyers", type=int, default=2_000)
     p.add_argument("--campaigns", type=int, default=20)
@@ -417,6 +419,8 @@ def main() -> None:
         help="(internal) only produce COUNT records at --rate, then exit",
     )
     args = p.parse_args()
+    # Only without --bootstrap: a broker of its own is started, not before the arguments are read.
+    args.bootstrap = args.bootstrap or default_bootstrap()
     require_loopback(args.bootstrap)
     if args.paced:
         paced(args)

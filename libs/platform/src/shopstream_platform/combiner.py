@@ -60,6 +60,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from shopstream_platform.child_process import child_settings, die_with_parent
+from shopstream_platform.gc_tuning import tune_gc
 from shopstream_platform.kafka.cloudevents import (
     CONTENT_TYPE,
     SPECVERSION,
@@ -688,6 +689,7 @@ def combiner_main(
     die_with_parent()
     settings = child_settings(settings_type)
     configure_logging(f"{settings.service_name}-combiner", settings.log_level, settings.log_format)
+    tune_gc(settings.gc_gen0_threshold)
     registry = CollectorRegistry()
     combiner_settings: CombinerSettings = getattr(settings, "combiner")  # noqa: B009
     if combiner_settings.metrics_port:

@@ -27,6 +27,7 @@ from shopstream_platform.db.inbox import SessionHandler, SqlInbox
 from shopstream_platform.db.migrations import Migration, migrate
 from shopstream_platform.db.outbox import Outbox, OutboxRelay
 from shopstream_platform.db.tables import PLATFORM_MIGRATIONS
+from shopstream_platform.gc_tuning import freeze_heap, tune_gc
 from shopstream_platform.grpc.auth import AccessPolicy
 from shopstream_platform.grpc.server import GrpcServer, ServiceBinding
 from shopstream_platform.kafka.admin import ensure_topics, probe_kafka
@@ -213,6 +214,7 @@ class Runtime:
 
         handle_signals=False lets a test host the service in its own event loop.
         """
+        tune_gc(self.settings.gc_gen0_threshold)
         loop = asyncio.get_running_loop()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,6 +242,8 @@ class Runtime:
                 await self._until_stopped_or(gate(), running)
             if self._stop.is_set():
                 return 0
+            if self.settings.gc_gen0_threshold:
+                freeze_heap()  # tables recovered, caches warm: out of the collector's way
             await self.grpc.set_serving(True)
             self.metrics.ready.labels(self.name).set(1)
             self.ready.set()

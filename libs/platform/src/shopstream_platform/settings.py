@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -35,6 +35,9 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # PEM file of the CA that signed the brokers' certificates (SSL / SASL_SSL); None: the
+    # system's trust store. The broker's host name is verified against its certificate.
+    ssl_ca_location: str | None = None
 
     def client_config(self) -> dict[str, Any]:
         """Settings common to every librdkafka client (producer, consumer, admin)."""
@@ -52,6 +55,8 @@ class KafkaSettings(BaseModel):
             config["sasl.username"] = self.sasl_username
         if self.sasl_password:
             config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
 
@@ -70,11 +75,17 @@ class ConsumerSettings(BaseModel):
 class GrpcSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
-    reflection: bool = True
+    # None: on, except in the production profile (ServiceSettings.environment == "prod"), where
+    # reflection would hand anyone who connects the full API surface.
+    reflection: bool | None = None
     # Seconds in-flight RPCs get to finish after SIGTERM before they are cancelled.
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # PEM server certificate (chain) and key. None for tls_required: required in the production
+    # profile, where a server without them refuses to start (set false only behind a proxy or
+    # mesh that terminates TLS for it).
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    tls_required: bool | None = None
     max_workers_hint: int = Field(default=100, ge=1)
 
 
@@ -82,7 +93,10 @@ class AuthSettings(BaseModel):
     """JWT bearer tokens (HS256) that carry a principal's role and id."""
 
     jwt_secret: SecretStr = SecretStr("dev-only-secret-change-me-0123456789abcdef")
+    # Checked on every token (`iss`, `aud`): a token minted for another issuer or another
+    # audience (another platform's services sharing a secret by mistake) is refused.
     issuer: str = "shopstream"
+    audience: str = "shopstream"
     # Tokens older than this are refused even when their exp is later.
     max_age_s: int = Field(default=86_400, ge=1)
 
@@ -140,11 +154,28 @@ class ServiceSettings(BaseSettings):
     outbox_unhealthy_after_s: float = Field(default=30.0, gt=0)
     outbox_poll_interval_s: float = Field(default=0.05, gt=0)
     outbox_batch: int = Field(default=500, ge=1)
+    # Young-generation collections every this many allocations (0: CPython's 700); see
+    # shopstream_platform/gc_tuning.py for why and what it measured.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0)
     kafka: KafkaSettings = KafkaSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     grpc: GrpcSettings = GrpcSettings()
     auth: AuthSettings = AuthSettings()
     tracing: TracingSettings = TracingSettings()
+
+    @model_validator(mode="after")
+    def _production_profile(self) -> Self:
+        """gRPC settings left unset follow the profile: in production, TLS required and
+        reflection off (grpc/server.py enforces both at start)."""
+        production = self.environment == "prod"
+        unset: dict[str, bool] = {}
+        if self.grpc.reflection is None:
+            unset["reflection"] = not production
+        if self.grpc.tls_required is None:
+            unset["tls_required"] = production
+        if unset:
+            self.grpc = self.grpc.model_copy(update=unset)
+        return self
 
     @classmethod
     def settings_customise_sources(
