@@ -466,15 +466,23 @@ class AttributionStreams:
         known: set[str] = set()  # this call's own
         new: list[list[Any]] = []
         placements = spend.placements
+        touches = state["touches"]
+        # Impressions mostly come in time order: one later than every touch known is new
+        # without a search (the per-impression loop is most of the drain's time).
+        latest = touches[-1][at.AT] if touches else float("-inf")
         for item in items:
             imp = item.impression
             impression_id = imp.impression_id
-            when = convert.seconds(imp.at)
-            if impression_id in known or at.has_touch_at(state, at.VIEW, impression_id, when):
+            ts = imp.at
+            when = ts.seconds + ts.nanos / 1e9
+            if impression_id in known or (
+                when <= latest and at.has_touch_at(state, at.VIEW, impression_id, when)
+            ):
                 continue  # the same impression re-sent under a new event id
             known.add(impression_id)
-            spend.add(imp.campaign_id, when, imp.clearing_price.amount_minor)
-            new.append([at.VIEW, impression_id, imp.campaign_id, when, ""])
+            campaign_id = imp.campaign_id
+            spend.add(campaign_id, when, imp.clearing_price.amount_minor)
+            new.append([at.VIEW, impression_id, campaign_id, when, ""])
             placements[imp.placement or "unknown"] += 1
         if not new:
             return
