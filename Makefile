@@ -139,7 +139,7 @@ test: setup lint proto-check test-unit test-deploy test-integration test-e2e tes
 	@echo "make test: all passed"
 
 test-unit: setup ## Unit tests (no I/O)
-	@$(PYTEST) -m "not integration and not cluster and not e2e" $(PY_SRC)
+	@$(PYTEST) -m "not integration and not cluster and not e2e and not security" $(PY_SRC)
 
 # Offline: kustomize renders the overlays, kubernetes-validate's bundled schemas check the core
 # kinds, the Strimzi operator's own API model (io.strimzi:api) checks the Strimzi kinds.
@@ -174,6 +174,14 @@ stream-faults: setup ## kill -9 of creator-score's and ads' combiners and worker
 	    services/creator-score/tests/integration/test_two_processes.py || status=$$?; \
 	  SHOPSTREAM_KILLS=10 SHOPSTREAM_WORKER_KILLS=10 $(PYTEST) -s -m integration \
 	    services/ads/tests/integration/test_worker_recovery.py || status=$$?; fi; exit $$status
+
+# Issue 15 item 3. The tests start what they need (libs/platform/tests/security/conftest.py): a
+# plaintext broker for the services whose RPCs are called and a broker in the secure profile
+# (kafka.sh secure-start), each on free ports in a temporary directory, stopped and removed at
+# the end; the shared broker is not touched.
+.PHONY: test-security
+test-security: setup ## Auth on every RPC (from the protos), gRPC TLS, Kafka SASL/SCRAM + TLS + ACLs, privacy of the protos (brokers of its own)
+	@$(PYTEST) -m security --durations=15 libs/platform/tests/security
 
 postgres-up: system-deps ## Start the local PostgreSQL on 127.0.0.1:5433
 	@bash deploy/postgres/postgres.sh start

@@ -11,11 +11,13 @@ KAFKA_SH := bash "$(KAFKA_MK_DIR)/kafka.sh"
 kafka-jars: ## Fetch the Kafka broker jars (once; again only when pom.xml changes)
 	$(KAFKA_SH) jars
 
-kafka-up: ## Start the single-node broker on 127.0.0.1:9092 (no-op if running)
-	$(KAFKA_SH) start
+# PROFILE=secure: the node of the secure profile instead (SASL/SCRAM-SHA-512 over TLS, a user
+# and ACLs per service, on 127.0.0.1:9096; see deploy/kafka/README.md). Unset: the default node.
+kafka-up: ## Start the single-node broker on 127.0.0.1:9092 (no-op if running); PROFILE=secure: the SASL/TLS node on 9096
+	$(KAFKA_SH) $(if $(filter secure,$(PROFILE)),secure-start,start)
 
-kafka-down: ## Stop the single-node broker
-	$(KAFKA_SH) stop
+kafka-down: ## Stop the single-node broker (PROFILE=secure: the secure node)
+	$(KAFKA_SH) $(if $(filter secure,$(PROFILE)),secure-stop,stop)
 
 kafka-status: ## Show running/stopped for the single node and each cluster node
 	$(KAFKA_SH) status

@@ -53,3 +53,27 @@ def test_forged_expired_and_malformed_tokens_are_unauthenticated() -> None:
     for header in (bearer(forged), bearer(expired), "Basic abc", "Bearer "):
         with pytest.raises(UnauthenticatedError):
             authorize(codec, POLICY, "CreateThing", header)
+
+
+def test_tokens_of_another_issuer_or_audience_or_without_them_are_unauthenticated() -> None:
+    codec = TokenCodec(SETTINGS)
+    secret = SETTINGS.jwt_secret.get_secret_value()
+    other_issuer = TokenCodec(SETTINGS.model_copy(update={"issuer": "elsewhere"}))
+    other_audience = TokenCodec(SETTINGS.model_copy(update={"audience": "other-platform"}))
+    now = int(time.time())
+    claims = {"sub": "x", "role": "admin", "iat": now, "exp": now + 60}
+    no_audience = jwt.encode({**claims, "iss": "shopstream"}, secret, algorithm="HS256")
+    no_issuer = jwt.encode({**claims, "aud": "shopstream"}, secret, algorithm="HS256")
+    cases = {
+        "issuer": other_issuer.mint("admin", "x"),
+        "audience": other_audience.mint("admin", "x"),
+        "no aud": no_audience,
+        "no iss": no_issuer,
+    }
+    for token in cases.values():
+        with pytest.raises(UnauthenticatedError):
+            authorize(codec, POLICY, "CreateThing", bearer(token))
+        # A bad token is refused on public methods too, rather than ignored.
+        with pytest.raises(UnauthenticatedError):
+            authorize(codec, POLICY, "GetThing", bearer(token))
+    assert authorize(codec, POLICY, "CreateThing", bearer(codec.mint("seller", "s1")))

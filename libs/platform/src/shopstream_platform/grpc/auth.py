@@ -63,13 +63,21 @@ class TokenCodec:
     def __init__(self, settings: AuthSettings) -> None:
         self._secret = settings.jwt_secret.get_secret_value()
         self._issuer = settings.issuer
+        self._audience = settings.audience
         self._max_age_s = settings.max_age_s
 
     def mint(self, role: str, subject: str, ttl_s: int = 3_600) -> str:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {sorted(ROLES)}")
         now = int(time.time())
-        claims = {"sub": subject, "role": role, "iss": self._issuer, "iat": now, "exp": now + ttl_s}
+        claims = {
+            "sub": subject,
+            "role": role,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": now,
+            "exp": now + ttl_s,
+        }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -79,7 +87,8 @@ class TokenCodec:
                 self._secret,
                 algorithms=[ALGORITHM],
                 issuer=self._issuer,
-                options={"require": ["sub", "role", "exp", "iat"]},
+                audience=self._audience,
+                options={"require": ["sub", "role", "iss", "aud", "exp", "iat"]},
             )
         except jwt.ExpiredSignatureError:
             raise UnauthenticatedError("token expired") from None

@@ -33,6 +33,29 @@ class ServiceBinding:
     servicer: Any
 
 
+class TlsSettingsError(RuntimeError):
+    """The server must speak TLS (production profile) but has no certificate and key."""
+
+
+def server_credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the PEM files, or None for plaintext (refused when TLS is required).
+
+    Read at construction: a missing or unreadable file fails start-up, not the first RPC.
+    """
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise TlsSettingsError("gRPC TLS needs both GRPC__TLS_CERT_FILE and GRPC__TLS_KEY_FILE")
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        if settings.tls_required:
+            raise TlsSettingsError(
+                "gRPC TLS is required (production profile): set GRPC__TLS_CERT_FILE and "
+                "GRPC__TLS_KEY_FILE, or GRPC__TLS_REQUIRED=false behind a TLS-terminating proxy"
+            )
+        return None
+    key = Path(settings.tls_key_file).read_bytes()
+    cert = Path(settings.tls_cert_file).read_bytes()
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
 class GrpcServer:
     def __init__(
         self,
@@ -53,12 +76,9 @@ class GrpcServer:
             ],
         )
         self.port = 0
-        # Read certificates at construction: a missing file fails start-up, not the first RPC.
-        self._tls: grpc.ServerCredentials | None = None
-        if settings.tls_cert_file and settings.tls_key_file:
-            key = Path(settings.tls_key_file).read_bytes()
-            cert = Path(settings.tls_cert_file).read_bytes()
-            self._tls = grpc.ssl_server_credentials([(key, cert)])
+        self._tls = server_credentials(settings)
+        # Unset means dev (ServiceSettings resolves it by profile: off in production).
+        self._reflection = settings.reflection is not False
 
     @property
     def service_names(self) -> list[str]:
@@ -69,7 +89,7 @@ class GrpcServer:
         for binding in self._bindings:
             binding.register(binding.servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        if self._settings.reflection:
+        if self._reflection:
             names = (
                 *self.service_names,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

@@ -1,0 +1,127 @@
+"""Brokers of the security tests' own (`make test-security`): a plaintext node for the services
+under test and a node in the secure profile (SASL/SCRAM over TLS, per-service users, ACLs), both
+started with deploy/kafka/kafka.sh on free loopback ports in a temporary run directory (the
+stack's jars linked in) and stopped and deleted when the session ends. The shared broker and the
+stack's topics are never touched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from shopstream_platform.kafka.admin import ensure_topics
+from shopstream_platform.kafka.topics import load_registry
+from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.testing import free_port
+
+REPO = Path(__file__).resolve().parents[4]
+KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
+STACK_LIBS = Path(os.environ.get("SHOPSTREAM_RUN_DIR", REPO / ".run")) / "kafka" / "libs"
+
+
+class OwnBroker:
+    """One kafka.sh node (`start` or `secure-start`) in a temporary run directory."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"shopstream-security-{profile}-"))
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        prefix = "KAFKA_SECURE_" if profile == "secure" else "KAFKA_"
+        self.env = {
+            **os.environ,
+            "SHOPSTREAM_RUN_DIR": str(self.run_dir),
+            f"{prefix}PORT": str(self.port),
+            f"{prefix}CONTROLLER_PORT": str(self.controller_port),
+            "KAFKA_START_TIMEOUT": "180",
+        }
+
+    def _run(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(KAFKA_SH), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
+    def start(self) -> OwnBroker:
+        if not (STACK_LIBS / ".pom.sha256").exists():
+            raise RuntimeError(f"no Kafka jars in {STACK_LIBS}: make kafka-jars")
+        (self.run_dir / "kafka").mkdir(parents=True)
+        (self.run_dir / "kafka" / "libs").symlink_to(STACK_LIBS)
+        out = self._run("secure-start" if self.profile == "secure" else "start", 300)
+        if out.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"{self.profile} broker did not start:\n{out.stdout}\n{out.stderr}")
+        return self
+
+    def stop(self) -> None:
+        self._run("secure-stop" if self.profile == "secure" else "stop", 120)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    bootstrap: str
+    node_dir: Path
+
+    @property
+    def ca(self) -> str:
+        return str(self.node_dir / "tls" / "ca.pem")
+
+    def password(self, user: str) -> str:
+        return (self.node_dir / "credentials" / user).read_text(encoding="utf-8").strip()
+
+    def settings(self, user: str, password: str | None = None) -> KafkaSettings:
+        """Client settings of one principal (the service users, `shopstream-ops`, `admin`)."""
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=user,
+            sasl_password=SecretStr(password if password is not None else self.password(user)),
+            ssl_ca_location=self.ca,
+            delivery_timeout_ms=15_000,
+            connect_timeout_s=20,
+        )
+
+
+@pytest.fixture(scope="session")
+def secure_broker() -> Iterator[SecureBroker]:
+    broker = OwnBroker("secure").start()
+    try:
+        yield SecureBroker(broker.bootstrap, broker.run_dir / "kafka" / "secure")
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_bootstrap() -> Iterator[str]:
+    """A plaintext node with every registry topic, for the services whose RPCs are tested."""
+    broker = OwnBroker("plain").start()
+    try:
+        ensure_topics(
+            KafkaSettings(bootstrap_servers=broker.bootstrap), load_registry().with_dlqs()
+        )
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(plain_bootstrap: str) -> KafkaSettings:
+    """The platform plugin's fixture, pointed at the session's own plaintext broker."""
+    return KafkaSettings(
+        bootstrap_servers=plain_bootstrap, delivery_timeout_ms=30_000, connect_timeout_s=20
+    )
