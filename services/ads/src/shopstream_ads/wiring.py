@@ -59,7 +59,8 @@ def wire(runtime: Runtime) -> Ads:
         conversions_group(settings),
         [conversions.ATTRIBUTIONS_TOPIC],
         runtime.deduplicated(
-            conversions_group(settings), {ev.Attribution: conversions.on_attribution}
+            conversions_group(settings),
+            {ev.Attribution: conversions.on_attribution(settings.faust_app_id)},
         ),
     )
     # Invalid clicks per campaign day for the reports' gross/net columns.
@@ -68,7 +69,7 @@ def wire(runtime: Runtime) -> Ads:
         [invalid_traffic.INVALID_TOPIC],
         runtime.deduplicated(
             invalid_traffic_group(settings),
-            {ev.InvalidTrafficFlagged: invalid_traffic.on_flagged},
+            {ev.InvalidTrafficFlagged: invalid_traffic.on_flagged(settings.faust_app_id)},
         ),
     )
     runtime.add_grpc_service(

@@ -736,6 +736,7 @@ class AttributionStreams:
             reason=ev.InvalidTrafficReason.ValueType(reason),
             detail=detail,
             charge_reversed=reversed_charge,
+            worker=self.settings.faust_app_id,
         )
         flagged.clicked_at.CopyFrom(click.at)
         flagged.flagged_at.GetCurrentTime()
@@ -878,6 +879,7 @@ class AttributionStreams:
             withdrawn=kind == lg.CONVERSION_WITHDRAWN,
             model_version=self.settings.attribution.version,
             creator_ids=facts["creators"],
+            worker=self.settings.faust_app_id,
         )
         out.touched_at.FromDatetime(datetime.fromtimestamp(touched_at, UTC))
         out.ordered_at.FromDatetime(datetime.fromtimestamp(facts["at"], UTC))

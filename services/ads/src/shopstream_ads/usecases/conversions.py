@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.store import privacy as store
+from shopstream_platform.db.inbox import SessionHandler
 from shopstream_platform.kafka.events import Event, InvalidEventError
 
 ATTRIBUTIONS_TOPIC = "ads.attributions.v1"
@@ -24,10 +25,23 @@ def _day(message: ev.Attribution) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
 
 
-async def on_attribution(event: Event[Message], session: AsyncSession) -> None:
-    message = event.message
-    if not isinstance(message, ev.Attribution):
-        raise InvalidEventError(f"not an Attribution: {type(message).__name__}")
+def on_attribution(worker: str) -> SessionHandler:
+    """The handler of this deployment's consumer: `worker` is its attribution worker's app id;
+    credits another deployment's worker decided on the same broker are skipped (they may
+    decide the same orders from another start, with other attribution ids)."""
+
+    async def handle(event: Event[Message], session: AsyncSession) -> None:
+        message = event.message
+        if not isinstance(message, ev.Attribution):
+            raise InvalidEventError(f"not an Attribution: {type(message).__name__}")
+        if message.worker and message.worker != worker:
+            return
+        await _add(message, session)
+
+    return handle
+
+
+async def _add(message: ev.Attribution, session: AsyncSession) -> None:
     for field in ("campaign_id", "order_id", "buyer_id"):
         if not getattr(message, field):
             raise InvalidEventError(f"{field} is empty")

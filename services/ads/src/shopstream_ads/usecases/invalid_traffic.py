@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.store import invalid as store
+from shopstream_platform.db.inbox import SessionHandler
 from shopstream_platform.kafka.events import Event, InvalidEventError
 
 INVALID_TOPIC = "ads.invalid-traffic.v1"
@@ -34,10 +35,22 @@ def summarise(reasons: dict[int, tuple[int, int]]) -> InvalidClicks:
     return InvalidClicks(givt, sivt, sum(rev for _, rev in reasons.values()))
 
 
-async def on_flagged(event: Event[Message], session: AsyncSession) -> None:
-    message = event.message
-    if not isinstance(message, ev.InvalidTrafficFlagged):
-        raise InvalidEventError(f"not an InvalidTrafficFlagged: {type(message).__name__}")
+def on_flagged(worker: str) -> SessionHandler:
+    """The handler of this deployment's consumer: flags of another deployment's attribution
+    worker on the same broker (`worker` is this one's app id) are skipped."""
+
+    async def handle(event: Event[Message], session: AsyncSession) -> None:
+        message = event.message
+        if not isinstance(message, ev.InvalidTrafficFlagged):
+            raise InvalidEventError(f"not an InvalidTrafficFlagged: {type(message).__name__}")
+        if message.worker and message.worker != worker:
+            return
+        await _add(message, session)
+
+    return handle
+
+
+async def _add(message: ev.InvalidTrafficFlagged, session: AsyncSession) -> None:
     if not message.campaign_id:
         raise InvalidEventError("campaign_id is empty")
     at = message.clicked_at.seconds + message.clicked_at.nanos / 1e9
