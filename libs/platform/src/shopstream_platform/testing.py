@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.migrations import migrate
@@ -108,13 +108,21 @@ def read_all(
         consumer.subscribe([topic])
     else:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        # The ends first: a record appended after this (so after `since_ms`) is read even when it
+        # lands before the assignment (OFFSET_END would skip it).
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
         starts = consumer.offsets_for_times(
             [TopicPartition(topic, p, since_ms) for p in partitions], timeout=10
         )
-        # No record at or after the time yet: from the end, for those still to come.
+        # No record at or after the time yet: from the end read before, for those to come.
         consumer.assign(
             [
-                TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                TopicPartition(
+                    topic, tp.partition, tp.offset if tp.offset >= 0 else max(ends[tp.partition], 0)
+                )
                 for tp in starts
             ]
         )

@@ -34,7 +34,9 @@ async def answer_to(catalog: RunningCatalog, kafka: KafkaSettings, order_id: str
         headers = headers_dict(record.headers())
         return (record.key() or b"").decode() == order_id and headers["ce_source"] == source
 
-    [record] = await read_all_async(kafka, "catalog.stock.v1", expect=1, timeout_s=60, match=ours)
+    [record] = await read_all_async(
+        kafka, "catalog.stock.v1", expect=1, timeout_s=60, match=ours, since_ms=catalog.since_ms
+    )
     return headers_dict(record.headers())["ce_type"]
 
 
@@ -196,7 +198,12 @@ async def test_a_deterministic_failure_in_the_order_consumer_is_dead_lettered_an
         return key == poisoned.order_id and headers.get("dlq_consumer_group") == group
 
     [dead] = await read_all_async(
-        kafka_settings, "commerce.orders.v1.dlq", expect=1, timeout_s=30, match=ours
+        kafka_settings,
+        "commerce.orders.v1.dlq",
+        expect=1,
+        timeout_s=30,
+        match=ours,
+        since_ms=catalog.since_ms,
     )
     headers = headers_dict(dead.headers())
     assert headers["ce_type"] == "shopstream.commerce.v1.OrderCancelled"

@@ -102,7 +102,12 @@ async def test_refunds_past_the_threshold_suppress_the_listing(
         )
 
     [record] = await read_all_async(
-        kafka_settings, "catalog.products.v1", expect=1, timeout_s=60, match=suppressed
+        kafka_settings,
+        "catalog.products.v1",
+        expect=1,
+        timeout_s=60,
+        match=suppressed,
+        since_ms=catalog.since_ms,
     )
     change = events_pb2.ListingStatusChanged.FromString(record.value() or b"")
     assert change.previous_status == catalog_pb2.LISTING_STATUS_ACTIVE

@@ -34,7 +34,12 @@ async def answers_for(
         return (record.key() or b"").decode() in order_ids and from_catalog(catalog, record)
 
     records = await read_all_async(
-        kafka, "catalog.stock.v1", expect=expect, timeout_s=60, match=ours
+        kafka,
+        "catalog.stock.v1",
+        expect=expect,
+        timeout_s=60,
+        match=ours,
+        since_ms=catalog.since_ms,
     )
     result: dict[str, list[str]] = {}
     for record in records:
@@ -121,6 +126,7 @@ async def test_fifty_orders_for_ten_units_reserve_exactly_ten_and_replays_change
                 expect=51,
                 timeout_s=3,
                 match=lambda r: (r.key() or b"").decode() in order_ids and from_catalog(catalog, r),
+                since_ms=catalog.since_ms,
             )
         )
         == 50
@@ -181,6 +187,7 @@ async def test_rejection_names_the_sku_and_reserves_nothing_of_a_multi_line_orde
         expect=1,
         timeout_s=60,
         match=lambda r: r.key() == o.order_id.encode() and from_catalog(catalog, r),
+        since_ms=catalog.since_ms,
     )
     rejection = events_pb2.StockReservationRejected.FromString(record.value() or b"")
     assert rejection.sku_id == scarce.skus[0].sku_id
@@ -259,6 +266,7 @@ async def test_a_refund_before_shipping_releases_what_will_never_ship_once(
                 expect=2,
                 timeout_s=10,
                 match=lambda r: r.key() == refunded.order_id.encode() and from_catalog(catalog, r),
+                since_ms=catalog.since_ms,
             )
         )[1].value()
         or b""
@@ -273,6 +281,7 @@ async def test_a_refund_before_shipping_releases_what_will_never_ship_once(
                 expect=2,
                 timeout_s=10,
                 match=lambda r: r.key() == partly.order_id.encode() and from_catalog(catalog, r),
+                since_ms=catalog.since_ms,
             )
         )[1].value()
         or b""

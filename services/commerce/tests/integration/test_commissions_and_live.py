@@ -87,6 +87,7 @@ async def test_three_accruals_one_reversal_and_a_cut_waits(
         match=lambda r: (
             r.key() == creator.encode() and headers_dict(r.headers())["ce_type"] == entry_type
         ),
+        since_ms=shop.since_ms,
     )
     published = [K.LedgerEntryRecorded.FromString(r.value() or b"").entry for r in records]
     assert sorted(e.amount.amount_minor for e in published) == [-250, 250, 250, 250, 250]
@@ -195,6 +196,7 @@ async def test_live_session_gmv_and_gpm(
         expect=10**6,
         timeout_s=3,
         match=lambda r: r.key() == session_id.encode(),
+        since_ms=shop.since_ms,
     )
     stats = [
         live_pb2.LiveStatsUpdated.FromString(r.value() or b"").stats

@@ -48,6 +48,9 @@ async def test_kill_minus_nine_mid_saga_loses_nothing_and_doubles_nothing(
             "CATALOG_SOURCE": f"shopstream/{catalog.runtime.name}",
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'commerce.db'}",
             "CONSUMER__POLL_TIMEOUT_S": "0.05",
+            # The broker's least session: a killed process's members leave its groups after
+            # 6 s instead of 10 s, so each restart's rebalance waits that much less.
+            "CONSUMER__SESSION_TIMEOUT_MS": "6000",
             "OUTBOX_POLL_INTERVAL_S": "0.02",
         },
     )

@@ -144,6 +144,7 @@ async def test_declined_payment_leaves_the_order_payable(
         expect=2,
         timeout_s=30,
         match=lambda r: r.key() == order.order_id.encode(),
+        since_ms=shop.since_ms,
     )
     attempts = [payment_events_pb2.PaymentAttempted.FromString(r.value() or b"") for r in records]
     assert [(a.status, a.message) for a in attempts] == [

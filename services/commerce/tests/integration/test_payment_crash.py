@@ -80,6 +80,9 @@ async def test_kill_minus_nine_between_charge_and_commit_leaves_no_charge_unmatc
             "CATALOG_SOURCE": f"shopstream/{catalog.runtime.name}",
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'commerce.db'}",
             "CONSUMER__POLL_TIMEOUT_S": "0.05",
+            # The broker's least session: a killed process's members leave its groups after
+            # 6 s instead of 10 s, so each restart's rebalance waits that much less.
+            "CONSUMER__SESSION_TIMEOUT_MS": "6000",
             "OUTBOX_POLL_INTERVAL_S": "0.02",
             "SWEEP_INTERVAL_S": "0.2",
             "PAYMENT_RESOLVE_AFTER_S": "1.0",

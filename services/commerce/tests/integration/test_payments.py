@@ -40,6 +40,7 @@ async def payment_events(shop: Shop, order_id: str, expect: int) -> list[Any]:
         expect=expect,
         timeout_s=30,
         match=lambda r: r.key() == order_id.encode(),
+        since_ms=shop.since_ms,
     )
     decoded: list[Any] = []
     for record in records:
