@@ -149,12 +149,20 @@ async def shop(bootstrap: str, db: str, pg_url: str) -> AsyncIterator[dict[str, 
                 {**common, "SHOPSTREAM_COMMERCE_DATABASE_URL": commerce_db},
                 work,
             )
+            info: dict[str, Any] = {"catalog": catalog, "commerce": commerce}
             try:
                 await asyncio.gather(catalog.wait_serving(), commerce.wait_serving())
-                yield {"catalog": catalog, "commerce": commerce}
+                yield info
             finally:
-                codes = (commerce.stop(), catalog.stop())
-                print(f"  services stopped: exit codes commerce {codes[0]}, catalog {codes[1]}")
+                codes = {"commerce": commerce.stop(), "catalog": catalog.stop()}
+                print(f"  services stopped: exit codes {codes}")
+                info["exit_codes"] = codes
+                # A service that did not end cleanly: keep the end of its log in the result.
+                info["log_tails"] = {
+                    name: service.tail()
+                    for name, service in (("commerce", commerce), ("catalog", catalog))
+                    if codes[name] != 0
+                }
 
 
 # --- the order events --------------------------------------------------------------------------
@@ -499,7 +507,13 @@ def kafka_floor(bootstrap: str, rate: float, seconds: float, concurrency: int) -
     reader = threading.Thread(target=read_sink, daemon=True)
     reader.start()
     producer = Producer(producer_config(kafka, "bench-floor"))
-    time.sleep(2.0)  # the echoes' assignments and fetches are in place
+    # Warm-up, not timed: the idempotent producers' ids, the echoes' fetches in place.
+    for i in range(20):
+        producer.produce(a, b"x" * 200, f"w{i}".encode())
+    producer.flush(30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(f"w{i}".encode() not in arrived for i in range(20)):
+        time.sleep(0.05)
 
     # Latency at the rate (open loop).
     n = int(rate * seconds)
@@ -578,7 +592,12 @@ async def run_db(args: argparse.Namespace, db: str) -> dict[str, Any]:
         finally:
             watch.close()
             await b.close()
-    return {"throughput": tp, "latency": lat}
+    return {
+        "throughput": tp,
+        "latency": lat,
+        "exit_codes": services["exit_codes"],
+        "log_tails": services["log_tails"],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
