@@ -501,16 +501,16 @@ def saga_rows(s: dict[str, Source]) -> list[Row]:
                 src,
                 target=f"{t_p99} [{db}]",
                 measured=f"p99 {p99:,.0f} ms (p50 {lat['place_to_reserved_ms']['p50']:,.0f}) "
-                f"at {lat['rate_per_s']:g}/s",
+                f"at {lat['rate_per_s']:g}/s; {lat['reserved']:,} of {lat['orders']:,} reserved",
                 floor=f"two bare Kafka hops p99 {f_p99:,.0f} ms" if f_p99 else "-",
                 ratio=_fmt(_ratio(p99, f_p99), digits=1),
                 wanted="<= 100 ms",
                 met=_verdict(p99 <= 100 and lat["errors"] == 0)
                 if lat["rate_per_s"] >= 200
                 else "NOT JUDGED (rate below 200/s)",
-                note=f"{lat['reserved']:,} of {lat['orders']:,} reserved, errors {lat['errors']}; "
-                "time to RESERVED from the OrderReserved event's ce_time (commerce's clock = "
-                "the bench's)",
+                note=f"errors {lat['errors']} (first: {lat['first_error'][:80]!r}); time to "
+                "RESERVED from the OrderReserved event's ce_time (commerce's clock = the "
+                "bench's); PlaceOrder's deadline is 10 s, the wait for RESERVED 120 s",
             )
         )
     return rows
