@@ -58,6 +58,19 @@ ORDERS_TOPIC = "commerce.orders.v1"
 RESERVED = "shopstream.commerce.v1.OrderReserved"
 REJECTED = "shopstream.commerce.v1.OrderRejected"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5433/postgres"
+STOCK_TOPIC = "catalog.stock.v1"
+PLACED = "shopstream.commerce.v1.OrderPlaced"
+STOCK_RESERVED = "shopstream.catalog.v1.StockReserved"
+STEPS = {PLACED: "placed", STOCK_RESERVED: "stock", RESERVED: "reserved"}
+# Where PlaceOrder -> RESERVED goes: (name, from, to), from the events' ce_time (the state
+# change) and record timestamps (the outbox relay's produce).
+BREAKDOWN = (
+    ("PlaceOrder -> OrderPlaced written (commerce API)", "sent", "placed_changed"),
+    ("commerce outbox relay", "placed_changed", "placed_sent"),
+    ("Kafka + catalog reserves", "placed_sent", "stock_changed"),
+    ("catalog outbox relay", "stock_changed", "stock_sent"),
+    ("Kafka + commerce applies", "stock_sent", "reserved_changed"),
+)
 
 
 # --- the services ------------------------------------------------------------------------------
@@ -187,10 +200,16 @@ class ReservedWatch:
                 "isolation.level": "read_uncommitted",
             }
         )
-        parts = self._consumer.list_topics(ORDERS_TOPIC, timeout=10).topics[ORDERS_TOPIC]
+        topics = self._consumer.list_topics(timeout=10).topics
         self._consumer.assign(
-            [TopicPartition(ORDERS_TOPIC, p, OFFSET_END) for p in parts.partitions]
+            [
+                TopicPartition(topic, p, OFFSET_END)
+                for topic in (ORDERS_TOPIC, STOCK_TOPIC)
+                for p in topics[topic].partitions
+            ]
         )
+        # Per order, the times of each step (epoch seconds): where the latency goes.
+        self.stages: dict[str, dict[str, float]] = {}
         self._thread = threading.Thread(target=self._run, name="saga-watch", daemon=True)
         self._thread.start()
 
@@ -214,6 +233,9 @@ class ReservedWatch:
                 seen = time.time()
                 headers = headers_dict(msg.headers())
                 kind = headers.get("ce_type")
+                step = STEPS.get(kind or "")
+                if step is not None:
+                    self._stage(kind or "", step, msg, headers)
                 if kind not in (RESERVED, REJECTED):
                     continue
                 event = (
@@ -232,6 +254,40 @@ class ReservedWatch:
                         self.early[event.order.order_id] = outcome
                 if future is not None:
                     self._loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def _stage(self, kind: str, step: str, msg: Any, headers: dict[str, str]) -> None:
+        from shopstream.catalog.v1 import events_pb2
+        from shopstream.commerce.v1 import order_events_pb2
+
+        value = msg.value() or b""
+        if kind == STOCK_RESERVED:
+            order_id = events_pb2.StockReserved.FromString(value).order_id
+        elif kind == PLACED:
+            order_id = order_events_pb2.OrderPlaced.FromString(value).order.order_id
+        else:
+            order_id = order_events_pb2.OrderReserved.FromString(value).order.order_id
+        times = self.stages.setdefault(order_id, {})
+        # ce_time: the service's state change; the record's timestamp: its relay's produce.
+        times[f"{step}_changed"] = parse_time(headers["ce_time"]).timestamp()
+        times[f"{step}_sent"] = msg.timestamp()[1] / 1000
+
+    def breakdown(self, sent: dict[str, float]) -> dict[str, dict[str, float]]:
+        """Median and p99 of each step over the given orders (order id -> PlaceOrder sent)."""
+        parts: dict[str, list[float]] = {name: [] for name, _, _ in BREAKDOWN}
+        for order_id, t0 in sent.items():
+            times = {"sent": t0, **self.stages.get(order_id, {})}
+            for name, start, end in BREAKDOWN:
+                if start in times and end in times:
+                    parts[name].append((times[end] - times[start]) * 1000)
+        out = {}
+        for name, values in parts.items():
+            ordered = sorted(values)
+            out[name] = {
+                "n": len(ordered),
+                "p50_ms": round(percentile(ordered, 50), 1),
+                "p99_ms": round(percentile(ordered, 99), 1),
+            }
+        return out
 
     def close(self) -> None:
         self._stop.set()
@@ -412,12 +468,14 @@ async def latency(
     to_reserved: list[float] = []
     to_seen: list[float] = []
     errors: list[str] = []
+    sent_at: dict[str, float] = {}
 
     async def one(n: int) -> None:
         await asyncio.sleep(max(0.0, t0 + n / rate - time.monotonic()))
         sent = time.time()
         try:
             order_id = await place(b, skus[n % len(skus)], n, "lat")
+            sent_at[order_id] = sent
             changed, seen = await asyncio.wait_for(watch.expect(order_id), 120)
             to_reserved.append((changed - sent) * 1000)
             to_seen.append((seen - sent) * 1000)
@@ -443,6 +501,7 @@ async def latency(
         },
         "max_ms": round(reserved[-1], 1) if reserved else None,
         "finished_s_after_schedule": round(late, 1),
+        "breakdown": watch.breakdown(sent_at),
     }
 
 
@@ -584,6 +643,8 @@ async def run_db(args: argparse.Namespace, db: str) -> dict[str, Any]:
             with cpu_of(pids) as cpu_lat:
                 lat = await latency(b, watch, skus, args.rate, args.seconds)
             lat["cpu_s"] = cpu_lat
+            for step, q in lat["breakdown"].items():
+                print(f"    {step:50s} p50 {q['p50_ms']:>9,.1f}  p99 {q['p99_ms']:>9,.1f} ms")
             print(
                 f"  {db}: at {args.rate:g}/s PlaceOrder -> RESERVED p50 "
                 f"{lat['place_to_reserved_ms']['p50']} ms, p99 {lat['place_to_reserved_ms']['p99']}"

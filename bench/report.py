@@ -600,6 +600,15 @@ LIMITS = [
     "work: bench/README.md 'Stream workers' lists what was fixed and what is open (the ads "
     "steady state spends ~95 us of worker CPU per record; at a million creators each input is "
     "a new creator at ~215 us).",
+    "- **Order saga.** Kafka hops dominate, not the services' CPU: a diagnostic run "
+    "(`order_saga_bench.py --dbs sqlite --rate 20 --seconds 10 --concurrency 16`, 13:28, load "
+    "average 10-27) split PlaceOrder -> RESERVED (p50 3.1 s) into commerce's API 24 ms, its "
+    "outbox relay 54 ms, Kafka + catalog's reservation 1.29 s, catalog's relay 211 ms, Kafka + "
+    "commerce applying it 1.37 s (p50s, from the events' ce_time and the records' timestamps); "
+    "the floor's two bare hops took 986 ms p50 in the same run, so each saga hop costs about "
+    "2.6 bare hops here. The machine's load (other engineers' suites) made a bare hop ~0.5 s; "
+    "next: the same split on an idle machine, then the consumers' per-record transaction "
+    "(one SQLite commit per record) and the relays' 50 ms poll.",
     "- **10M-creator search.** Not run yet (see its row).",
 ]
 
