@@ -26,8 +26,11 @@ def privacy() -> PrivacySettings:
 
 @pytest.fixture
 def attribution() -> AttributionSettings:
-    """The service's attribution rules; a test module overrides the fixture to change them."""
-    return AttributionSettings()
+    """The service's attribution rules; a test module overrides the fixture to change them.
+    The join grace is 10 s, not 2: integration tests run four at a time on two cores, where a
+    click's extra hop through screening can take seconds, and an order or click released by
+    the grace before its partner joins is decided another (also correct) way."""
+    return AttributionSettings(join_grace_s=10.0)
 
 
 @pytest.fixture

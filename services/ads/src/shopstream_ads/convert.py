@@ -10,7 +10,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from shopstream.ads.v1 import ads_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream_ads.book import CampaignBook
-from shopstream_ads.domain.campaigns import BidType, Campaign, Status, status_of
+from shopstream_ads.domain.campaigns import (
+    AttributionChoice,
+    BidType,
+    Campaign,
+    ClickWindow,
+    Status,
+    ViewWindow,
+    status_of,
+)
+from shopstream_platform.errors import InvalidArgumentError
 
 
 def timestamp(t: datetime) -> Timestamp:
@@ -36,6 +45,25 @@ def status_pb(status: Status) -> ads_pb2.CampaignStatus.ValueType:
     return cast("ads_pb2.CampaignStatus.ValueType", int(status))
 
 
+def attribution_pb(choice: AttributionChoice) -> ads_pb2.CampaignAttribution:
+    return ads_pb2.CampaignAttribution(
+        click_window=cast("ads_pb2.ClickWindow.ValueType", int(choice.click_window)),
+        view_window=cast("ads_pb2.ViewWindow.ValueType", int(choice.view_window)),
+        engaged_view_ms=choice.engaged_view_ms,
+    )
+
+
+def attribution_choice(asked: ads_pb2.CampaignAttribution) -> AttributionChoice:
+    """An advertiser's choices; InvalidArgumentError for a window this server does not know."""
+    if asked.click_window not in ClickWindow._value2member_map_:
+        raise InvalidArgumentError("attribution.click_window", "is not a known click window")
+    if asked.view_window not in ViewWindow._value2member_map_:
+        raise InvalidArgumentError("attribution.view_window", "is not a known view window")
+    return AttributionChoice(
+        ClickWindow(asked.click_window), ViewWindow(asked.view_window), asked.engaged_view_ms
+    )
+
+
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency=currency)
 
@@ -57,6 +85,7 @@ def campaign_pb(c: Campaign, book: CampaignBook, now: datetime) -> ads_pb2.Campa
         spent_total=money(spend.total_micros // 1_000, c.currency),
         spent_today=money(spend.today_micros // 1_000, c.currency),
         placements=c.placements,
+        attribution=attribution_pb(c.attribution),
     )
     if c.ends_at is not None:
         out.ends_at.CopyFrom(timestamp(c.ends_at))

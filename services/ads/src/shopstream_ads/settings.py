@@ -31,6 +31,9 @@ class AttributionSettings(BaseModel):
     tick_s: float = Field(default=0.1, gt=0)
     # Touchpoints remembered per buyer (newest kept); older ones age out of the windows anyway.
     max_touches_per_buyer: int = Field(default=200, ge=1)
+    # Touches are kept this long at least (the longest window a campaign can choose, 28 days),
+    # within `max_touches_per_buyer`.
+    keep_touches_s: int = Field(default=28 * 86_400, gt=0)
 
     @property
     def version(self) -> str:

@@ -106,6 +106,7 @@ class AdsWorld:
         total: int = 1_000_000,
         products: tuple[str, ...] = ("prod-1",),
         placements: tuple[str, ...] = (),
+        attribution: ads_pb2.CampaignAttribution | None = None,
     ) -> ads_pb2.Campaign:
         advertiser = self.who(advertiser)
         response = await self.stub.CreateCampaign(
@@ -119,6 +120,7 @@ class AdsWorld:
                 daily_budget=usd(daily),
                 total_budget=usd(total),
                 placements=placements,
+                attribution=attribution,
             ),
             metadata=self.auth("seller", advertiser),
             timeout=10,
@@ -158,6 +160,7 @@ class AdsWorld:
         *,
         consent: bool = True,
         install: str = "",
+        watched_ms: int = 0,
     ) -> str:
         buyer = self.who(buyer)
         impression_id = self.next_id("imp")
@@ -168,6 +171,7 @@ class AdsWorld:
             placement="feed",
             tracking_consent=consent,
             install_id=self.who(install) if install else f"install-{buyer}",
+            watched_ms=watched_ms,
         )
         message.at.FromDatetime(at)
         await self.send("ads.impressions.v1", buyer, message, at)

@@ -132,7 +132,7 @@ async def test_a_click_ahead_of_its_impression_is_held_for_the_join_grace(ads: A
     late_impression = ads.next_id("imp")
     early = await ads.click("racer", campaign, at, impression_id=late_impression)
     orphan = await ads.click("racer-2", campaign, at, impression_id="imp-never-arrives")
-    await asyncio.sleep(1.0)  # well inside the 2 s grace, after the click reached its buyer
+    await asyncio.sleep(1.0)  # well inside the grace, after the click reached its buyer
     message = ads_pb2.Impression(
         impression_id=late_impression,
         campaign_id=campaign.campaign_id,

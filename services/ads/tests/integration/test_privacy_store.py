@@ -21,7 +21,7 @@ NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
 
 async def test_orders_releases_and_budgets(database: Database) -> None:
-    assert await migrate(database, "ads", MIGRATIONS) == [1, 2, 3]
+    assert await migrate(database, "ads", MIGRATIONS) == [1, 2, 3, 4]
     async with database.transaction() as s:
         kw = {"campaign_id": "c1", "advertiser_id": "a1", "day": "2026-12-01"}
         await store.add_attribution(s, order_id="o1", buyer_id="b1", credit=1, amount_minor=5, **kw)

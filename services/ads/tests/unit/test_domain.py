@@ -279,7 +279,9 @@ def test_the_ledger_remembers_entries_and_voids_a_click_once() -> None:
 
 
 def test_a_batch_of_touches_is_sorted_and_trimmed_once() -> None:
-    rules = AttributionSettings(view_window_s=100, click_window_s=100, max_touches_per_buyer=3)
+    rules = AttributionSettings(
+        view_window_s=100, click_window_s=100, keep_touches_s=100, max_touches_per_buyer=3
+    )
     state = at.new_buyer_state()
     at.add_touches(state, [[at.VIEW, "b", "c1", 50.0, ""], [at.VIEW, "a", "c1", 10.0, ""]], rules)
     at.add_touches(state, [[at.VIEW, "d", "c1", 200.0, ""], [at.VIEW, "c", "c1", 120.0, ""]], rules)
@@ -300,3 +302,19 @@ def test_an_order_too_soon_after_a_click_credits_neither_the_click_nor_its_impre
     # The click's session is not a view worth crediting: the earlier impression is.
     assert decision.credit is not None and decision.credit.touch_id == "imp-a"
     assert at.forget_touch(state, at.CLICK, "clk-b") == ["clk-b", "imp-b"]
+
+
+def test_each_touch_counts_within_its_own_campaigns_windows() -> None:
+    rules = AttributionSettings()
+    state = at.new_buyer_state()
+    day = 86_400.0
+    at.remember_touch(state, at.CLICK, "clk-short", "one-day", 0.0, rules)
+    at.remember_touch(state, at.VIEW, "imp-long", "seven-day-views", 0.0, rules)
+    windows = {"one-day": (int(day), int(day)), "seven-day-views": (int(7 * day), int(7 * day))}
+    order = at.OrderFacts("o1", 2 * day, True, frozenset())
+    # Two days on: the 1-day click is out, the view of a campaign with 7-day views is in.
+    decision = at.decide(state, order, rules, windows.__getitem__)
+    assert decision.credit is not None and decision.credit.touch_id == "imp-long"
+    # With the platform's windows (7-day clicks, 1-day views) the click wins.
+    default = at.decide(state, order, rules)
+    assert default.credit is not None and default.credit.touch_id == "clk-short"

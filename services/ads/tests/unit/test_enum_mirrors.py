@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from shopstream.ads.v1 import ads_pb2
-from shopstream_ads.domain.campaigns import BidType, Status
+from shopstream_ads.domain.campaigns import BidType, ClickWindow, Status, ViewWindow
 from shopstream_platform.enums import mirror_mismatches
 
 MIRRORS = [
     (BidType, ads_pb2.BidType),
     (Status, ads_pb2.CampaignStatus),
+    (ClickWindow, ads_pb2.ClickWindow),
+    (ViewWindow, ads_pb2.ViewWindow),
 ]
 
 

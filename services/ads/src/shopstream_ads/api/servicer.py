@@ -62,6 +62,7 @@ class AdsServicer(ads_service_pb2_grpc.AdsServiceServicer):
             starts_at=convert.when(request.starts_at) if request.HasField("starts_at") else None,
             ends_at=convert.when(request.ends_at) if request.HasField("ends_at") else None,
             placements=tuple(request.placements),
+            attribution=convert.attribution_choice(request.attribution),
         )
         created = await self._new_campaigns.create(current_principal(), asked, request.request_id)
         return pb.CreateCampaignResponse(campaign=self._pb(created))

@@ -15,12 +15,15 @@ from __future__ import annotations
 import bisect
 import hashlib
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shopstream_ads.settings import AttributionSettings
 
 State = dict[str, Any]
+# A campaign's (click window, view window) in seconds; a view window of 0: views not credited.
+Windows = Callable[[str], tuple[int, int]]
 
 CLICK = "c"
 VIEW = "v"
@@ -91,7 +94,7 @@ def add_touches(state: State, new: list[list[Any]], rules: AttributionSettings) 
             touches.append(touch)
         else:  # an impression older than a click already known (they travel apart)
             bisect.insort_right(touches, touch, key=_AT_KEY)
-    horizon = touches[-1][AT] - max(rules.click_window_s, rules.view_window_s)
+    horizon = touches[-1][AT] - max(rules.click_window_s, rules.view_window_s, rules.keep_touches_s)
     if touches[0][AT] < horizon:
         touches = touches[bisect.bisect_left(touches, horizon, key=_AT_KEY) :]
     if len(touches) > rules.max_touches_per_buyer:
@@ -168,13 +171,24 @@ def is_tainted(state: State, impression_id: str) -> bool:
     return bool(tainted) and _id_hash(impression_id) in tainted
 
 
-def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decision:
+def default_windows(rules: AttributionSettings) -> Windows:
+    """Every campaign on the platform's windows."""
+    both = (rules.click_window_s, rules.view_window_s)
+    return lambda _campaign_id: both
+
+
+def decide(
+    state: State, order: OrderFacts, rules: AttributionSettings, windows: Windows | None = None
+) -> Decision:
+    """The order's credit; each touch counts within its own campaign's windows (`windows`,
+    default the platform's)."""
+    window = windows or default_windows(rules)
     too_fast: list[Credit] = []
     clicks = [
         t
         for t in state["touches"]
         if t[KIND] == CLICK
-        and 0 <= order.at - t[AT] <= rules.click_window_s
+        and 0 <= order.at - t[AT] <= window(t[CAMPAIGN])[0]
         and (order.tracking_consent or t[TOUCH_ID] in order.ad_click_ids)
     ]
     # The impressions too-fast clicks came through: forgotten with them, never credited.
@@ -192,7 +206,7 @@ def decide(state: State, order: OrderFacts, rules: AttributionSettings) -> Decis
             t
             for t in state["touches"]
             if t[KIND] == VIEW
-            and 0 <= order.at - t[AT] <= rules.view_window_s
+            and 0 <= order.at - t[AT] <= window(t[CAMPAIGN])[1]
             and t[TOUCH_ID] not in tainted
         ]
         if state.get("tainted"):

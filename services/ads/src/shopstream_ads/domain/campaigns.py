@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shopstream_platform.errors import InvalidArgumentError
@@ -25,6 +25,51 @@ class Status(enum.IntEnum):
     SCHEDULED = 6
 
 
+class ClickWindow(enum.IntEnum):
+    # Values match shopstream.ads.v1.ClickWindow.
+    UNSPECIFIED = 0  # the platform's default
+    ONE_DAY = 1
+    SEVEN_DAYS = 2
+    FOURTEEN_DAYS = 3
+    TWENTY_EIGHT_DAYS = 4
+
+
+class ViewWindow(enum.IntEnum):
+    # Values match shopstream.ads.v1.ViewWindow.
+    UNSPECIFIED = 0  # the platform's default
+    OFF = 1
+    ONE_DAY = 2
+    SEVEN_DAYS = 3
+
+
+DAY_S = 86_400
+CLICK_WINDOW_S = {
+    ClickWindow.ONE_DAY: DAY_S,
+    ClickWindow.SEVEN_DAYS: 7 * DAY_S,
+    ClickWindow.FOURTEEN_DAYS: 14 * DAY_S,
+    ClickWindow.TWENTY_EIGHT_DAYS: 28 * DAY_S,
+}
+VIEW_WINDOW_S = {ViewWindow.OFF: 0, ViewWindow.ONE_DAY: DAY_S, ViewWindow.SEVEN_DAYS: 7 * DAY_S}
+MAX_ENGAGED_VIEW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class AttributionChoice:
+    """An advertiser's attribution choices for a campaign (UNSPECIFIED: the platform's setting).
+    Fixed at creation: campaigns are not edited, so what served is what is credited."""
+
+    click_window: ClickWindow = ClickWindow.UNSPECIFIED
+    view_window: ViewWindow = ViewWindow.UNSPECIFIED
+    # A view counts only when watched at least this long (an engaged view); 0: every view.
+    engaged_view_ms: int = 0
+
+    def windows(self, default_click_s: int, default_view_s: int) -> tuple[int, int]:
+        """(click window, view window) in seconds; a view window of 0: views are not credited."""
+        click_s = CLICK_WINDOW_S.get(self.click_window, default_click_s)
+        view_s = VIEW_WINDOW_S.get(self.view_window, default_view_s)
+        return click_s, view_s
+
+
 @dataclass(frozen=True)
 class Campaign:
     campaign_id: str
@@ -43,6 +88,7 @@ class Campaign:
     paused: bool
     created_at: datetime
     updated_at: datetime
+    attribution: AttributionChoice = field(default_factory=AttributionChoice)
 
     def serves_in(self, placement: str) -> bool:
         return not self.placements or placement in self.placements
@@ -106,3 +152,7 @@ def validate_new(campaign: Campaign, marketplace_currency: str) -> None:
         raise InvalidArgumentError("bid", "a CPC bid above the daily budget could never be paid")
     if campaign.ends_at is not None and campaign.ends_at <= campaign.starts_at:
         raise InvalidArgumentError("ends_at", "must be after starts_at")
+    if not 0 <= campaign.attribution.engaged_view_ms <= MAX_ENGAGED_VIEW_MS:
+        raise InvalidArgumentError(
+            "attribution.engaged_view_ms", f"must be 0-{MAX_ENGAGED_VIEW_MS} ms"
+        )

@@ -10,7 +10,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopstream_ads.domain.campaigns import BidType, Campaign
+from shopstream_ads.domain.campaigns import (
+    AttributionChoice,
+    BidType,
+    Campaign,
+    ClickWindow,
+    ViewWindow,
+)
 from shopstream_ads.store.tables import campaigns, privacy_spend
 from shopstream_platform.db.database import rowcount
 
@@ -32,6 +38,13 @@ def _row(c: Campaign, request_id: str) -> dict[str, Any]:
         "ends_at": c.ends_at,
         "paused": c.paused,
         "request_id": request_id,
+        "attribution": json.dumps(
+            [
+                int(c.attribution.click_window),
+                int(c.attribution.view_window),
+                c.attribution.engaged_view_ms,
+            ]
+        ),
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
@@ -55,7 +68,15 @@ def _campaign(r: Any) -> Campaign:
         paused=r.paused,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        attribution=_attribution(r.attribution),
     )
+
+
+def _attribution(stored: str | None) -> AttributionChoice:
+    if not stored:
+        return AttributionChoice()  # a campaign created before the choice existed
+    click, view, engaged_ms = json.loads(stored)
+    return AttributionChoice(ClickWindow(click), ViewWindow(view), engaged_ms)
 
 
 async def insert_campaign(session: AsyncSession, c: Campaign, request_id: str) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Float,
     Index,
     Integer,
@@ -18,6 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
 
 from shopstream_platform.db.migrations import Migration, create_tables
@@ -45,6 +48,8 @@ campaigns = Table(
     Column("paused", Boolean, nullable=False),
     # The advertiser's idempotency key of the CreateCampaign request.
     Column("request_id", String(128), nullable=False),
+    # [click window, view window, engaged-view ms] (domain AttributionChoice); NULL: defaults.
+    Column("attribution", Text, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("advertiser_id", "request_id", name="uq_ads_campaign_request"),
@@ -120,6 +125,14 @@ invalid_clicks = Table(
     Column("reversed", BigInteger, nullable=False),
 )
 
+
+# A fresh database has the column from version 1's create_all; an older one gets it here.
+def _add_attribution_column(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("ads_campaigns")}
+    if "attribution" not in columns:
+        conn.execute(text("ALTER TABLE ads_campaigns ADD COLUMN attribution TEXT"))
+
+
 MIGRATIONS: list[Migration] = [
     create_tables(1, "ads campaigns and privacy budget", metadata),
     Migration(
@@ -128,4 +141,5 @@ MIGRATIONS: list[Migration] = [
         lambda conn: released_metadata.create_all(conn),
     ),
     Migration(3, "invalid clicks per campaign day", lambda conn: ivt_metadata.create_all(conn)),
+    Migration(4, "campaigns' attribution choices", _add_attribution_column),
 ]

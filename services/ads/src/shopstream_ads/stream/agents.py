@@ -161,6 +161,8 @@ class AttributionStreams:
         self.ledgers = table("ledgers", direct=False)
         # Per table partition, (due, buyer id) of its buyers holding inputs for the join grace.
         self._held: dict[int, list[tuple[float, str]]] = {}
+        # Per campaign seen: (click window s, view window s, engaged-view ms) (`_windows`).
+        self._campaign_rules: dict[str, tuple[int, int, int]] = {}
         # Ledger lines not yet sent, per ledger partition (`_add_line`).
         self._lines: dict[int, ev.LedgerLines] = {}
         self.outputs.defer(self._publish_lines)
@@ -466,6 +468,7 @@ class AttributionStreams:
         known: set[str] = set()  # this call's own
         new: list[list[Any]] = []
         placements = spend.placements
+        views = self._views
         touches = state["touches"]
         # Impressions mostly come in time order: one later than every touch known is new
         # without a search (the per-impression loop is most of the drain's time).
@@ -482,13 +485,25 @@ class AttributionStreams:
             known.add(impression_id)
             campaign_id = imp.campaign_id
             spend.add(campaign_id, when, imp.clearing_price.amount_minor)
-            new.append([at.VIEW, impression_id, campaign_id, when, ""])
             placements[imp.placement or "unknown"] += 1
+            # Charged and counted as served either way; a touch only where the campaign
+            # credits views, and, with an engaged-view rule, only one watched long enough.
+            view_s, engaged_ms = views(campaign_id)
+            if view_s and imp.watched_ms >= engaged_ms:
+                new.append([at.VIEW, impression_id, campaign_id, when, ""])
+            else:
+                known.add(impression_id)
         if not new:
             return
         at.add_touches(state, new, self.settings.attribution)
         if state["orders"]:
-            self._reconsider(state, min(t[at.AT] for t in new), items[0].event_id, views=True)
+            self._reconsider(
+                state,
+                min(t[at.AT] for t in new),
+                items[0].event_id,
+                views=True,
+                window_s=max(self._windows(t[at.CAMPAIGN])[1] for t in new),
+            )
 
     def _screened(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
         if not at.first_time(state, item.event_id):
@@ -570,7 +585,7 @@ class AttributionStreams:
             self.settings.attribution,
             via=click.impression_id,
         )
-        self._reconsider(state, when, cause)
+        self._reconsider(state, when, cause, window_s=self._windows(click.campaign_id)[0])
         self.metrics.clicks.labels(click.placement or "unknown").inc()
 
     def _order(self, state: dict[str, Any], item: ev.AdsInput, now: float) -> None:
@@ -768,6 +783,7 @@ class AttributionStreams:
             state,
             at.OrderFacts(order_id, facts["at"], facts["consent"], frozenset(facts["clicks"])),
             self.settings.attribution,
+            self._windows,
         )
         for fast in decision.too_fast:
             forgotten = at.forget_touch(state, at.CLICK, fast.touch_id)
@@ -818,6 +834,35 @@ class AttributionStreams:
         facts["credits"] = given + 1
         return f"{order_id}:{touch_id}" if not given else f"{order_id}:{touch_id}:{given}"
 
+    def _windows(self, campaign_id: str) -> tuple[int, int]:
+        """The campaign's (click, view) windows in seconds, its advertiser's choice or the
+        platform's. A campaign this process has not seen yet gets the platform's: the book
+        learns every campaign at start and at creation (the same process serves the API)."""
+        found = self._campaign_rules.get(campaign_id)
+        if found is not None:
+            return found[0], found[1]
+        rules = self.settings.attribution
+        campaign = self._book.campaign(campaign_id)
+        if campaign is None:
+            return rules.click_window_s, rules.view_window_s
+        click_s, view_s = campaign.attribution.windows(rules.click_window_s, rules.view_window_s)
+        # Campaigns are never edited: what is found once holds.
+        self._campaign_rules[campaign_id] = (click_s, view_s, campaign.attribution.engaged_view_ms)
+        return click_s, view_s
+
+    def _views(self, campaign_id: str) -> tuple[int, int]:
+        """(view window, engaged-view minimum in ms) of the campaign."""
+        _, view_s = self._windows(campaign_id)
+        found = self._campaign_rules.get(campaign_id)
+        return view_s, found[2] if found is not None else 0
+
+    def _model_version(self, campaign_id: str) -> str:
+        """The attribution model with the windows that decided for this campaign."""
+        click_s, view_s = self._windows(campaign_id)
+        found = self._campaign_rules.get(campaign_id)
+        engaged = f"/engaged={found[2]}ms" if found is not None and found[2] else ""
+        return f"{self.settings.attribution.model}/click={click_s}s/view={view_s}s{engaged}"
+
     def _redecide_credited_to(
         self, state: dict[str, Any], touch_ids: list[str], cause: str, skip: str = ""
     ) -> None:
@@ -831,12 +876,19 @@ class AttributionStreams:
                 self._decide(state, order_id, cause)
 
     def _reconsider(
-        self, state: dict[str, Any], touch_at: float, cause: str, *, views: bool = False
+        self,
+        state: dict[str, Any],
+        touch_at: float,
+        cause: str,
+        *,
+        window_s: float,
+        views: bool = False,
     ) -> None:
-        """A touch arrived: orders it precedes within the click window may owe it their credit.
-        `views`: the new touches are views, which never take a click's credit and never count
-        for a buyer without consent, so only orders credited to a view or to nothing can move."""
-        window = self.settings.attribution.click_window_s
+        """A touch arrived: orders it precedes within its campaign's window (`window_s`) may owe
+        it their credit. `views`: the new touches are views, which never take a click's credit
+        and never count for a buyer without consent, so only orders credited to a view or to
+        nothing can move."""
+        window = window_s
         for order_id, facts in list(state["orders"].items()):
             # A held order is decided when its grace ends, with every touch known by then.
             if facts is None or "held" in facts or not 0 <= facts["at"] - touch_at <= window:
@@ -877,7 +929,7 @@ class AttributionStreams:
             touch_id=touch_id,
             refund=kind == lg.REFUND,
             withdrawn=kind == lg.CONVERSION_WITHDRAWN,
-            model_version=self.settings.attribution.version,
+            model_version=self._model_version(campaign_id),
             creator_ids=facts["creators"],
             worker=self.settings.faust_app_id,
         )

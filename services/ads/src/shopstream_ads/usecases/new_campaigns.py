@@ -3,11 +3,12 @@ the campaign store (campaigns.py), which checks its bounds and rules and records
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shopstream_ads.domain.campaigns import BidType, Campaign
+from shopstream_ads.domain.campaigns import AttributionChoice, BidType, Campaign
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.grpc.auth import Principal
 
@@ -33,6 +34,7 @@ class CampaignRequest:
     starts_at: datetime | None  # None: at once
     ends_at: datetime | None  # None: until the budget is spent
     placements: tuple[str, ...]
+    attribution: AttributionChoice = dataclasses.field(default_factory=AttributionChoice)
 
 
 def draft_of(request: CampaignRequest) -> Campaign:
@@ -56,6 +58,7 @@ def draft_of(request: CampaignRequest) -> Campaign:
         paused=False,
         created_at=EPOCH,
         updated_at=EPOCH,
+        attribution=request.attribution,
     )
     for field, currency in (
         ("daily_budget", request.daily_budget_currency),
