@@ -587,11 +587,13 @@ LIMITS = [
     "",
     "## Where a target is missed: what limits it, and the next step",
     "",
-    "- **Producer.** Python work per record (event id, traceparent, header list, a delivery "
-    "report each) on one interpreter lock: bench/README.md 'Where the producer's time goes'. "
-    "`EventProducer.publish_batch` builds headers once per type and source, draws one random "
-    "block per record for id and traceparent, and counts deliveries with one shared callback; "
-    "its rate is the note of the producer row. Next: a py-spy profile of the batch path.",
+    "- **Producer.** `publish()` per record: Python work per record (event id, traceparent, "
+    "header list, a delivery report each) on one interpreter lock, 27-31 us of CPU per record "
+    "(bench/README.md 'Where the producer's time goes'). `publish_batch()` (headers once per "
+    "type and source, one random draw for ids and traceparents, one shared delivery callback) "
+    "takes 11-15 us and meets the ratio; the outbox relay and the simulator's feeds use it. "
+    "Next: move the remaining bulk publishers (the combiner's outputs) to it, and profile the "
+    "batch path on an idle machine (it used under half a core at 37-41k records/s).",
     "- **GetProduct.** A bare grpc.aio server already costs 400-450 us of CPU per request here "
     "and the Python load generator shares the two cores (bench/README.md 'Where GetProduct's "
     "time goes'). Next: a compiled load generator (ghz) pinned apart from the server, a cached "
