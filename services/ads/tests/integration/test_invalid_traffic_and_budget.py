@@ -154,3 +154,42 @@ async def test_a_click_ahead_of_its_impression_is_held_for_the_join_grace(ads: A
     report = await eventually(settled)
     assert report.total.spend.amount_minor == 50  # the held click, billed once it joined
     assert ads.service.metric("shopstream_ads_clicks_total", {"placement": "feed"}) == 1
+
+
+async def test_a_click_found_invalid_after_its_order_was_credited_withdraws_the_credit(
+    ads: AdsWorld,
+) -> None:
+    """The burst shows only after a click passed screening and an order was credited to it:
+    the click is flagged retroactively, its charge reversed, and the credit withdrawn (the order
+    falls back to what else it has: nothing here, the impression the click came through is
+    tainted with it)."""
+    campaign = await ads.campaign("seller-late-flag", bid=40)
+    t = NOW - timedelta(hours=2)
+    first = await ads.click("late-flag-buyer", campaign, t, install="late-flag-device")
+    # The order names the click: decided once the click joins, credited to it.
+    order = await ads.paid_order(
+        "late-flag-buyer", 3_000, t + timedelta(seconds=30), click_id=first
+    )
+    (credit,) = await ads.attributions({order}, expect=1)
+    assert (credit.touch_id, credit.withdrawn) == (first, False)
+
+    # Then 25 clicks from the same device within the minute: a device burst that reaches back.
+    for i in range(25):
+        await ads.click(
+            f"late-flag-bot-{i % 3}",
+            campaign,
+            t + timedelta(seconds=1 + i),
+            install="late-flag-device",
+        )
+    (flag,) = await ads.flagged({first}, expect=1)
+    assert flag.reason == ev.INVALID_TRAFFIC_REASON_DEVICE_BURST and flag.charge_reversed
+
+    async def withdrawn() -> list[ev.Attribution] | None:
+        records = await ads.attributions({order}, expect=2)
+        return records if len(records) == 2 else None
+
+    records = await eventually(withdrawn)
+    assert sorted((a.touch_id, a.withdrawn, a.amount.amount_minor) for a in records) == [
+        (first, False, 3_000),
+        (first, True, -3_000),
+    ]
