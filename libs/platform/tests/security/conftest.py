@@ -10,17 +10,19 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import SecretStr
 
 from shopstream_platform.kafka.admin import ensure_topics
 from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import free_port
+from shopstream_platform.testing import free_port, start_group_at_end
 
 REPO = Path(__file__).resolve().parents[4]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
@@ -111,12 +113,51 @@ def plain_bootstrap() -> Iterator[str]:
     """A plaintext node with every registry topic, for the services whose RPCs are tested."""
     broker = OwnBroker("plain").start()
     try:
-        ensure_topics(
-            KafkaSettings(bootstrap_servers=broker.bootstrap), load_registry().with_dlqs()
-        )
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap)
+        # A few topics at a time: all 52 at once can overload the controller on a busy machine
+        # (seen at load 26 on 2 cores: "controller event queue overloaded", its own broker
+        # fenced, partitions answering NOT_LEADER_FOR_PARTITION for a minute).
+        specs = load_registry().with_dlqs()
+        for start in range(0, len(specs), 6):
+            ensure_topics(settings, specs[start : start + 6])
+        wait_for_leaders(settings)
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+def wait_for_leaders(settings: KafkaSettings, timeout_s: float = 90.0) -> None:
+    """Until every partition of the new topics answers a ListOffsets (a just-created topic
+    answers NOT_LEADER_FOR_PARTITION for a while, which the services' test set-up does not
+    retry)."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "probe"})
+    deadline = time.monotonic() + timeout_s
+    try:
+        pending = [
+            TopicPartition(t.topic, p)
+            for t in consumer.list_topics(timeout=10).topics.values()
+            for p in t.partitions
+        ]
+        while pending:
+            try:
+                consumer.get_watermark_offsets(pending[-1], timeout=10)
+                pending.pop()
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        consumer.close()
+    # The first group commit creates __consumer_offsets, whose partitions answer
+    # NOT_COORDINATOR / NOT_LEADER_FOR_PARTITION until they are loaded.
+    while True:
+        try:
+            start_group_at_end(settings, "security-warm-up", ["platform.heartbeats.v1"])
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
