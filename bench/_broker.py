@@ -19,6 +19,7 @@ process stops at exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -97,11 +98,19 @@ class BenchBroker:
     def stop(self) -> None:
         if self._started:
             self._started = False
-            out = self._kafka_sh("stop", 90)
             pid = self.pid
+            out = self._kafka_sh("stop", 90)
             if out.returncode != 0 and pid:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            # The JVM may still be writing its data directory: gone first, then removed.
+            deadline = time.monotonic() + 30
+            while pid and _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.run_dir.exists():  # a file written while the tree was being removed
+            time.sleep(1)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def __enter__(self) -> BenchBroker:
         return self.start()
@@ -118,6 +127,16 @@ class BenchBroker:
         """Name this broker to the child processes (bench modules, their helpers)."""
         os.environ[BOOTSTRAP_ENV] = self.bootstrap
         os.environ[RUN_DIR_ENV] = str(self.run_dir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def broker_pid_in(run_dir: Path) -> int | None:
