@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.store import privacy as store
+from shopstream_ads.usecases.worker_outputs import own_worker_only
 from shopstream_platform.db.inbox import SessionHandler
-from shopstream_platform.kafka.events import Event, InvalidEventError
+from shopstream_platform.kafka.events import InvalidEventError
 
 ATTRIBUTIONS_TOPIC = "ads.attributions.v1"
 
@@ -29,16 +29,7 @@ def on_attribution(worker: str) -> SessionHandler:
     """The handler of this deployment's consumer: `worker` is its attribution worker's app id;
     credits another deployment's worker decided on the same broker are skipped (they may
     decide the same orders from another start, with other attribution ids)."""
-
-    async def handle(event: Event[Message], session: AsyncSession) -> None:
-        message = event.message
-        if not isinstance(message, ev.Attribution):
-            raise InvalidEventError(f"not an Attribution: {type(message).__name__}")
-        if message.worker and message.worker != worker:
-            return
-        await _add(message, session)
-
-    return handle
+    return own_worker_only(worker, ev.Attribution, _add)
 
 
 async def _add(message: ev.Attribution, session: AsyncSession) -> None:

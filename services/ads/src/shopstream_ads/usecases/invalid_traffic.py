@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.store import invalid as store
+from shopstream_ads.usecases.worker_outputs import own_worker_only
 from shopstream_platform.db.inbox import SessionHandler
-from shopstream_platform.kafka.events import Event, InvalidEventError
+from shopstream_platform.kafka.events import InvalidEventError
 
 INVALID_TOPIC = "ads.invalid-traffic.v1"
 
@@ -38,16 +38,7 @@ def summarise(reasons: dict[int, tuple[int, int]]) -> InvalidClicks:
 def on_flagged(worker: str) -> SessionHandler:
     """The handler of this deployment's consumer: flags of another deployment's attribution
     worker on the same broker (`worker` is this one's app id) are skipped."""
-
-    async def handle(event: Event[Message], session: AsyncSession) -> None:
-        message = event.message
-        if not isinstance(message, ev.InvalidTrafficFlagged):
-            raise InvalidEventError(f"not an InvalidTrafficFlagged: {type(message).__name__}")
-        if message.worker and message.worker != worker:
-            return
-        await _add(message, session)
-
-    return handle
+    return own_worker_only(worker, ev.InvalidTrafficFlagged, _add)
 
 
 async def _add(message: ev.InvalidTrafficFlagged, session: AsyncSession) -> None:
