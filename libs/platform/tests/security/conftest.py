@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from shopstream_platform.kafka.admin import ensure_topics
 from shopstream_platform.kafka.topics import load_registry
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import free_port, start_group_at_end
+from shopstream_platform.testing import free_port
 
 REPO = Path(__file__).resolve().parents[4]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
@@ -94,7 +94,7 @@ class SecureBroker:
             sasl_username=user,
             sasl_password=SecretStr(password if password is not None else self.password(user)),
             ssl_ca_location=self.ca,
-            delivery_timeout_ms=15_000,
+            delivery_timeout_ms=30_000,
             connect_timeout_s=20,
         )
 
@@ -103,7 +103,9 @@ class SecureBroker:
 def secure_broker() -> Iterator[SecureBroker]:
     broker = OwnBroker("secure").start()
     try:
-        yield SecureBroker(broker.bootstrap, broker.run_dir / "kafka" / "secure")
+        secure = SecureBroker(broker.bootstrap, broker.run_dir / "kafka" / "secure")
+        wait_for_leaders(secure.settings("admin"))
+        yield secure
     finally:
         broker.stop()
 
@@ -126,38 +128,35 @@ def plain_bootstrap() -> Iterator[str]:
         broker.stop()
 
 
-def wait_for_leaders(settings: KafkaSettings, timeout_s: float = 90.0) -> None:
-    """Until every partition of the new topics answers a ListOffsets (a just-created topic
-    answers NOT_LEADER_FOR_PARTITION for a while, which the services' test set-up does not
-    retry)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "probe"})
+def wait_for_leaders(settings: KafkaSettings, timeout_s: float = 120.0) -> None:
+    """Until every partition answers a ListOffsets and the group coordinator a commit (a
+    just-created topic answers NOT_LEADER_FOR_PARTITION for a while, the first group commit
+    NOT_COORDINATOR while __consumer_offsets loads; the services' test set-up retries neither)."""
+    config = {**settings.client_config(), "group.id": "security-warm-up"}
+    config.pop("logger")
+    consumer = Consumer(config)
     deadline = time.monotonic() + timeout_s
     try:
         pending = [
             TopicPartition(t.topic, p)
             for t in consumer.list_topics(timeout=10).topics.values()
+            if not t.topic.startswith("__")
             for p in t.partitions
         ]
-        while pending:
+        warm_up = [TopicPartition(pending[0].topic, pending[0].partition, 0)]
+        while True:
             try:
-                consumer.get_watermark_offsets(pending[-1], timeout=10)
-                pending.pop()
+                while pending:
+                    consumer.get_watermark_offsets(pending[-1], timeout=10)
+                    pending.pop()
+                consumer.commit(offsets=warm_up, asynchronous=False)
+                return
             except KafkaException:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.2)
+                time.sleep(0.5)
     finally:
         consumer.close()
-    # The first group commit creates __consumer_offsets, whose partitions answer
-    # NOT_COORDINATOR / NOT_LEADER_FOR_PARTITION until they are loaded.
-    while True:
-        try:
-            start_group_at_end(settings, "security-warm-up", ["platform.heartbeats.v1"])
-            return
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ EXPECTED: dict[str, str] = {
         EnrolSku=OWNER,
         AnnounceInbound=OWNER,
         ReceiveInbound=ROLE,
-        GetInbound=READ,
+        GetInbound=OWNER,
         ListInbound=OWNER,
     ),
     **_rules(
@@ -103,7 +103,7 @@ EXPECTED: dict[str, str] = {
         ShipOrder=OWNER,
         ConfirmDelivery=OWNER,
         ShipPackage=OWNER,
-        ListPackages=READ,
+        ListPackages=OWNER,
         RequestRefund=OWNER,
         ApproveRefund=OWNER,
         RejectRefund=OWNER,
@@ -317,6 +317,17 @@ class CatalogCases:
             metadata=shop.auth("seller", self.seller),
             timeout=10,
         )
+        announced = await shop.catalog_stub.AnnounceInbound(
+            cpb.AnnounceInboundRequest(
+                seller_id=self.seller,
+                warehouse_id=self.warehouse,
+                lines=[cpb.InboundLineRequest(sku_id=self.sku, quantity=10)],
+                idempotency_key=self.id("own-asn"),
+            ),
+            metadata=shop.auth("seller", self.seller),
+            timeout=10,
+        )
+        self.inbound = announced.shipment.inbound_id
 
     def as_other(self) -> dict[str, Any]:
         return {"metadata": self.shop.auth("seller", self.other), "timeout": 10}
@@ -376,6 +387,9 @@ CATALOG_OWNER_CASES: dict[str, Callable[[CatalogCases], Awaitable[Any]]] = {
             idempotency_key=c.id("asn"),
         ),
         **c.as_other(),
+    ),
+    "GetInbound": lambda c: c.shop.catalog_stub.GetInbound(
+        cpb.GetInboundRequest(inbound_id=c.inbound), **c.as_other()
     ),
     "ListInbound": lambda c: c.shop.catalog_stub.ListInbound(
         cpb.ListInboundRequest(seller_id=c.seller), **c.as_other()
@@ -470,6 +484,9 @@ COMMERCE_OWNER_CASES: dict[str, Callable[[CommerceCases], Awaitable[Any]]] = {
     "ShipPackage": lambda c: c.shop.stub.ShipPackage(
         pb.ShipPackageRequest(package_id=c.package, tracking_number="TRK-2"),
         **c.as_other("seller"),
+    ),
+    "ListPackages": lambda c: c.shop.stub.ListPackages(
+        pb.ListPackagesRequest(order_id=c.order.order_id), **c.as_other("buyer")
     ),
     "RequestRefund": lambda c: c.shop.stub.RequestRefund(
         pb.RequestRefundRequest(
