@@ -93,7 +93,39 @@ class BenchBroker:
         from shopstream_platform.settings import KafkaSettings
 
         # Every registry topic, as `shopstream up` creates them: the services expect them.
-        ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap), load_registry().with_dlqs())
+        specs = load_registry().with_dlqs()
+        ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap), specs)
+        self._warm_up(specs[0].name)
+
+    def _warm_up(self, topic: str, timeout_s: float = 90) -> None:
+        """Until a consumer group can commit: a fresh broker creates __consumer_offsets on the
+        first group request and loads its partitions after, and the benches' first step commits
+        groups at the topics' ends (NOT_COORDINATOR before that). A consumer's commit waits for
+        the coordinator itself. (Admin-client offset queries in flight here crashed the process
+        with a segfault in the client, three times under load: not used.)"""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        time.sleep(2.0)  # new partitions' leaders settle
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "bench-warmup",
+                "enable.auto.commit": False,
+            }
+        )
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+                    break
+                except KafkaException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        finally:
+            consumer.close()
+        time.sleep(1.0)  # the other __consumer_offsets partitions finish loading
 
     def stop(self) -> None:
         if self._started:

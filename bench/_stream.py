@@ -170,3 +170,65 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def roundtrip_floor(kafka: KafkaSettings, rate: float, seconds: float) -> dict[str, Any]:
+    """The freshness floor: records produced at `rate`/s (our producer settings) to a scratch
+    topic and read by a bare confluent-kafka consumer; time from produce to consume. What any
+    worker's freshness at that rate includes before it does anything."""
+    import threading
+
+    from shopstream_platform.kafka.admin import ensure_topics
+    from shopstream_platform.testing import scratch_topic_spec
+
+    topic = f"bench.freshness-floor.{uuid.uuid4().hex[:8]}.v1"
+    ensure_topics(kafka, [scratch_topic_spec(topic, 6)])
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"bench-roundtrip-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    n = int(rate * seconds)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while len(latencies) < n and not done.is_set():
+            for msg in consumer.consume(num_messages=10_000, timeout=0.1):
+                if not msg.error():
+                    latencies.append(time.time() - float(msg.value() or b"0"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(2.0)  # the consumer's assignment
+    producer = Producer(producer_config(kafka, "bench-roundtrip"))
+    t0 = time.perf_counter()
+    tick = max(1, int(rate / 200))
+    for k in range(n):
+        producer.produce(topic, str(time.time()).encode(), str(k).encode())
+        if k % tick == tick - 1:
+            producer.poll(0)
+            time.sleep(max(0.0, t0 + (k + 1) / rate - time.perf_counter()))
+    producer.flush(30)
+    deadline = time.monotonic() + 30
+    while len(latencies) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done.set()
+    reader.join()  # never close a consumer another thread is reading from
+    consumer.close()
+    ordered = sorted(latencies)
+
+    def q(p: float) -> float | None:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3) if ordered else None
+
+    return {
+        "rate_per_s": rate,
+        "records": n,
+        "read": len(ordered),
+        "p50_s": q(0.5),
+        "p99_s": q(0.99),
+    }

@@ -47,7 +47,15 @@ from _common import (
     machine_facts,
     proc_cpu_seconds,
 )
-from _stream import OutputWatch, RawProducer, broker_pid, client_floor, faust_floor, rss_mib
+from _stream import (
+    OutputWatch,
+    RawProducer,
+    broker_pid,
+    client_floor,
+    faust_floor,
+    roundtrip_floor,
+    rss_mib,
+)
 
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
@@ -324,6 +332,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "p99_s": p99,
                     "share_within_1s": round(next(c for le, c in counts if le >= 1.0) / total, 4),
                 }
+                # The floor in the same run: bare produce -> consume at the same rate.
+                result["freshness_floor"] = await asyncio.to_thread(
+                    roundtrip_floor, kafka, args.rate, args.seconds
+                )
                 result["targets"]["freshness_p99_s"] = {
                     "value": p99,
                     "target": TARGET_FRESHNESS_P99_S,

@@ -343,6 +343,7 @@ def stream_rows(
     )
     fresh = r.get(fresh_key) or {}
     p99 = fresh.get("p99_s")
+    rt = r.get("freshness_floor") or {}
     quick = r["events"] < 100_000
     return [
         _row(
@@ -377,8 +378,10 @@ def stream_rows(
             measured=f"p99 <= {p99} s (p50 <= {fresh.get('p50_s')} s)"
             if p99 is not None
             else "not measured in this run",
-            floor="none measured (a bare produce -> consume round trip would be it)",
-            ratio="-",
+            floor=f"bare produce -> consume p99 {rt['p99_s']} s"
+            if rt.get("p99_s") is not None
+            else "none measured in this run (bare produce -> consume: creator bench only)",
+            ratio=_fmt(_ratio(p99, rt.get("p99_s")), digits=1),
             wanted="<= 1 s",
             met="not measured"
             if p99 is None
