@@ -135,8 +135,9 @@ PYTEST := $(UV) run --frozen pytest
 TEST_PG_URL := postgresql+asyncpg://postgres@127.0.0.1:5433/postgres
 # Integration tests mostly wait (for the broker, consumer groups, timers: ~35% of one core each),
 # and each makes its own world (own service names, consumer groups, Faust apps, ids, databases,
-# ports), so they run in parallel: one file per worker at a time (a file's tests share helpers
-# and, in places, a module-level twin). TEST_WORKERS=0 runs them in this process, one by one.
+# ports), so they run in parallel, in the groups shopstream_platform.testing gives them: a file
+# whole on one worker, and every test that runs ads or creator-score on one worker one after
+# another (their instances read each other's internal batches). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 4
 
 .PHONY: test test-unit test-deploy test-integration test-e2e test-cluster postgres-up postgres-down
@@ -154,7 +155,7 @@ test-deploy: setup deploy-tools ## Images, Kubernetes manifests, compose file: s
 test-integration: setup ## Integration tests against a real Kafka node and PostgreSQL (started and stopped here)
 	@status=0; $(MAKE) --no-print-directory kafka-up postgres-up || status=$$?; \
 	  if [ $$status = 0 ]; then SHOPSTREAM_TEST_PG_URL=$(TEST_PG_URL) $(PYTEST) -m "integration" \
-	    -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PY_SRC) || status=$$?; fi; \
+	    -n $(TEST_WORKERS) --dist loadgroup --durations=30 $(PY_SRC) || status=$$?; fi; \
 	  $(MAKE) --no-print-directory kafka-down postgres-down; exit $$status
 
 # A fresh broker (the local one's data is wiped): every service of the day reads its topics from

@@ -19,7 +19,7 @@ from shopstream_catalog.wiring import wire
 from shopstream_platform.db.database import Database
 from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import fast_test_settings, hosted_service, start_group_at_end
+from shopstream_platform.testing import fast_test_settings, hosted_service, start_groups_at_end
 
 
 @pytest.fixture
@@ -36,8 +36,13 @@ async def catalog(
     # group starting at the orders topic's end: on a shared broker other catalogs (other test
     # runs, a local stack) would otherwise share `catalog.orders` and take our orders.
     name = f"catalog-{uuid.uuid4().hex[:8]}"
-    start_group_at_end(kafka_settings, f"{name}.orders", ["commerce.orders.v1"])
-    start_group_at_end(kafka_settings, f"{name}.fulfilment", ["commerce.fulfilment.v1"])
+    start_groups_at_end(
+        kafka_settings,
+        {
+            f"{name}.orders": ["commerce.orders.v1"],
+            f"{name}.fulfilment": ["commerce.fulfilment.v1"],
+        },
+    )
     settings = CatalogSettings(
         database_url=database.url.render_as_string(hide_password=False),
         **{"service_name": name, **fast_test_settings(kafka_settings), **catalog_overrides},

@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,22 +236,59 @@ def unique_id() -> Iterator[Callable[[str], str]]:
 def start_group_at_end(kafka: KafkaSettings, group_id: str, topics: Iterable[str]) -> None:
     """Commit a new consumer group's offsets at the current end of each existing topic, so a
     worker started under that group reads only what comes after (topics outlive test runs)."""
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group_id})
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        offsets = []
-        for topic in topics:
-            if topic not in metadata.topics:
-                continue  # created later by the service: nothing to skip
-            for partition in metadata.topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
+    start_groups_at_end(kafka, {group_id: topics})
+
+
+def start_groups_at_end(kafka: KafkaSettings, groups: Mapping[str, Iterable[str]]) -> None:
+    """start_group_at_end for several groups at once: one metadata and one offsets request for
+    all their topics, then every group's commit in flight together (a service's five groups took
+    2-3 s one by one, a consumer and a round trip per partition each)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    metadata = admin.list_topics(timeout=10).topics
+    # Topics created later by the service have nothing to skip.
+    wanted = {
+        group: [
+            TopicPartition(topic, partition)
+            for topic in dict.fromkeys(topics)
+            if topic in metadata
+            for partition in metadata[topic].partitions
+        ]
+        for group, topics in groups.items()
+    }
+    partitions = {(tp.topic, tp.partition) for tps in wanted.values() for tp in tps}
+    if not partitions:
+        return
+    ends = {
+        (tp.topic, tp.partition): future.result().offset
+        for tp, future in admin.list_offsets(
+            {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions},  # type: ignore[no-untyped-call]
+            request_timeout=10,
+        ).items()
+    }
+    commits = [
+        future
+        for group, tps in wanted.items()
+        if tps
+        for future in admin.alter_consumer_group_offsets(
+            [
+                ConsumerGroupTopicPartitions(
+                    group,
+                    [
+                        TopicPartition(tp.topic, tp.partition, ends[tp.topic, tp.partition])
+                        for tp in tps
+                    ],
                 )
-                offsets.append(TopicPartition(topic, partition, high))
-        if offsets:
-            consumer.commit(offsets=offsets, asynchronous=False)
-    finally:
-        consumer.close()
+            ],
+            request_timeout=10,
+        ).values()
+    ]
+    for future in commits:
+        result = future.result()
+        failed = [tp for tp in result.topic_partitions if tp.error is not None]
+        assert not failed, f"{result.group_id}: offsets not committed: {failed}"
 
 
 async def read_all_async(
@@ -430,3 +467,44 @@ def service_process() -> Iterator[Callable[[str, str, dict[str, str]], ServicePr
     yield make
     for process in started:
         process.cleanup()
+
+
+# --- running integration tests in parallel (pytest-xdist, `--dist loadgroup`) -----------------
+
+# Every ads or creator-score instance reads its internal topics whole, whatever its app id (a
+# worker applies every combiner's batches on ads.input-batches.v1 / creators.input-batches.v1),
+# so two tests running either service at once would count each other's inputs (a test asserting
+# one click counted saw two). Those tests share one group: one worker runs them one after another.
+STREAM_SERVICES_GROUP = "stream-services"
+_STREAM_SERVICE_DIRS = ("services/ads/", "services/creator-score/")
+_STREAM_SERVICE_MODULES = (
+    "ads_steps",
+    "creator_steps",
+    "shopstream_ads",
+    "shopstream_creator_score",
+)
+
+
+def _runs_a_stream_service(item: pytest.Item) -> bool:
+    path = item.nodeid.split("::")[0]
+    if path.startswith(_STREAM_SERVICE_DIRS):
+        return True
+    module = getattr(item, "module", None)
+    for value in vars(module).values() if module is not None else ():
+        name = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        if isinstance(name, str) and name.split(".")[0] in _STREAM_SERVICE_MODULES:
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """xdist groups (before xdist reads them): the stream-service tests one group, every other
+    test file a group of its own (its tests share module-level helpers and, in places, state)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        group = (
+            STREAM_SERVICES_GROUP if _runs_a_stream_service(item) else item.nodeid.split("::")[0]
+        )
+        item.add_marker(pytest.mark.xdist_group(group))

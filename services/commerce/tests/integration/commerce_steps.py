@@ -32,7 +32,7 @@ from shopstream_platform.testing import (
     HostedService,
     fast_test_settings,
     hosted_service,
-    start_group_at_end,
+    start_groups_at_end,
 )
 
 
@@ -194,8 +194,13 @@ def own_catalog_name(kafka: KafkaSettings) -> str:
     orders topic's end: on a shared broker other catalogs (other test runs, a local stack) would
     otherwise share `catalog.orders` and take, and answer, our orders."""
     name = f"catalog-{uuid.uuid4().hex[:8]}"
-    start_group_at_end(kafka, f"{name}.orders", ["commerce.orders.v1"])
-    start_group_at_end(kafka, f"{name}.fulfilment", ["commerce.fulfilment.v1"])
+    start_groups_at_end(
+        kafka,
+        {
+            f"{name}.orders": ["commerce.orders.v1"],
+            f"{name}.fulfilment": ["commerce.fulfilment.v1"],
+        },
+    )
     return name
 
 
@@ -204,14 +209,14 @@ def own_commerce_name(kafka: KafkaSettings) -> str:
     end: a local stack's commerce on the same broker shares the default groups and would take
     partitions (a product's or a reservation's) the test's commerce is waiting for."""
     name = f"commerce-{uuid.uuid4().hex[:8]}"
-    for suffix, topics in {
+    groups = {
         "stock": ["catalog.stock.v1"],
         "catalog": ["catalog.products.v1"],
         "risk": ["creators.scores.v1", "ads.invalid-traffic.v1"],
         "social": ["social.live-stats.v1"],
         "fulfilment": ["catalog.fulfilment.v1"],
-    }.items():
-        start_group_at_end(kafka, f"{name}.{suffix}", topics)
+    }
+    start_groups_at_end(kafka, {f"{name}.{suffix}": topics for suffix, topics in groups.items()})
     return name
 
 
@@ -253,10 +258,16 @@ async def running_shop(
         grpc.aio.insecure_channel(f"127.0.0.1:{catalog.port}") as catalog_channel,
         grpc.aio.insecure_channel(f"127.0.0.1:{commerce.port}") as commerce_channel,
     ):
-        yield Shop(
-            catalog,
-            commerce,
-            catalog_service_pb2_grpc.CatalogServiceStub(catalog_channel),
-            commerce_service_pb2_grpc.CommerceServiceStub(commerce_channel),
-            TokenCodec(commerce_settings.auth),
-        )
+        try:
+            yield Shop(
+                catalog,
+                commerce,
+                catalog_service_pb2_grpc.CatalogServiceStub(catalog_channel),
+                commerce_service_pb2_grpc.CommerceServiceStub(commerce_channel),
+                TokenCodec(commerce_settings.auth),
+            )
+        finally:
+            # Both shut down at once (each takes 1-3 s, mostly its consumers leaving their
+            # groups); each context then waits for its own service's clean exit.
+            commerce.runtime.stop()
+            catalog.runtime.stop()
