@@ -63,7 +63,8 @@ async def tls_server(certificates: dict[str, Path]) -> AsyncIterator[GrpcServer]
         await server.stop(0)
 
 
-def test_production_profile_requires_tls_and_turns_reflection_off() -> None:
+async def test_production_profile_requires_tls_and_turns_reflection_off() -> None:
+    # async: grpc.aio's server needs the running loop (a later test may have closed the last).
     settings = production()
     assert settings.tls_required is True
     assert settings.reflection is False
