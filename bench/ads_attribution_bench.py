@@ -47,7 +47,15 @@ from _common import (
     proc_cpu_seconds,
     require_loopback,
 )
-from _stream import OutputWatch, RawProducer, broker_pid, client_floor, faust_floor, rss_mib
+from _stream import (
+    OutputWatch,
+    RawProducer,
+    broker_pid,
+    client_floor,
+    faust_floor,
+    roundtrip_floor,
+    rss_mib,
+)
 
 from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
 from shopstream.ads.v1 import ads_service_pb2 as pb
@@ -372,6 +380,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "cpu_s": {k: round(v, 2) for k, v in lag_cpu.items()},
                 "us_per_record_cpu": {k: round(v / n * 1e6, 1) for k, v in lag_cpu.items()},
             }
+            # The floor in the same run: a bare produce -> consume at the same rate (any
+            # worker's lag includes it before it does anything).
+            result["freshness_floor"] = await asyncio.to_thread(
+                roundtrip_floor, kafka, args.rate, args.seconds
+            )
             result["targets"]["attribution_lag_p99_s"] = {
                 "value": p99,
                 "target": TARGET_LAG_P99_S,
