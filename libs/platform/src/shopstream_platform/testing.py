@@ -473,10 +473,15 @@ def service_process() -> Iterator[Callable[[str, str, dict[str, str]], ServicePr
 
 # Every ads or creator-score instance reads its internal topics whole, whatever its app id (a
 # worker applies every combiner's batches on ads.input-batches.v1 / creators.input-batches.v1),
-# so two tests running either service at once would count each other's inputs (a test asserting
-# one click counted saw two). Those tests share one group: one worker runs them one after another.
+# so two tests running either service at once count each other's inputs (a test asserting one
+# click counted saw two). Those tests form one group: one worker runs them one after another.
 STREAM_SERVICES_GROUP = "stream-services"
-_STREAM_SERVICE_DIRS = ("services/ads/", "services/creator-score/")
+STREAM_SERVICE_TESTS = (
+    "services/ads/",
+    "services/creator-score/",
+    "tools/cli/tests/integration/test_reconcile_ads.py",
+    "tools/cli/tests/integration/test_reconcile_creators.py",
+)
 _STREAM_SERVICE_MODULES = (
     "ads_steps",
     "creator_steps",
@@ -485,26 +490,49 @@ _STREAM_SERVICE_MODULES = (
 )
 
 
-def _runs_a_stream_service(item: pytest.Item) -> bool:
-    path = item.nodeid.split("::")[0]
-    if path.startswith(_STREAM_SERVICE_DIRS):
-        return True
-    module = getattr(item, "module", None)
-    for value in vars(module).values() if module is not None else ():
-        name = getattr(value, "__module__", None) or getattr(value, "__name__", "")
-        if isinstance(name, str) and name.split(".")[0] in _STREAM_SERVICE_MODULES:
-            return True
-    return False
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: the stream-service group, or else its file (a file's tests
+    share module-level helpers and, in places, state such as an uninterrupted twin)."""
+    path = nodeid.split("::")[0]
+    return STREAM_SERVICES_GROUP if path.startswith(STREAM_SERVICE_TESTS) else path
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` schedules by work_unit (xdist's own loadgroup reads `xdist_group`
+    marks through a node id suffix that pytest 9 no longer takes)."""
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class ByTestGroup(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByTestGroup(config, log)
+
+
+@pytest.hookimpl(trylast=True)  # after -m deselected what this run leaves out
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """xdist groups (before xdist reads them): the stream-service tests one group, every other
-    test file a group of its own (its tests share module-level helpers and, in places, state)."""
+    """A test module that uses ads or creator-score outside STREAM_SERVICE_TESTS would run beside
+    the others in parallel: refuse it rather than let it flake."""
+    # An xdist worker runs with dist "no" and loadgroup set; the controller collects nothing.
+    if not (
+        getattr(config.option, "loadgroup", False)
+        or getattr(config.option, "dist", "no") == "loadgroup"
+    ):
+        return
+    strays = set()
     for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
+        module = getattr(item, "module", None)
+        if module is None or work_unit(item.nodeid) == STREAM_SERVICES_GROUP:
             continue
-        group = (
-            STREAM_SERVICES_GROUP if _runs_a_stream_service(item) else item.nodeid.split("::")[0]
+        for value in vars(module).values():
+            name = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+            if isinstance(name, str) and name.split(".")[0] in _STREAM_SERVICE_MODULES:
+                strays.add(item.nodeid.split("::")[0])
+    if strays:
+        raise pytest.UsageError(
+            f"{sorted(strays)} run ads or creator-score: add them to STREAM_SERVICE_TESTS in "
+            "shopstream_platform/testing.py (they must not run beside the others)"
         )
-        item.add_marker(pytest.mark.xdist_group(group))
