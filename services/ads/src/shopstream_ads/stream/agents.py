@@ -161,7 +161,7 @@ class AttributionStreams:
         self.ledgers = table("ledgers", direct=False)
         # Per table partition, (due, buyer id) of its buyers holding inputs for the join grace.
         self._held: dict[int, list[tuple[float, str]]] = {}
-        # Per campaign seen: (click window s, view window s, engaged-view ms) (`_windows`).
+        # Per campaign seen: (click window s, view window s, engaged-view ms) (`_rules_of`).
         self._campaign_rules: dict[str, tuple[int, int, int]] = {}
         # Ledger lines not yet sent, per ledger partition (`_add_line`).
         self._lines: dict[int, ev.LedgerLines] = {}
@@ -468,7 +468,7 @@ class AttributionStreams:
         known: set[str] = set()  # this call's own
         new: list[list[Any]] = []
         placements = spend.placements
-        views = self._views
+        rules_of = self._rules_of
         touches = state["touches"]
         # Impressions mostly come in time order: one later than every touch known is new
         # without a search (the per-impression loop is most of the drain's time).
@@ -488,7 +488,7 @@ class AttributionStreams:
             placements[imp.placement or "unknown"] += 1
             # Charged and counted as served either way; a touch only where the campaign
             # credits views, and, with an engaged-view rule, only one watched long enough.
-            view_s, engaged_ms = views(campaign_id)
+            _, view_s, engaged_ms = rules_of(campaign_id)
             if view_s and imp.watched_ms >= engaged_ms:
                 new.append([at.VIEW, impression_id, campaign_id, when, ""])
             else:
@@ -834,33 +834,33 @@ class AttributionStreams:
         facts["credits"] = given + 1
         return f"{order_id}:{touch_id}" if not given else f"{order_id}:{touch_id}:{given}"
 
-    def _windows(self, campaign_id: str) -> tuple[int, int]:
-        """The campaign's (click, view) windows in seconds, its advertiser's choice or the
-        platform's. A campaign this process has not seen yet gets the platform's: the book
-        learns every campaign at start and at creation (the same process serves the API)."""
+    def _rules_of(self, campaign_id: str) -> tuple[int, int, int]:
+        """The campaign's (click window s, view window s, engaged-view ms): its advertiser's
+        choice or the platform's. A campaign this process has not seen yet gets the platform's:
+        the book learns every campaign at start and at creation (the same process serves the
+        API)."""
         found = self._campaign_rules.get(campaign_id)
         if found is not None:
-            return found[0], found[1]
+            return found
         rules = self.settings.attribution
         campaign = self._book.campaign(campaign_id)
         if campaign is None:
-            return rules.click_window_s, rules.view_window_s
+            return rules.click_window_s, rules.view_window_s, 0
         click_s, view_s = campaign.attribution.windows(rules.click_window_s, rules.view_window_s)
+        found = (click_s, view_s, campaign.attribution.engaged_view_ms)
         # Campaigns are never edited: what is found once holds.
-        self._campaign_rules[campaign_id] = (click_s, view_s, campaign.attribution.engaged_view_ms)
-        return click_s, view_s
+        self._campaign_rules[campaign_id] = found
+        return found
 
-    def _views(self, campaign_id: str) -> tuple[int, int]:
-        """(view window, engaged-view minimum in ms) of the campaign."""
-        _, view_s = self._windows(campaign_id)
-        found = self._campaign_rules.get(campaign_id)
-        return view_s, found[2] if found is not None else 0
+    def _windows(self, campaign_id: str) -> tuple[int, int]:
+        """(click window, view window) in seconds (`attribution.Windows`)."""
+        click_s, view_s, _ = self._rules_of(campaign_id)
+        return click_s, view_s
 
     def _model_version(self, campaign_id: str) -> str:
         """The attribution model with the windows that decided for this campaign."""
-        click_s, view_s = self._windows(campaign_id)
-        found = self._campaign_rules.get(campaign_id)
-        engaged = f"/engaged={found[2]}ms" if found is not None and found[2] else ""
+        click_s, view_s, engaged_ms = self._rules_of(campaign_id)
+        engaged = f"/engaged={engaged_ms}ms" if engaged_ms else ""
         return f"{self.settings.attribution.model}/click={click_s}s/view={view_s}s{engaged}"
 
     def _redecide_credited_to(
