@@ -31,6 +31,7 @@ import grpc
 import jwt
 import pytest
 from ads_steps import running_ads, usd
+from catalog_steps import a_product_request
 from commerce_steps import Shop, running_shop
 from creator_steps import running_market
 from google.protobuf.descriptor import MethodDescriptor
@@ -339,23 +340,7 @@ CATALOG_OWNER_CASES: dict[str, Callable[[CatalogCases], Awaitable[Any]]] = {
         **c.as_other(),
     ),
     "CreateProduct": lambda c: c.shop.catalog_stub.CreateProduct(
-        cpb.CreateProductRequest(
-            seller_id=c.seller,
-            title="Silk scarf",
-            description="Soft",
-            category_id="fashion",
-            brand="Acme",
-            attributes={"material": "silk"},
-            skus=[
-                cpb.NewSku(
-                    sku_code="one",
-                    variant_attributes={"colour": "red"},
-                    price=money_pb2.Money(amount_minor=2_000, currency="GBP"),
-                    stock={"w1": 1},
-                )
-            ],
-        ),
-        **c.as_other(),
+        a_product_request(c.seller), **c.as_other()
     ),
     "UpdateProduct": lambda c: c.shop.catalog_stub.UpdateProduct(
         cpb.UpdateProductRequest(

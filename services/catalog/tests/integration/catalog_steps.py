@@ -49,6 +49,37 @@ async def register(catalog: RunningCatalog, seller_id: str) -> None:
     )
 
 
+def a_product_request(
+    seller_id: str,
+    *,
+    title: str = "Silk scarf",
+    price: int = 2_000,
+    stock: int = 10,
+    colours: tuple[str, ...] = ("red",),
+    category: str = "fashion",
+    attributes: dict[str, str] | None = None,
+) -> pb.CreateProductRequest:
+    """A valid listing of `seller_id`: one SKU a colour, its stock in warehouse w1. The one
+    product request of the catalog tests and the security suite (libs/platform/tests/security)."""
+    return pb.CreateProductRequest(
+        seller_id=seller_id,
+        title=title,
+        description="Hand-rolled edges, 90 x 90 cm",
+        category_id=category,
+        brand="Acme",
+        attributes=attributes if attributes is not None else {"material": "silk"},
+        skus=[
+            pb.NewSku(
+                sku_code=colour,
+                variant_attributes={"colour": colour},
+                price=gbp(price),
+                stock={"w1": stock},
+            )
+            for colour in colours
+        ],
+    )
+
+
 async def create_product(
     catalog: RunningCatalog,
     seller_id: str,
@@ -62,22 +93,14 @@ async def create_product(
     approve: bool = True,
 ) -> catalog_pb2.Product:
     response = await catalog.stub.CreateProduct(
-        pb.CreateProductRequest(
-            seller_id=seller_id,
+        a_product_request(
+            seller_id,
             title=title,
-            description="Hand-rolled edges, 90 x 90 cm",
-            category_id=category,
-            brand="Acme",
-            attributes=attributes if attributes is not None else {"material": "silk"},
-            skus=[
-                pb.NewSku(
-                    sku_code=colour,
-                    variant_attributes={"colour": colour},
-                    price=gbp(price),
-                    stock={"w1": stock},
-                )
-                for colour in colours
-            ],
+            price=price,
+            stock=stock,
+            colours=colours,
+            category=category,
+            attributes=attributes,
         ),
         metadata=catalog.auth("seller", seller_id),
         timeout=10,

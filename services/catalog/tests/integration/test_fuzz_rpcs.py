@@ -6,11 +6,10 @@ SERVING."""
 import uuid
 
 import pytest
-from catalog_steps import RunningCatalog
+from catalog_steps import RunningCatalog, a_product_request, gbp
 from google.protobuf.message import Message
 
 from shopstream.catalog.v1 import catalog_service_pb2 as pb
-from shopstream.common.v1 import money_pb2
 from shopstream_platform.fuzz import fuzz_service, health_status
 from shopstream_platform.grpc.auth import ROLES
 
@@ -23,22 +22,7 @@ async def _seeds(catalog: RunningCatalog) -> dict[str, list[Message]]:
     admin = catalog.auth("admin", "fuzz-admin")
     register = pb.RegisterSellerRequest(seller_id=seller, display_name="Fuzz", country="GB")
     await catalog.stub.RegisterSeller(register, metadata=admin, timeout=10)
-    create = pb.CreateProductRequest(
-        seller_id=seller,
-        title="Silk scarf",
-        description="Soft",
-        category_id="fashion",
-        brand="Acme",
-        attributes={"material": "silk"},
-        skus=[
-            pb.NewSku(
-                sku_code="one",
-                variant_attributes={"colour": "red"},
-                price=money_pb2.Money(amount_minor=2_000, currency="GBP"),
-                stock={"w1": 10},
-            )
-        ],
-    )
+    create = a_product_request(seller)
     product = (await catalog.stub.CreateProduct(create, metadata=admin, timeout=10)).product
     sku = product.skus[0].sku_id
     return {
@@ -50,11 +34,7 @@ async def _seeds(catalog: RunningCatalog) -> dict[str, list[Message]]:
             pb.UpdateProductRequest(
                 product_id=product.product_id,
                 title="Silk scarf deluxe",
-                prices=[
-                    pb.SkuPriceUpdate(
-                        sku_id=sku, price=money_pb2.Money(amount_minor=2_500, currency="GBP")
-                    )
-                ],
+                prices=[pb.SkuPriceUpdate(sku_id=sku, price=gbp(2_500))],
                 expected_version=product.version,
             )
         ],
