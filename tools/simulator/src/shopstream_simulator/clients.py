@@ -43,6 +43,8 @@ TOKEN_TTL_S = 3_600
 TOKEN_REFRESH_S = 1_800
 # The codes a retry can help with: the service is starting, restarting or overloaded.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# Failures after which the server may or may not have made the change.
+AMBIGUOUS = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE})
 
 
 def status_of(error: BaseException) -> grpc.StatusCode | None:

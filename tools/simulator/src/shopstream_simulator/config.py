@@ -100,6 +100,9 @@ class SimConfig:
     rpc_attempts: int = 5
     # After the planned duration: how long journeys may take to finish their orders.
     drain_s: float = 90.0
+    # How long a buyer follows an order on its way before counting it as still on the way (the
+    # carrier's times are commerce's settings: `make run` shortens them to seconds).
+    delivery_wait_s: float = 60.0
     # After the drain: how long to wait for the services to catch the fraud.
     verify_s: float = 45.0
     # Seconds between dashboard refreshes (service queries and metric scrapes).

@@ -67,6 +67,8 @@ class Context:
     traffic_started: float | None = None
     wall_started: datetime = field(default_factory=lambda: datetime.now(UTC))
     restocking: set[str] = field(default_factory=set)
+    # Inbound shipments this run sent into the platform's centres (catalog's ids).
+    fulfilment_inbound: list[str] = field(default_factory=list)
     # buyer id → when (monotonic) they last clicked an ad: a person does not pay within
     # seconds of a click (ads flags that as impossible timing), whichever order it is.
     last_click: dict[str, float] = field(default_factory=dict)

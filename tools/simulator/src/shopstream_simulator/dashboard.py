@@ -192,6 +192,43 @@ def _campaigns(t: Telemetry) -> RenderableType:
     return Panel(table, title="campaign ROAS", border_style="yellow")
 
 
+OUTCOMES = "shopstream_commerce_package_outcomes_total"
+
+
+def on_time_by_warehouse(s: Snapshot) -> dict[str, tuple[float, float]]:
+    """Per warehouse: (packages that ended this run, the on-time share of them), from commerce's
+    package outcomes (on_time, late, lost)."""
+    on_time = s.delta_by("commerce", OUTCOMES, "warehouse", outcome="on_time")
+    ended = s.delta_by("commerce", OUTCOMES, "warehouse")
+    return {w: (n, on_time.get(w, 0.0) / n) for w, n in sorted(ended.items()) if n > 0}
+
+
+def _fulfilment(t: Telemetry) -> RenderableType:
+    f = t.ledger.fulfilment
+    ended = f["delivered_on_time"] + f["delivered_late"] + f["lost"]
+    rate = f"{100 * f['delivered_on_time'] / ended:.0f}%" if ended else "-"
+    warehouses = on_time_by_warehouse(t.snapshot)
+    by_warehouse = " · ".join(
+        f"{w} {100 * share:.0f}% of {n:,.0f}"
+        for w, (n, share) in sorted(warehouses.items(), key=lambda kv: -kv[1][0])[:4]
+    )
+    text = Text.assemble(
+        f"shipped: by the platform {f['shipped_by_platform']:,} · with its carrier "
+        f"{f['shipped_sandbox']:,} · own carriers {f['shipped_own_carrier']:,} · split orders "
+        f"{f['orders_split']:,} · partly shipped {f['orders_partially_shipped']:,}\n",
+        "arrived: on time ",
+        (f"{rate}", "bold"),
+        f" ({f['delivered_on_time']:,} on time, {f['delivered_late']:,} late, {f['lost']:,} lost, "
+        f"{f['lost_refunded']:,} refunded) · on its way > wait {f['orders_still_on_the_way']:,}\n",
+        f"on time per warehouse (commerce): {by_warehouse or 'none arrived yet'}\n",
+        f"centres: inbound {f['inbound_received_units']:,}/{f['inbound_announced_units']:,} "
+        f"units received ({f['inbound_lines_short']:,} lines short) · returns restocked "
+        f"{f['returns_restocked']:,}, written off {f['returns_written_off']:,} · fees "
+        f"{money(f['platform_fees_minor'], t.config.currency)}",
+    )
+    return Panel(text, title="fulfilment: packages, carriers, centres", border_style="magenta")
+
+
 def _platform(t: Telemetry) -> RenderableType:
     s = t.snapshot
     table = Table(expand=True, box=None, header_style="bold")
@@ -233,7 +270,7 @@ def render(t: Telemetry) -> RenderableType:
     grid.add_column(ratio=1)
     grid.add_row(_orders(t), _fraud(t))
     grid.add_row(_creators(t), _campaigns(t))
-    parts: list[RenderableType] = [_header(t), grid, _platform(t)]
+    parts: list[RenderableType] = [_header(t), grid, _fulfilment(t), _platform(t)]
     if t.ledger.warnings:
         parts.append(Text("\n".join(f"! {w}" for w in t.ledger.warnings[-3:]), style="yellow"))
     return Group(*parts)
@@ -263,7 +300,9 @@ def progress_line(t: Telemetry, started: float) -> str:
     return (
         f"[{time.monotonic() - started:6.0f}s] {phase} {elapsed:.0f}/{t.config.duration_s:g}s | "
         f"orders {led.orders['placed']} paid {led.orders['paid']} GMV {money(led.paid_minor[cur], cur)} "
-        f"refunds {led.orders['refunds_approved']} | impressions {led.traffic['impressions']} "
+        f"refunds {led.orders['refunds_approved']} | delivered {led.orders['delivered']} "
+        f"late {led.fulfilment['delivered_late']} lost {led.fulfilment['lost']} | "
+        f"impressions {led.traffic['impressions']} "
         f"clicks {led.traffic['clicks']} bot {led.traffic['bot_clicks']} flagged {_num(flagged)} | "
         f"journeys {t.journeys} | events {led.events():,} | lag "
         + " ".join(f"{name} {_lag(s, name)}" for name in SERVICES)

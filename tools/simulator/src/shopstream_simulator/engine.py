@@ -140,6 +140,7 @@ async def simulate(
             rejections=dict(sorted(ledger.rejections.items())),
             money=ledger.money(),
             traffic=dict(sorted(ledger.traffic.items())),
+            fulfilment=dict(sorted(ledger.fulfilment.items())),
             fraud=fraud_dict(ledger.fraud),
             caught=caught,
             observed=telemetry.snapshot.observed(),

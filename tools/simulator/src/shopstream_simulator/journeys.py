@@ -1,5 +1,6 @@
 """A buyer's visit: ads seen and clicked, videos and live streams watched, and — for those who
-buy — the order's whole life through commerce: place, pay, ship, deliver, refund."""
+buy — the order's whole life through commerce: place, pay, ship (shipping.py: packages,
+carriers, the platform's centres), deliver, refund."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from shopstream.ads.v1 import ads_pb2, ads_service_pb2
 from shopstream.catalog.v1 import catalog_service_pb2
 from shopstream.commerce.v1 import commerce_service_pb2 as cpb
 from shopstream.commerce.v1 import order_pb2
-from shopstream_simulator.clients import ADMIN, EDGE, details_of
+from shopstream_simulator import shipping, warehouses
+from shopstream_simulator.clients import ADMIN, AMBIGUOUS, EDGE, details_of
 from shopstream_simulator.context import Context, Listing
 from shopstream_simulator.edge import CLICKS, IMPRESSIONS, timestamp
 from shopstream_simulator.ids import sub_rng
@@ -25,13 +27,14 @@ from shopstream_simulator.provision import LAGGING, until_known
 from shopstream_simulator.world import Buyer
 
 S = order_pb2.OrderState
-PAID_OR_LATER = frozenset(
-    {S.ORDER_STATE_PAID, S.ORDER_STATE_SHIPPED, S.ORDER_STATE_DELIVERED}
+SHIPPED_OR_LATER = frozenset(
+    {S.ORDER_STATE_SHIPPED, S.ORDER_STATE_IN_TRANSIT, S.ORDER_STATE_DELIVERED}
+)
+PAID_OR_LATER = (
+    frozenset({S.ORDER_STATE_PAID, S.ORDER_STATE_PARTIALLY_SHIPPED, S.ORDER_STATE_COMPLETED})
+    | SHIPPED_OR_LATER
     | {S.ORDER_STATE_REFUNDED, S.ORDER_STATE_PARTIALLY_REFUNDED}
 )
-SHIPPED_OR_LATER = frozenset({S.ORDER_STATE_SHIPPED, S.ORDER_STATE_DELIVERED})
-# Failures after which the server may or may not have made the change.
-AMBIGUOUS = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE})
 RESERVATION_WAIT_S = 30.0
 RESTOCK_UNITS = 500
 
@@ -287,6 +290,7 @@ async def buy(
         lines=lines,
         idempotency_key=f"{ctx.run_id}:order:{session.index}",
         tracking_consent=buyer.tracking_consent,
+        ship_to_region=buyer.region,
     )
     try:
         placed = await until_known(
@@ -327,7 +331,7 @@ async def buy(
         if paid is None:
             await _cancel(ctx, order.order_id, as_buyer, "payment failed")
             return
-    await _fulfil(ctx, paid, listing.seller_id, intent, as_buyer)
+    await _fulfil(ctx, paid, listing.seller_id, intent, session.index, as_buyer)
 
 
 async def _await_reservation(
@@ -362,11 +366,16 @@ async def _rejected(ctx: Context, reason: str, sku_id: str, listing: Listing) ->
 
 
 async def _restock(ctx: Context, listing: Listing, sku_id: str) -> None:
-    """The seller refills a sold-out SKU (once at a time)."""
+    """The seller refills a sold-out SKU (once at a time): in their own warehouse, or by an
+    inbound shipment into the platform's centre (only received units are sellable there)."""
     if not sku_id or sku_id in ctx.restocking:
         return
     ctx.restocking.add(sku_id)
     try:
+        if ctx.world.fulfilled_by_platform(listing.seller_id):
+            await warehouses.restock(ctx, listing, sku_id)
+            ctx.ledger.orders["restocks"] += 1
+            return
         await ctx.rpc(
             ctx.services.catalog.AdjustStock,
             catalog_service_pb2.AdjustStockRequest(
@@ -438,16 +447,62 @@ async def _fulfil(
     order: order_pb2.Order,
     seller_id: str,
     intent: OrderIntent,
+    index: int,
     as_buyer: tuple[str, str],
 ) -> None:
     as_seller = ("seller", seller_id)
-    order_id = order.order_id
-    if intent.refund == "before_ship":
+    way = ctx.world.seller(seller_id).fulfilment
+    refund = intent.refund
+    if refund == "before_ship" and way == "platform":
+        # The centre ships within a second of payment: a buyer who changed their mind sends
+        # the parcel back instead.
+        refund = "after_delivery"
+    if refund == "before_ship":
         if not await ctx.pause(intent.refund_after_s):
             return
         refunded_all = await _refund(ctx, order, intent, as_buyer, as_seller)
         if refunded_all:
             return
+    if way == "own_carrier":
+        await _ship_own_carrier(ctx, order, intent, refund, as_buyer, as_seller)
+        return
+    if way == "sandbox_carrier":
+        if not await ctx.pause(intent.ship_after_s):
+            return
+        if not await shipping.ship_with_labels(ctx, order.order_id, seller_id, index):
+            return
+        ctx.ledger.orders["shipped"] += 1
+    tracked = await shipping.follow(ctx, order.order_id, as_buyer)
+    if tracked is None:
+        return
+    if way == "platform" and any(
+        p.state != shipping.P.PACKAGE_STATE_AWAITING_SHIPMENT for p in tracked.live
+    ):
+        ctx.ledger.orders["shipped"] += 1
+    await shipping.record(ctx, tracked)
+    if tracked.lost:
+        await shipping.refund_lost(ctx, tracked, as_buyer, as_seller)
+        return
+    if not tracked.delivered:
+        return
+    ctx.ledger.orders["delivered"] += 1
+    if refund == "after_delivery" and await ctx.pause(intent.refund_after_s):
+        if way == "platform":
+            await shipping.return_to_centre(ctx, tracked, intent, index, as_buyer, as_seller)
+        else:
+            await _refund(ctx, tracked.order, intent, as_buyer, as_seller)
+
+
+async def _ship_own_carrier(
+    ctx: Context,
+    order: order_pb2.Order,
+    intent: OrderIntent,
+    refund: str,
+    as_buyer: tuple[str, str],
+    as_seller: tuple[str, str],
+) -> None:
+    """ShipOrder with the seller's own carrier's tracking number; the buyer confirms delivery."""
+    order_id = order.order_id
     if not await ctx.pause(intent.ship_after_s):
         return
     if not await _advance(
@@ -478,7 +533,8 @@ async def _fulfil(
     ):
         return
     ctx.ledger.orders["delivered"] += 1
-    if intent.refund == "after_delivery" and await ctx.pause(intent.refund_after_s):
+    await shipping.record(ctx, await shipping.read(ctx, order_id, as_buyer))
+    if refund == "after_delivery" and await ctx.pause(intent.refund_after_s):
         await _refund(ctx, order, intent, as_buyer, as_seller)
 
 

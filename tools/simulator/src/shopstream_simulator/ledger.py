@@ -51,6 +51,8 @@ class Ledger:
         self.paid_minor: Counter[str] = Counter()
         self.refunded_minor: Counter[str] = Counter()
         self.traffic: Counter[str] = Counter()
+        # Packages, carriers and the platform's centres (shipping.py, warehouses.py).
+        self.fulfilment: Counter[str] = Counter()
         # Impressions Kafka acknowledged per campaign id (buyers' and bots'), for reconciliation.
         self.served: Counter[str] = Counter()
         self.rpc_errors: Counter[str] = Counter()
@@ -140,6 +142,9 @@ class Summary:
     consumer_lag: dict[str, Any] = field(default_factory=dict)
     # The simulator's own ledger beside what the services counted, at the end of the day.
     reconciled: dict[str, Any] = field(default_factory=dict)
+    # Packages shipped, tracked, delivered (on time or late), lost; inbound stock, returns
+    # inspected into the platform's centres, fulfilment fees (shipping.py, warehouses.py).
+    fulfilment: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -194,6 +194,27 @@ def config_from(args: argparse.Namespace, settings: SimulatorSettings) -> SimCon
     )
 
 
+def fulfilment_line(f: dict[str, int]) -> str:
+    """Packages by how they shipped and how they ended; the platform's centres."""
+    on_time, late, lost = (
+        f.get("delivered_on_time", 0),
+        f.get("delivered_late", 0),
+        f.get("lost", 0),
+    )
+    ended = on_time + late + lost
+    rate = f"{100 * on_time / ended:.0f}% on time" if ended else "none ended yet"
+    return (
+        f"packages {f.get('packages', 0)} (split orders {f.get('orders_split', 0)}): shipped by "
+        f"the platform {f.get('shipped_by_platform', 0)}, with its carrier "
+        f"{f.get('shipped_sandbox', 0)}, own carriers {f.get('shipped_own_carrier', 0)}; "
+        f"delivered on time {on_time}, late {late}, lost {lost} ({rate}); inbound "
+        f"{f.get('inbound_received_units', 0):,} of {f.get('inbound_announced_units', 0):,} "
+        f"units received; returns restocked {f.get('returns_restocked', 0)}, written off "
+        f"{f.get('returns_written_off', 0)}; fulfilment fees "
+        f"{f.get('platform_fees_minor', 0):,} minor units"
+    )
+
+
 def report(summary: Summary, console: Console) -> None:
     console.print(
         f"\n[bold]run {summary.run_id}[/] (seed {summary.seed}) "
@@ -216,6 +237,8 @@ def report(summary: Summary, console: Console) -> None:
         f"bot clicks {t.get('bot_clicks', 0)}, profiles {t.get('profiles', 0)}, "
         f"content stats {t.get('content_stats', 0)}, live stats {t.get('live_stats', 0)}"
     )
+    if summary.fulfilment:
+        console.print(fulfilment_line(summary.fulfilment))
     console.print(
         f"{summary.day} day: {summary.events:,} events (Kafka records acknowledged + orders "
         f"placed) in {summary.wall_s:,.0f}s from connect to verdicts"

@@ -32,6 +32,7 @@ OBSERVED = (
     ("commerce", "shopstream_commerce_refunds_total", "", "commerce.refunds"),
     ("commerce", "shopstream_commerce_payments_total", "status", "commerce.payments"),
     ("commerce", "shopstream_commerce_live_gmv_minor_total", "currency", "commerce.live_gmv_minor"),
+    ("commerce", "shopstream_commerce_package_outcomes_total", "outcome", "commerce.packages"),
     ("catalog", "shopstream_catalog_suppressions_total", "", "catalog.suppressions"),
     (
         "catalog",
@@ -105,12 +106,12 @@ class Snapshot:
             return None
         return now.total(name, **match) - (before.total(name, **match) if before else 0.0)
 
-    def delta_by(self, service: str, name: str, label: str) -> dict[str, float]:
+    def delta_by(self, service: str, name: str, label: str, **match: str) -> dict[str, float]:
         now, before = self.metrics.get(service), self.baseline.get(service)
         if now is None:
             return {}
-        then = before.by(name, label) if before else {}
-        return {k: v - then.get(k, 0.0) for k, v in now.by(name, label).items()}
+        then = before.by(name, label, **match) if before else {}
+        return {k: v - then.get(k, 0.0) for k, v in now.by(name, label, **match).items()}
 
     def gauge(self, service: str, name: str, **match: str) -> float | None:
         now = self.metrics.get(service)

@@ -16,6 +16,7 @@ from shopstream.catalog.v1 import catalog_pb2, catalog_service_pb2
 from shopstream.commerce.v1 import commerce_service_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream.social.v1 import creators_pb2 as social
+from shopstream_simulator import warehouses
 from shopstream_simulator.clients import ADMIN, details_of, status_of
 from shopstream_simulator.context import Context, Listing
 from shopstream_simulator.edge import CONTENT, PROFILES, timestamp
@@ -90,6 +91,7 @@ async def provision(ctx: Context, progress: Progress) -> None:
             ctx.ledger.warn(
                 f"honest listing {listing.key} is {listing.status} ({', '.join(listing.reasons)})"
             )
+    await _platform_stock(ctx, progress)
     paying = [p for p in world.regular_products if p.commission_bps > 0]
     await _each(paying, lambda p: _commission(ctx, p), "setting commission rates", progress)
     await _campaigns(ctx, progress)
@@ -105,6 +107,22 @@ async def provision(ctx: Context, progress: Progress) -> None:
         for listing in ctx.listings.values()
         if listing.seller_id == heavy.seller_id
     ]
+
+
+async def _platform_stock(ctx: Context, progress: Progress) -> None:
+    """The run's fulfilment centres, and each platform-fulfilled seller's stock sent in."""
+    world = ctx.world
+    sellers = [s.seller_id for s in world.sellers if s.fulfilment == "platform"]
+    if not sellers:
+        return
+    await warehouses.register_centres(ctx)
+    products = {s: [p for p in world.regular_products if p.seller_id == s] for s in sellers}
+    await _each(
+        sellers,
+        lambda s: warehouses.send_stock_in(ctx, s, products[s]),
+        "stock into the platform's centres",
+        progress,
+    )
 
 
 async def _check_categories(ctx: Context) -> None:
@@ -146,7 +164,9 @@ async def create_listing(ctx: Context, product: ProductSpec) -> Listing:
                 sku_code=sku.code,
                 variant_attributes=sku.variant,
                 price=money(sku.price_minor, ctx.world.currency),
-                stock=sku.stock,
+                # A platform-fulfilled seller's stock is sent into the centres (warehouses.py):
+                # catalog refuses initial stock in a platform warehouse.
+                stock={} if ctx.world.fulfilled_by_platform(product.seller_id) else sku.stock,
             )
             for sku in product.skus
         ],

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from shopstream_simulator.catalogue import (
@@ -31,6 +32,11 @@ from shopstream_simulator.ids import hex_token, sub_rng
 
 SellerKind = Literal["regular", "refund_heavy", "counterfeit"]
 BidKind = Literal["CPC", "CPM"]
+# How a seller's orders reach buyers (issue 20): shipped by the seller with their own carrier's
+# tracking number (the buyer confirms delivery), shipped by the seller with a label from the
+# platform's carrier (tracked to delivery by commerce), or fulfilled by the platform from its
+# own warehouses (the seller sends stock in; the platform picks, packs, ships and charges fees).
+Fulfilment = Literal["own_carrier", "sandbox_carrier", "platform"]
 
 # Followers: P(X > x) = (2,000 / x) ** 1.2 — the 80/20 regime; a few stars hold most of the audience.
 FOLLOWER_ALPHA = 1.2
@@ -43,6 +49,19 @@ HEAVY_REFUND_RATE = 0.65
 FAKE_SPIKE_FACTOR = 10.0
 WAREHOUSES = ("wh-east", "wh-west")
 PLACEMENTS = ("feed", "search", "live")
+# Regular sellers' ways of shipping; every way gets at least one seller when there are three.
+FULFILMENT_SHARES: dict[Fulfilment, float] = {
+    "sandbox_carrier": 0.5,
+    "own_carrier": 0.25,
+    "platform": 0.25,
+}
+# A platform-fulfilled listing's stock sits in the east centre, the west one, or both; an order
+# whose lines sit in different centres ships as two packages.
+CENTRE_PLACEMENTS: tuple[tuple[tuple[int, ...], float], ...] = (
+    ((0,), 0.35),
+    ((1,), 0.25),
+    ((0, 1), 0.40),
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,7 @@ class Seller:
     # Share of this seller's orders their buyers send back.
     refund_rate: float
     advertiser: bool
+    fulfilment: Fulfilment = "own_carrier"
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,18 @@ class Buyer:
     card_token: str
     backup_card_token: str
     activity: float
+    # Where the buyer's parcels go (PlaceOrder's ship_to_region): catalog serves an order from a
+    # warehouse of this region first.
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class FulfilmentCentre:
+    """A platform warehouse of this run (RegisterWarehouse as admin)."""
+
+    warehouse_id: str
+    display_name: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +199,7 @@ class World:
     campaigns: tuple[CampaignSpec, ...]
     bots: tuple[Bot, ...]
     mcns: tuple[str, ...]
+    fulfilment_centres: tuple[FulfilmentCentre, ...] = ()
 
     def product(self, key: str) -> ProductSpec:
         return self._products_by_key()[key]
@@ -189,6 +222,9 @@ class World:
     def counterfeit_products(self) -> tuple[ProductSpec, ...]:
         return tuple(p for p in self.products if p.counterfeit)
 
+    def fulfilled_by_platform(self, seller_id: str) -> bool:
+        return self.seller(seller_id).fulfilment == "platform"
+
     @property
     def refund_heavy_seller(self) -> Seller:
         return next(s for s in self.sellers if s.kind == "refund_heavy")
@@ -205,8 +241,11 @@ class World:
 
 def build_world(seed: int, run_id: str, size: WorldSize, currency: str, country: str) -> World:
     categories = CATEGORIES
-    sellers = _sellers(seed, run_id, size, country, categories)
-    products = _products(seed, sellers, categories)
+    # Each step below draws from its own stream: how sellers ship, where platform stock sits
+    # and where buyers live leave the rest of the world as it was before they existed.
+    sellers = _ways_of_shipping(seed, _sellers(seed, run_id, size, country, categories))
+    centres = _centres(run_id, country)
+    products = _in_centres(seed, _products(seed, sellers, categories), sellers, centres)
     products += _counterfeits(seed, sellers, products, size, categories)
     mcns = MCN_NAMES[: max(1, min(size.mcns, len(MCN_NAMES)))]
     creators = _creators(seed, run_id, size, country, categories, mcns)
@@ -219,10 +258,11 @@ def build_world(seed: int, run_id: str, size: WorldSize, currency: str, country:
         sellers=sellers,
         products=products,
         creators=creators,
-        buyers=_buyers(seed, run_id, size),
+        buyers=_regions(seed, _buyers(seed, run_id, size), centres),
         campaigns=_campaigns(seed, sellers, products, creators),
         bots=_bots(seed, run_id, size),
         mcns=mcns,
+        fulfilment_centres=centres,
     )
 
 
@@ -289,6 +329,68 @@ def _sellers(
             )
         )
     return tuple(sellers)
+
+
+def _ways_of_shipping(seed: int, sellers: tuple[Seller, ...]) -> tuple[Seller, ...]:
+    """Regular sellers ship in one of FULFILMENT_SHARES' ways (each way at least once when there
+    are three regular sellers); the refund-heavy seller ships with its own carrier as before and
+    the bargain shop labels its parcels with the platform's carrier."""
+    rng = sub_rng(seed, "fulfilment")
+    pick = Weighted(list(FULFILMENT_SHARES), list(FULFILMENT_SHARES.values()))
+    regular = [i for i, s in enumerate(sellers) if s.kind == "regular"]
+    ways: dict[int, Fulfilment] = {i: pick.draw(rng) for i in regular}
+    if len(regular) >= len(FULFILMENT_SHARES):
+        for way in FULFILMENT_SHARES:
+            if way not in ways.values():
+                # A seller of the most common way takes it (that way keeps at least one).
+                counts = Counter(ways.values())
+                ways[max(regular, key=lambda i: (counts[ways[i]], i))] = way
+    for i, seller in enumerate(sellers):
+        if i not in ways:
+            ways[i] = "own_carrier" if seller.kind == "refund_heavy" else "sandbox_carrier"
+    return tuple(replace(seller, fulfilment=ways[i]) for i, seller in enumerate(sellers))
+
+
+def _centres(run_id: str, country: str) -> tuple[FulfilmentCentre, ...]:
+    return tuple(
+        FulfilmentCentre(
+            f"{run_id}-fc-{side}", f"Fulfilment centre {side}", f"{country}-{side.upper()}"
+        )
+        for side in ("east", "west")
+    )
+
+
+def _in_centres(
+    seed: int,
+    products: tuple[ProductSpec, ...],
+    sellers: tuple[Seller, ...],
+    centres: tuple[FulfilmentCentre, ...],
+) -> tuple[ProductSpec, ...]:
+    """A platform-fulfilled seller's stock sits in the platform's centres (sent in as inbound
+    shipments at set-up), not in the seller's own warehouses."""
+    rng = sub_rng(seed, "centre-stock")
+    platform = {s.seller_id for s in sellers if s.fulfilment == "platform"}
+    placements = Weighted([p for p, _ in CENTRE_PLACEMENTS], [w for _, w in CENTRE_PLACEMENTS])
+    out = []
+    for product in products:
+        if product.seller_id not in platform:
+            out.append(product)
+            continue
+        where = [centres[i].warehouse_id for i in placements.draw(rng)]
+        skus = tuple(
+            replace(sku, stock={w: rng.randint(150, 600) for w in where}) for sku in product.skus
+        )
+        out.append(replace(product, skus=skus))
+    return tuple(out)
+
+
+def _regions(
+    seed: int, buyers: tuple[Buyer, ...], centres: tuple[FulfilmentCentre, ...]
+) -> tuple[Buyer, ...]:
+    """Buyers live near one centre or the other (a little more in the east)."""
+    rng = sub_rng(seed, "regions")
+    regions = Weighted([c.region for c in centres], [0.55, 0.45][: len(centres)])
+    return tuple(replace(b, region=regions.draw(rng)) for b in buyers)
 
 
 def _shelf_price(value: float) -> int:
