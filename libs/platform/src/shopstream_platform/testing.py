@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.migrations import migrate
@@ -235,7 +235,9 @@ def unique_id() -> Iterator[Callable[[str], str]]:
 
 def start_group_at_end(kafka: KafkaSettings, group_id: str, topics: Iterable[str]) -> None:
     """Commit a new consumer group's offsets at the current end of each existing topic, so a
-    worker started under that group reads only what comes after (topics outlive test runs)."""
+    worker started under that group reads only what comes after (topics outlive test runs).
+    On a freshly started broker the commit waits for the group coordinator
+    (commit_group_offsets)."""
     start_groups_at_end(kafka, {group_id: topics})
 
 
@@ -243,7 +245,6 @@ def start_groups_at_end(kafka: KafkaSettings, groups: Mapping[str, Iterable[str]
     """start_group_at_end for several groups at once: one metadata and one offsets request for
     all their topics, then every group's commit in flight together (a service's five groups took
     2-3 s one by one, a consumer and a round trip per partition each)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
@@ -268,27 +269,79 @@ def start_groups_at_end(kafka: KafkaSettings, groups: Mapping[str, Iterable[str]
             request_timeout=10,
         ).items()
     }
-    commits = [
-        future
-        for group, tps in wanted.items()
-        if tps
-        for future in admin.alter_consumer_group_offsets(
-            [
-                ConsumerGroupTopicPartitions(
-                    group,
-                    [
-                        TopicPartition(tp.topic, tp.partition, ends[tp.topic, tp.partition])
-                        for tp in tps
-                    ],
-                )
-            ],
-            request_timeout=10,
-        ).values()
-    ]
-    for future in commits:
-        result = future.result()
-        failed = [tp for tp in result.topic_partitions if tp.error is not None]
-        assert not failed, f"{result.group_id}: offsets not committed: {failed}"
+    commit_group_offsets(
+        admin,
+        {
+            group: [
+                TopicPartition(tp.topic, tp.partition, ends[tp.topic, tp.partition]) for tp in tps
+            ]
+            for group, tps in wanted.items()
+            if tps
+        },
+    )
+
+
+# What a group commit answers while the broker has no group coordinator yet: on a freshly started
+# broker __consumer_offsets is created on the first group request (COORDINATOR_NOT_AVAILABLE
+# until it is), then its partitions are elected and loaded (NOT_COORDINATOR,
+# COORDINATOR_LOAD_IN_PROGRESS). Each passes by itself within seconds.
+COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+class CoordinatorNotReadyError(RuntimeError):
+    """The group coordinator still refused the commits when the wait ran out."""
+
+
+def commit_group_offsets(
+    admin: Any,  # confluent_kafka's AdminClient, which has no type hints
+    offsets: Mapping[str, list[TopicPartition]],
+    timeout_s: float = 60.0,
+) -> None:
+    """Commit each group's offsets (all in flight together) through `admin` (an AdminClient);
+    the groups whose coordinator is not ready are asked again every 0.5 s until `timeout_s`,
+    then CoordinatorNotReadyError names them. Any other error fails at once."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    pending = dict(offsets)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        futures = {
+            group: future
+            for group, tps in pending.items()
+            for future in admin.alter_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, tps)], request_timeout=10
+            ).values()
+        }
+        not_ready: dict[str, str] = {}
+        for group, future in futures.items():
+            try:
+                result = future.result()
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not (isinstance(error, KafkaError) and error.code() in COORDINATOR_NOT_READY):
+                    raise
+                not_ready[group] = error.name()
+                continue
+            failed = [tp for tp in result.topic_partitions if tp.error is not None]
+            if failed and all(tp.error.code() in COORDINATOR_NOT_READY for tp in failed):
+                not_ready[group] = failed[0].error.name()
+                continue
+            assert not failed, f"{result.group_id}: offsets not committed: {failed}"
+        if not not_ready:
+            return
+        if time.monotonic() >= deadline:
+            raise CoordinatorNotReadyError(
+                f"no group coordinator answered within {timeout_s:.0f} s; offsets not committed:"
+                f" {not_ready}"
+            )
+        pending = {group: pending[group] for group in not_ready}
+        time.sleep(0.5)
 
 
 async def read_all_async(
