@@ -57,17 +57,40 @@ def topic_config(spec: TopicSpec, settings: KafkaSettings) -> tuple[int, dict[st
     }
 
 
+# Topics per CreateTopics request. A freshly started broker given all 52 registry topics (with
+# their DLQs) in one request, under load, overloaded its controller's event queue and fenced
+# itself; partitions then answered NOT_LEADER_FOR_PARTITION for about a minute. Groups of this
+# size, each waited for before the next, keep the controller's queue short.
+CREATE_GROUP_SIZE = 20
+
+
 def ensure_topics(
     settings: KafkaSettings, specs: Iterable[TopicSpec], timeout_s: float = 30.0
 ) -> list[str]:
-    """Create missing topics; existing ones are left as they are. Returns the names created."""
+    """Create missing topics; existing ones are left as they are. Returns the names created.
+
+    Created CREATE_GROUP_SIZE at a time, each group with a leader on every partition before the
+    next is asked for; `timeout_s` bounds each request and each group's wait."""
     admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = {s.name: s for s in specs if s.name not in existing}
+    wanted = [s for s in {s.name: s for s in specs}.values() if s.name not in existing]
     if not wanted:
         return []
+    created: list[str] = []
+    for start in range(0, len(wanted), CREATE_GROUP_SIZE):
+        created += _create_group(
+            admin, settings, wanted[start : start + CREATE_GROUP_SIZE], timeout_s
+        )
+    log.info("topics created", extra={"topics": created})
+    return created
+
+
+def _create_group(
+    admin: AdminClient, settings: KafkaSettings, specs: list[TopicSpec], timeout_s: float
+) -> list[str]:
+    """One CreateTopics request, then until every partition of the topics it made has a leader."""
     new_topics = []
-    for spec in wanted.values():
+    for spec in specs:
         rf, config = topic_config(spec, settings)
         new_topics.append(
             NewTopic(
@@ -87,13 +110,13 @@ def ensure_topics(
             raise
     # Creation is asynchronous on the controller: wait until the metadata shows every partition
     # of every new topic with a leader, so producers and consumers can use them at once.
+    partitions = {s.name: s.partitions for s in specs}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=timeout_s).topics
-        if all(_ready(topics.get(n), wanted[n].partitions) for n in created):
+        if all(_ready(topics.get(n), partitions[n]) for n in created):
             break
         time.sleep(0.1)
-    log.info("topics created", extra={"topics": created})
     return created
 
 
