@@ -1,0 +1,172 @@
+"""The verdict of one fault scenario: what was injected, and the lost / duplicated / mismatched
+counts, from three independent sources:
+
+- `shopstream reconcile` over the run's records (every number the services answer against its
+  recount from the topics): its mismatches are `mismatched`;
+- the simulator's ledger (what the services and Kafka acknowledged to it) against the topics and
+  the services: an order placed but not on commerce.orders.v1, an impression acknowledged but
+  not in ads' exact reports, net GMV commerce did not count, are `lost` (more than
+  acknowledged: `duplicated`);
+- the topics themselves: a record repeated under one `ce_id` (a re-send; subscribers drop it,
+  docs/subscribing.md), and an order placed or paid twice under two ids (which nobody could
+  drop) are `duplicated`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from faults_stack import Stack
+
+from shopstream.commerce.v1 import order_events_pb2 as ev
+from shopstream_cli.reconcile import Report
+from shopstream_cli.reconcile.source import read_topics
+from shopstream_platform.settings import AuthSettings, KafkaSettings
+from shopstream_simulator.ledger import Ledger, Summary
+from shopstream_simulator.main import reconcile_run
+
+ORDERS = "commerce.orders.v1"
+# The simulator's own records (its idempotent producer, no application retry): any record
+# repeated under one ce_id there is a producer that wrote one send twice.
+EDGE_TOPICS = (
+    "ads.impressions.v1",
+    "ads.clicks.v1",
+    "social.creator-profiles.v1",
+    "social.content-stats.v1",
+    "social.live-stats.v1",
+)
+_ONCE_PER_ORDER = (ev.OrderPlaced, ev.OrderPaid)
+
+
+@dataclass
+class Verdict:
+    scenario: str
+    injected: list[str]
+    events: int = 0
+    wall_s: float = 0.0
+    lost: dict[str, int] = field(default_factory=dict)
+    duplicated: dict[str, int] = field(default_factory=dict)
+    mismatched: list[dict[str, Any]] = field(default_factory=list)
+    compared: int = 0
+    # Records sent again under the same ce_id (at-least-once re-sends, dropped by subscribers).
+    resent: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, list[int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # Checks reconcile could not make because a service did not answer.
+    unanswered: list[str] = field(default_factory=list)
+
+    @property
+    def lost_total(self) -> int:
+        return sum(self.lost.values())
+
+    @property
+    def duplicated_total(self) -> int:
+        return sum(self.duplicated.values())
+
+    def show(self) -> str:
+        lines = [f"== {self.scenario}: {self.events:,} events in {self.wall_s:.0f} s"]
+        lines += [f"   injected: {i}" for i in self.injected]
+        lines.append(
+            f"   lost {self.lost_total}, duplicated {self.duplicated_total}, "
+            f"mismatched {len(self.mismatched)} ({self.compared:,} quantities compared)"
+        )
+        lines.append(f"   lost by kind: {self.lost}; duplicated by kind: {self.duplicated}")
+        lines.append(
+            f"   re-sent under the same ce_id (dropped by subscribers): {self.resent or 0}"
+        )
+        lines.append(f"   service exits restarted by the supervisor: {self.restarts or 'none'}")
+        lines += [f"   mismatch: {m}" for m in self.mismatched[:20]]
+        lines += [f"   not answered: {u}" for u in self.unanswered]
+        lines += [f"   note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _orders_on_topic(kafka: KafkaSettings, since: datetime) -> tuple[dict[str, Counter[str]], int]:
+    """Per order id, how many distinct events of each once-per-order type the topic holds (after
+    dropping re-sends by ce_id), and how many re-sends were dropped."""
+    types = {cls.DESCRIPTOR.full_name: cls for cls in _ONCE_PER_ORDER}
+    topics = read_topics(kafka, {ORDERS: types}, since)
+    per_order: dict[str, Counter[str]] = {}
+    for record in topics.of(ORDERS):
+        per_order.setdefault(record.key, Counter())[record.ce_type.rsplit(".", 1)[-1]] += 1
+    return per_order, topics.duplicates
+
+
+def _edge_resent(kafka: KafkaSettings, since: datetime) -> dict[str, int]:
+    """Records of the simulator's topics repeated under one ce_id, per topic."""
+    out = {}
+    for topic in EDGE_TOPICS:
+        found = read_topics(kafka, {topic: {"*": ev.OrderPlaced}}, since)
+        if found.duplicates:
+            out[topic] = found.duplicates
+    return out
+
+
+async def judge(
+    scenario: str,
+    injected: list[str],
+    *,
+    kafka: KafkaSettings,
+    auth: AuthSettings,
+    stack: Stack,
+    summary: Summary,
+    ledger: Ledger,
+    since_monotonic: float,
+) -> Verdict:
+    """Wait for the outboxes to drain, then recount and compare."""
+    verdict = Verdict(scenario, injected, events=summary.events, wall_s=summary.wall_s)
+    dead = await stack.outboxes_drained()
+    verdict.lost.update({f"outbox_dead_letters.{n}": d for n, d in dead.items() if d})
+    started = datetime.fromisoformat(summary.started_at)
+
+    report: Report
+    report, attempts = await asyncio.to_thread(
+        reconcile_run, kafka, auth, stack.targets.grpc, summary.run_id, started
+    )
+    verdict.compared = report.compared
+    verdict.mismatched = [m.to_dict() for m in report.mismatches]
+    verdict.unanswered = [f"{c.name}: {c.skipped}" for c in report.unanswered]
+    if attempts > 1:
+        verdict.notes.append(f"reconcile agreed after {attempts} recounts")
+    if report.duplicates:
+        verdict.resent["reconciled topics"] = report.duplicates
+
+    per_order, _ = await asyncio.to_thread(_orders_on_topic, kafka, started)
+    missing = sorted(ledger.placed_order_ids - set(per_order))
+    verdict.lost["orders placed, not on commerce.orders.v1"] = len(missing)
+    if missing:
+        verdict.notes.append(f"orders acknowledged but never published: {missing[:10]}")
+    for kind in ("OrderPlaced", "OrderPaid"):
+        twice = [o for o, c in per_order.items() if c[kind] > 1]
+        verdict.duplicated[f"orders with two {kind} ids"] = len(twice)
+        if twice:
+            verdict.notes.append(f"{kind} under two ids: {twice[:10]}")
+    edge = await asyncio.to_thread(_edge_resent, kafka, started)
+    verdict.duplicated["simulator records written twice (one ce_id)"] = sum(edge.values())
+    if edge:
+        verdict.notes.append(f"idempotent producer wrote records twice: {edge}")
+
+    # The simulator's ledger against ads' exact reports and commerce's GMV counters.
+    for name, pair in summary.reconciled.items():
+        if not isinstance(pair, dict) or "simulator" not in pair:
+            continue
+        acknowledged, counted = pair["simulator"], pair["service"]
+        if counted is None:
+            verdict.notes.append(f"{name}: the service did not answer")
+            verdict.lost[name] = acknowledged
+            continue
+        verdict.lost[name] = max(0, acknowledged - counted)
+        verdict.duplicated[name] = max(0, counted - acknowledged)
+    undelivered = [w for w in summary.warnings if "never acknowledged" in w]
+    verdict.notes += undelivered
+    verdict.restarts = stack.restarts_since(since_monotonic)
+    return verdict
+
+
+def now() -> float:
+    return time.monotonic()
