@@ -9,7 +9,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from shopstream.ads.v1 import ads_pb2
 from shopstream.common.v1 import money_pb2
-from shopstream_ads.book import CampaignBook
 from shopstream_ads.domain.campaigns import (
     AttributionChoice,
     BidType,
@@ -19,6 +18,7 @@ from shopstream_ads.domain.campaigns import (
     ViewWindow,
     status_of,
 )
+from shopstream_ads.usecases.campaign_book import CampaignBook
 from shopstream_platform.errors import InvalidArgumentError
 
 

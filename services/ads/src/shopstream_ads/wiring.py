@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_service_pb2, ads_service_pb2_grpc
 from shopstream_ads.api.servicer import AdsServicer
-from shopstream_ads.book import CampaignBook
-from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain.campaigns import Status, status_of
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.stream.agents import AttributionStreams
-from shopstream_ads.stream.topics import TOPICS
+from shopstream_ads.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
 from shopstream_ads.usecases.auctions import Auctions
+from shopstream_ads.usecases.campaign_book import CampaignBook
+from shopstream_ads.usecases.campaigns import Campaigns
 from shopstream_ads.usecases.new_campaigns import NewCampaigns
 from shopstream_ads.usecases.reports import Reports
 from shopstream_ads.usecases.traffic import Traffic

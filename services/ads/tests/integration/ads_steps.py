@@ -24,7 +24,7 @@ from shopstream.common.v1 import money_pb2
 from shopstream_ads.api.policy import POLICY
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.store.tables import MIGRATIONS
-from shopstream_ads.stream.topics import TOPICS
+from shopstream_ads.topics import TOPICS
 from shopstream_ads.usecases import conversions, invalid_traffic
 from shopstream_ads.wiring import conversions_group, invalid_traffic_group, wire
 from shopstream_platform.grpc.auth import TokenCodec

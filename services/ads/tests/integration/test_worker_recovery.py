@@ -67,7 +67,7 @@ from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
 from shopstream.ads.v1 import ads_service_pb2 as pb
 from shopstream_ads.settings import AdsSettings
-from shopstream_ads.stream.topics import (
+from shopstream_ads.topics import (
     ATTRIBUTIONS_TOPIC,
     INPUT_BATCHES_TOPIC,
     INVALID_TOPIC,

@@ -9,7 +9,7 @@ from shopstream.ads.v1 import ads_pb2
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
 from shopstream.common.v1 import money_pb2
 from shopstream_ads.stream.inputs import AdsInputs
-from shopstream_ads.stream.topics import (
+from shopstream_ads.topics import (
     CLICKS_TOPIC,
     IMPRESSIONS_TOPIC,
     ORDERS_TOPIC,

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from shopstream.ads.v1 import ads_pb2
-from shopstream_ads.stream.topics import CLICKS_TOPIC, IMPRESSIONS_TOPIC
+from shopstream_ads.topics import CLICKS_TOPIC, IMPRESSIONS_TOPIC
 from shopstream_ads.usecases.traffic import Traffic
 from shopstream_platform.errors import InvalidArgumentError
 

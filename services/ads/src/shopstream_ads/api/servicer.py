@@ -9,11 +9,11 @@ from shopstream.ads.v1 import ads_pb2, ads_service_pb2_grpc
 from shopstream.ads.v1 import ads_service_pb2 as pb
 from shopstream.common.v1 import paging_pb2
 from shopstream_ads import convert
-from shopstream_ads.book import CampaignBook
-from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain.campaigns import Campaign
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.usecases.auctions import Auctions
+from shopstream_ads.usecases.campaign_book import CampaignBook
+from shopstream_ads.usecases.campaigns import Campaigns
 from shopstream_ads.usecases.new_campaigns import CampaignRequest, NewCampaigns
 from shopstream_ads.usecases.reports import Report, Reports, Row
 from shopstream_ads.usecases.traffic import Traffic

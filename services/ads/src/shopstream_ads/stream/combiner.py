@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 from shopstream.ads.v1 import ads_events_pb2
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.stream.inputs import AdsInputs
-from shopstream_ads.stream.topics import INPUT_BATCHES_TOPIC, SOURCE_TOPICS, TABLE_PARTITIONS
+from shopstream_ads.stream.topics import SOURCE_TOPICS
+from shopstream_ads.topics import INPUT_BATCHES_TOPIC, TABLE_PARTITIONS
 from shopstream_platform.combiner import Combiner, CombinerMetrics, combiner_main
 from shopstream_platform.kafka.codec import type_name
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream.ads.v1 import ads_pb2
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
-from shopstream_ads.stream.topics import (
+from shopstream_ads.topics import (
     CLICKS_TOPIC,
     IMPRESSIONS_TOPIC,
     LEGACY_BUYER_ORDERS_TOPIC,

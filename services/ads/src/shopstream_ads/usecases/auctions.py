@@ -7,11 +7,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from shopstream_ads.book import CampaignBook
 from shopstream_ads.domain.auction import Candidate, Win, predicted_ctr, relevance, run_auction
 from shopstream_ads.domain.campaigns import Status, status_of
 from shopstream_ads.metrics import AdsMetrics
 from shopstream_ads.settings import AdsSettings
+from shopstream_ads.usecases.campaign_book import CampaignBook
 from shopstream_ads.usecases.limits import check_select
 from shopstream_platform.errors import InvalidArgumentError
 from shopstream_platform.ids import new_id

@@ -3,6 +3,7 @@
 The ledger sums each day's GMV, so it cannot clip one order; released cells need each order's
 net value on its own (clipped before summing). This consumer keeps one row per campaign and
 order, written in the same transaction as the inbox row that makes a redelivery a no-op.
+`ATTRIBUTIONS_TOPIC` is the topic it reads (wiring.py subscribes it from here).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.store import privacy as store
+from shopstream_ads.topics import ATTRIBUTIONS_TOPIC as ATTRIBUTIONS_TOPIC
 from shopstream_ads.usecases.worker_outputs import own_worker_only
 from shopstream_platform.db.inbox import SessionHandler
 from shopstream_platform.kafka.events import InvalidEventError
-
-ATTRIBUTIONS_TOPIC = "ads.attributions.v1"
 
 
 def _day(message: ev.Attribution) -> str:

@@ -1,5 +1,6 @@
 """Invalid clicks per campaign day, from ads.invalid-traffic.v1: the gross, net and GIVT/SIVT
-columns of reports. Counted in the same transaction as the inbox row (a redelivery is a no-op)."""
+columns of reports. Counted in the same transaction as the inbox row (a redelivery is a no-op).
+`INVALID_TOPIC` is the topic it reads (wiring.py subscribes it from here)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstream.ads.v1 import ads_events_pb2 as ev
 from shopstream_ads.domain import traffic as tr
 from shopstream_ads.store import invalid as store
+from shopstream_ads.topics import INVALID_TOPIC as INVALID_TOPIC
 from shopstream_ads.usecases.worker_outputs import own_worker_only
 from shopstream_platform.db.inbox import SessionHandler
 from shopstream_platform.kafka.events import InvalidEventError
-
-INVALID_TOPIC = "ads.invalid-traffic.v1"
 
 
 @dataclass(frozen=True)

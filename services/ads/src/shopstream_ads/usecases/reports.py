@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopstream_ads.book import CampaignBook
-from shopstream_ads.campaigns import Campaigns
 from shopstream_ads.domain import ledger as lg
 from shopstream_ads.domain.campaigns import Campaign
 from shopstream_ads.domain.privacy import (
@@ -33,6 +31,8 @@ from shopstream_ads.domain.privacy import (
 from shopstream_ads.settings import AdsSettings, PrivacySettings
 from shopstream_ads.store import invalid as invalid_store
 from shopstream_ads.store import privacy as store
+from shopstream_ads.usecases.campaign_book import CampaignBook
+from shopstream_ads.usecases.campaigns import Campaigns
 from shopstream_ads.usecases.invalid_traffic import InvalidClicks, summarise
 from shopstream_platform.db.database import Database
 from shopstream_platform.errors import FailedPreconditionError, InvalidArgumentError

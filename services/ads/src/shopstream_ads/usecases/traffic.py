@@ -5,7 +5,7 @@ checked, stamped with the time when it has none, and published for the attributi
 from __future__ import annotations
 
 from shopstream.ads.v1 import ads_pb2
-from shopstream_ads.stream.topics import CLICKS_TOPIC, IMPRESSIONS_TOPIC
+from shopstream_ads.topics import CLICKS_TOPIC, IMPRESSIONS_TOPIC
 from shopstream_ads.usecases.limits import check_click, check_impression
 from shopstream_platform.kafka.producer import EventProducer
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from shopstream.ads.v1 import ads_events_pb2
 from shopstream_ads import convert
-from shopstream_ads.book import CampaignBook
 from shopstream_ads.domain.campaigns import Campaign, validate_new
 from shopstream_ads.settings import AdsSettings
 from shopstream_ads.store import repository as repo
+from shopstream_ads.topics import CAMPAIGNS_TOPIC
+from shopstream_ads.usecases.campaign_book import CampaignBook
 from shopstream_ads.usecases.limits import check_campaign
 from shopstream_platform.db.database import Database
 from shopstream_platform.db.outbox import Outbox
@@ -23,7 +24,6 @@ from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
 from shopstream_platform.paging import decode_cursor, encode_cursor
 
-CAMPAIGNS_TOPIC = "ads.campaigns.v1"
 ADVERTISER_ROLES = ("seller", "advertiser")
 
 
