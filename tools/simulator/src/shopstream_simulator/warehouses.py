@@ -49,10 +49,11 @@ async def _register(ctx: Context, centre: FulfilmentCentre) -> None:
     ctx.ledger.fulfilment["centres"] += 1
 
 
-def counted(seed: int, sku_code: str, warehouse_id: str, announced: int) -> int:
-    """What the centre counts in of an announced line: all of it, or (SHORT_SHARE of lines) a
-    few percent less. Drawn per line, so the same seed finds the same shortfalls."""
-    rng = sub_rng(seed, "inbound", sku_code, warehouse_id)
+def counted(seed: int, sku_code: str, region: str, announced: int) -> int:
+    """What the centre (of `region`) counts in of an announced line: all of it, or (SHORT_SHARE
+    of lines) a few percent less. Drawn per line from the seed, not the run id, so every run of
+    a seed finds the same shortfalls."""
+    rng = sub_rng(seed, "inbound", sku_code, region)
     if rng.random() >= SHORT_SHARE:
         return announced
     return announced - max(1, round(announced * rng.uniform(*SHORT_BY)))
@@ -76,9 +77,10 @@ async def send_stock_in(ctx: Context, seller_id: str, products: list[ProductSpec
                 )
                 ctx.ledger.fulfilment["skus_enrolled"] += 1
                 per_centre[warehouse_id].append((sku_id, sku.code, units))
+    regions = {c.warehouse_id: c.region for c in ctx.world.fulfilment_centres}
     for warehouse_id, lines in sorted(per_centre.items()):
         received = {
-            sku_id: counted(ctx.world.seed, code, warehouse_id, units)
+            sku_id: counted(ctx.world.seed, code, regions[warehouse_id], units)
             for sku_id, code, units in lines
         }
         await ship_in(
