@@ -23,6 +23,16 @@ trap cleanup EXIT
 # The simulator gets Ctrl-C too and finishes cleanly; this shell then leaves through cleanup.
 trap 'exit 130' INT TERM
 
+# The simulated day lasts minutes, so the sandbox carrier's pick-up and transit (an hour and two
+# days in commerce's settings) take seconds here, with more late and lost parcels than a real
+# carrier so a short day shows them (tools/simulator/README.md). Set any of them to override.
+export SHOPSTREAM_COMMERCE_CARRIER_PICKUP_S="${SHOPSTREAM_COMMERCE_CARRIER_PICKUP_S:-3}"
+export SHOPSTREAM_COMMERCE_CARRIER_TRANSIT_S="${SHOPSTREAM_COMMERCE_CARRIER_TRANSIT_S:-10}"
+export SHOPSTREAM_COMMERCE_CARRIER_PROMISE_S="${SHOPSTREAM_COMMERCE_CARRIER_PROMISE_S:-15}"
+export SHOPSTREAM_COMMERCE_CARRIER_LATE_BY_S="${SHOPSTREAM_COMMERCE_CARRIER_LATE_BY_S:-10}"
+export SHOPSTREAM_COMMERCE_CARRIER_LOST_SHARE="${SHOPSTREAM_COMMERCE_CARRIER_LOST_SHARE:-0.02}"
+export SHOPSTREAM_COMMERCE_CARRIER_LATE_SHARE="${SHOPSTREAM_COMMERCE_CARRIER_LATE_SHARE:-0.08}"
+export SHOPSTREAM_COMMERCE_DELIVERY_PROMISE_S="${SHOPSTREAM_COMMERCE_DELIVERY_PROMISE_S:-30}"
 $UV run --frozen shopstream up
 if command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; then
     if bash deploy/prometheus/prometheus.sh start; then

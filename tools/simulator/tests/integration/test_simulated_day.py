@@ -39,6 +39,19 @@ MODULES = {
 }
 
 
+# The day lasts a minute: the sandbox carrier's pick-up and transit take seconds, as `make run`
+# sets them (deploy/run.sh).
+FAST_CARRIER = {
+    "CARRIER_PICKUP_S": "2",
+    "CARRIER_TRANSIT_S": "6",
+    "CARRIER_PROMISE_S": "10",
+    "CARRIER_LATE_BY_S": "5",
+    "CARRIER_LOST_SHARE": "0.02",
+    "CARRIER_LATE_SHARE": "0.08",
+    "DELIVERY_PROMISE_S": "30",
+}
+
+
 @pytest.fixture
 async def stack(
     kafka_settings: KafkaSettings,
@@ -65,6 +78,7 @@ async def stack(
                 "METRICS_PORT": str(port),
                 "CONSUMER__POLL_TIMEOUT_S": "0.05",
                 "OUTBOX_POLL_INTERVAL_S": "0.02",
+                **(FAST_CARRIER if name == "commerce" else {}),
             },
         )
         processes.append(process)
@@ -143,6 +157,7 @@ NON_ZERO = {
         "shopstream_rpc_requests_total",
         "shopstream_commerce_gmv_minor_total",
         "shopstream_commerce_refunds_total",
+        "shopstream_commerce_package_outcomes_total",
         "shopstream_events_consumed_total",
     ],
     "ads": [
@@ -208,6 +223,12 @@ async def test_a_simulated_day_reconciles_and_its_fraud_is_caught(
     assert summary.traffic["bot_clicks"] >= 200
     assert summary.traffic["profiles"] > 0 and summary.traffic["content_stats"] > 0
     assert summary.traffic.get("delivery_failed", 0) == 0
+    # Orders ship through packages in each way sellers ship, and every parcel reached an end.
+    f = summary.fulfilment
+    for way in ("shipped_by_platform", "shipped_sandbox", "shipped_own_carrier"):
+        assert f.get(way, 0) > 0, (way, f)
+    assert f["delivered_on_time"] > 0 and f.get("orders_still_on_the_way", 0) == 0, f
+    assert 0 < f["inbound_received_units"] <= f["inbound_announced_units"], f
     # Every fraudster was caught by the service that should catch it.
     for fraud, verdict in summary.caught.items():
         assert verdict["caught"] is True, (fraud, verdict)
