@@ -46,6 +46,7 @@ from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_INVALID,
     Consumer,
     ConsumerGroupTopicPartitions,
@@ -559,8 +560,11 @@ class Combiner:
                 if tp.offset >= 0:
                     self._consumer.seek(tp)
                 else:
-                    # Nothing committed yet for this partition: start it as a new group would.
-                    self._consumer.seek(TopicPartition(tp.topic, tp.partition, -2))
+                    # Nothing committed yet for this partition: back to where reading started at
+                    # its assignment (an adopted offset, or the log's start for a new group).
+                    # The log's start would re-read a shared topic's whole history.
+                    start = self._starts.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+                    self._consumer.seek(TopicPartition(tp.topic, tp.partition, start))
 
     def _advance_watermark(self, read: list[TopicPartition] | None = None) -> bool:
         """Move `watermark` to the oldest of the source partitions' times: the timestamp of

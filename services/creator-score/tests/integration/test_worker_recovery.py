@@ -94,6 +94,9 @@ async def creators_of(
 
 KILLS = int(os.environ.get("SHOPSTREAM_KILLS", "3"))
 WORKER_KILLS = int(os.environ.get("SHOPSTREAM_WORKER_KILLS", "1"))
+PAUSES = int(os.environ.get("SHOPSTREAM_PAUSES", "1"))
+# Longer than the worker's group session timeout (10 s): the group drops the paused member.
+PAUSE_S = 14.0
 
 
 def combiner_of(worker: ServiceProcess) -> int | None:
@@ -125,7 +128,7 @@ async def kill_combiner(worker: ServiceProcess) -> None:
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("victim", ["worker", "combiner"])
+@pytest.mark.parametrize("victim", ["worker", "combiner", "pause"])
 async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
     kafka_settings: KafkaSettings,
     tmp_path: Path,
@@ -143,6 +146,8 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
     # keep both short of this test's events while their answers look "stable").
     for app_id in (kill_id, steady_id):
         start_group_at_end(kafka_settings, app_id, INPUT_TOPICS)
+    # Named in the output, to look into their topics after a failure.
+    print(f"\nkilled app {kill_id}; uninterrupted app {steady_id}")
     for i, creator in enumerate(creators):
         await market.profile(creator, 20_000 * (i + 1))
         await market.content(creator, f"{creator}-v0", views=10_000, engagements=400)
@@ -187,7 +192,7 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
                         at=at,
                     )
                 )
-        kills = WORKER_KILLS if victim == "worker" else KILLS
+        kills = {"worker": WORKER_KILLS, "combiner": KILLS, "pause": PAUSES}[victim]
         kill_at = {len(steps) * (k + 1) // (kills + 1) for k in range(kills)}
         killed = 0
         for step_number, step in enumerate(steps):
@@ -198,6 +203,14 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
                     worker.kill()
                     if killed + 1 < kills:
                         await worker.start()
+                elif victim == "pause":
+                    # A worker that stops answering past its session timeout (a long pause of
+                    # the process: swap, a starved machine) is dropped from its group; when it
+                    # runs again it rejoins, its partitions are assigned anew and its tables
+                    # recovered while its combiner went on writing batches.
+                    os.kill(worker.process.pid, signal.SIGSTOP)
+                    await asyncio.sleep(PAUSE_S)
+                    os.kill(worker.process.pid, signal.SIGCONT)
                 else:
                     await kill_combiner(worker)
                 killed += 1
