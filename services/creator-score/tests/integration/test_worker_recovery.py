@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from creator_steps import T0, Market
+from forensics import trace_creators
 
 from shopstream.creators.v1 import creator_score_service_pb2 as pb
 from shopstream.creators.v1 import creator_score_service_pb2_grpc, creators_pb2
@@ -247,6 +248,10 @@ async def test_restart_after_kill_gives_the_scores_of_an_uninterrupted_run(
         f"\n{victim} killed {killed} times; inputs sent {len(steps)}; creators compared "
         f"{len(creators)}; mismatched {len(mismatched)}"
     )
+    if mismatched:
+        # Where the difference came from: each app's batches and changelog states of them.
+        for app_id in (kill_id, steady_id):
+            print(trace_creators(kafka_settings, app_id, mismatched))
     assert {c: str(m) for c, m in recovered.items()} == {
         c: str(m) for c, m in uninterrupted.items()
     }
