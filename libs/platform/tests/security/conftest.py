@@ -2,27 +2,38 @@
 under test and a node in the secure profile (SASL/SCRAM over TLS, per-service users, ACLs), both
 started with deploy/kafka/kafka.sh on free loopback ports in a temporary run directory (the
 stack's jars linked in) and stopped and deleted when the session ends. The shared broker and the
-stack's topics are never touched."""
+stack's topics are never touched.
+
+The four services (catalog, commerce, ads, creator-score) are started once, on the plaintext
+node, for the session (`services`): the auth-table tests and the fuzzing tests call the same
+instances."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
+import pytest_asyncio
+from ads_steps import AdsWorld, running_ads
+from commerce_steps import Shop, running_shop
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from creator_steps import Market, running_market
 from pydantic import SecretStr
 
+from shopstream_platform.grpc.auth import TokenCodec
 from shopstream_platform.kafka.admin import ensure_topics
 from shopstream_platform.kafka.topics import load_registry
-from shopstream_platform.settings import KafkaSettings
-from shopstream_platform.testing import free_port
+from shopstream_platform.settings import AuthSettings, KafkaSettings
+from shopstream_platform.testing import HostedService, free_port
 
 REPO = Path(__file__).resolve().parents[4]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
@@ -116,12 +127,9 @@ def plain_bootstrap() -> Iterator[str]:
     broker = OwnBroker("plain").start()
     try:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap)
-        # A few topics at a time: all 52 at once can overload the controller on a busy machine
-        # (seen at load 26 on 2 cores: "controller event queue overloaded", its own broker
-        # fenced, partitions answering NOT_LEADER_FOR_PARTITION for a minute).
-        specs = load_registry().with_dlqs()
-        for start in range(0, len(specs), 6):
-            ensure_topics(settings, specs[start : start + 6])
+        # In groups, each led before the next (ensure_topics): all 52 in one request overloaded
+        # the controller at load 26 on 2 cores, the broker fenced itself.
+        ensure_topics(settings, load_registry().with_dlqs())
         wait_for_leaders(settings)
         yield broker.bootstrap
     finally:
@@ -159,9 +167,83 @@ def wait_for_leaders(settings: KafkaSettings, timeout_s: float = 120.0) -> None:
         consumer.close()
 
 
-@pytest.fixture
-def kafka_settings(plain_bootstrap: str) -> KafkaSettings:
-    """The platform plugin's fixture, pointed at the session's own plaintext broker."""
-    return KafkaSettings(
+@dataclass(frozen=True)
+class Endpoint:
+    """One service's gRPC API: its full service name (as in the protos), a channel to it, and
+    the auth settings it checks tokens with."""
+
+    service: str
+    channel: grpc.aio.Channel
+    auth: AuthSettings
+
+    @property
+    def tokens(self) -> TokenCodec:
+        return TokenCodec(self.auth)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The four services on the session's plaintext broker: each one's test world (for set-up
+    steps and outbox checks) and its gRPC endpoint."""
+
+    shop: Shop  # catalog and commerce
+    ads_world: AdsWorld
+    market: Market  # creator-score
+    catalog: Endpoint
+    commerce: Endpoint
+    ads: Endpoint
+    creators: Endpoint
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def services(
+    plain_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Services]:
+    """Started once for both the auth-table and the fuzzing tests (each file used to start its
+    own: eight service start-ups and stops a run). They run in the session's event loop, so the
+    tests that use them must too (`pytest.mark.asyncio(loop_scope="session")`)."""
+    kafka = KafkaSettings(
         bootstrap_servers=plain_bootstrap, delivery_timeout_ms=30_000, connect_timeout_s=20
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        shop = await stack.enter_async_context(running_shop(kafka, tmp_path_factory.mktemp("shop")))
+        ads = await stack.enter_async_context(running_ads(kafka, tmp_path_factory.mktemp("ads")))
+        market = await stack.enter_async_context(
+            running_market(kafka, tmp_path_factory.mktemp("creator-score"))
+        )
+
+        def stop_all() -> None:
+            """On the way out all four are told to stop at once (each takes 1-3 s, mostly its
+            consumers leaving their groups); each context then waits for its own one's exit."""
+            for service in (shop.catalog, shop.commerce, ads.service, market.service):
+                service.runtime.stop()
+
+        stack.callback(stop_all)
+
+        async def endpoint(service: str, hosted: HostedService) -> Endpoint:
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{hosted.port}")
+            await stack.enter_async_context(channel)
+            return Endpoint(service, channel, hosted.runtime.settings.auth)
+
+        yield Services(
+            shop,
+            ads,
+            market,
+            catalog=await endpoint("shopstream.catalog.v1.CatalogService", shop.catalog),
+            commerce=await endpoint("shopstream.commerce.v1.CommerceService", shop.commerce),
+            ads=await endpoint("shopstream.ads.v1.AdsService", ads.service),
+            creators=await endpoint("shopstream.creators.v1.CreatorScoreService", market.service),
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of this folder that use `services` run last, one after another: the services'
+    Kafka clients heartbeat and poll in the session's event loop, which turns only while such a
+    test runs; a secure-profile or TLS test in between would stall them past their session
+    timeouts (their groups rebalancing under the next test)."""
+    here = Path(__file__).parent
+    items.sort(
+        key=lambda item: (
+            item.path.is_relative_to(here) and "services" in getattr(item, "fixturenames", ())
+        )
     )

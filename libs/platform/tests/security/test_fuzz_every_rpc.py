@@ -12,103 +12,77 @@ outbox of each SQL service drains to 0 (whatever the fuzzing wrote is published)
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from ads_steps import running_ads
-from commerce_steps import running_shop
-from creator_steps import running_market
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from shopstream_platform.fuzz import FuzzReport, fuzz_service, health_status
-from shopstream_platform.grpc.auth import ROLES, TokenCodec
-from shopstream_platform.settings import KafkaSettings
+from shopstream_platform.grpc.auth import ROLES
 
-pytestmark = pytest.mark.security
+if TYPE_CHECKING:
+    from conftest import Endpoint, Services
+
+# In the session's event loop, where the session's services run (conftest.py).
+pytestmark = [pytest.mark.security, pytest.mark.asyncio(loop_scope="session")]
 
 PER_METHOD = int(os.environ.get("SHOPSTREAM_FUZZ_PER_METHOD", "1000"))
 OVERSIZED = 9 * 1024 * 1024  # above the server's grpc.max_receive_message_length (8 MiB)
 
 
-def channel_to(port: int) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-
-
-async def fuzz(channel: grpc.aio.Channel, service: str, tokens: TokenCodec) -> FuzzReport:
-    report = await fuzz_service(channel, service, tokens.mint, sorted(ROLES), per_method=PER_METHOD)
+async def fuzz(api: Endpoint) -> FuzzReport:
+    report = await fuzz_service(
+        api.channel, api.service, api.tokens.mint, sorted(ROLES), per_method=PER_METHOD
+    )
     print(report.summary())
-    methods = descriptor_pool.Default().FindServiceByName(service).methods
+    methods = descriptor_pool.Default().FindServiceByName(api.service).methods
     assert {m.name for m in methods} == {m for m, _ in report.codes}, "a method was not called"
     assert all(report.calls(m.name) == PER_METHOD for m in methods)
     return report
 
 
-async def oversized_code(channel: grpc.aio.Channel, service: str, tokens: TokenCodec) -> str:
+async def oversized_code(api: Endpoint) -> str:
     """The answer to a request of 9 MiB (one string field) on the first method that has one."""
-    for method in descriptor_pool.Default().FindServiceByName(service).methods:
+    for method in descriptor_pool.Default().FindServiceByName(api.service).methods:
         text = [f for f in method.input_type.fields if f.type == FieldDescriptor.TYPE_STRING]
         if not text or text[0].is_repeated or method.server_streaming:
             continue
         request: Message = GetMessageClass(method.input_type)()
         setattr(request, text[0].name, "x" * OVERSIZED)
-        call = channel.unary_unary(
-            f"/{service}/{method.name}", request_serializer=lambda m: m.SerializeToString()
+        call = api.channel.unary_unary(
+            f"/{api.service}/{method.name}", request_serializer=lambda m: m.SerializeToString()
         )
-        metadata = (("authorization", f"Bearer {tokens.mint('admin', 'fuzz')}"),)
+        metadata = (("authorization", f"Bearer {api.tokens.mint('admin', 'fuzz')}"),)
         try:
             await call(request, metadata=metadata, timeout=30)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name
         return "OK"
-    raise AssertionError(f"{service} has no method with a string field")
+    raise AssertionError(f"{api.service} has no method with a string field")
 
 
-async def test_catalog_and_commerce_survive_every_generated_request(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    async with (
-        running_shop(kafka_settings, tmp_path) as shop,
-        channel_to(shop.catalog.port) as catalog,
-        channel_to(shop.commerce.port) as commerce,
-    ):
-        for channel, service in (
-            (catalog, "shopstream.catalog.v1.CatalogService"),
-            (commerce, "shopstream.commerce.v1.CommerceService"),
-        ):
-            report = await fuzz(channel, service, shop.tokens)
-            assert not report.failures, report.summary()
-            assert await oversized_code(channel, service, shop.tokens) == "RESOURCE_EXHAUSTED"
-            assert await health_status(channel) == "SERVING"
-        await shop.catalog.published(timeout_s=60)
-        await shop.commerce.published(timeout_s=60)
+async def survives_fuzzing(api: Endpoint) -> None:
+    report = await fuzz(api)
+    assert not report.failures, report.summary()
+    assert await oversized_code(api) == "RESOURCE_EXHAUSTED"
+    assert await health_status(api.channel) == "SERVING"
 
 
-async def test_ads_survives_every_generated_request(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    async with running_ads(kafka_settings, tmp_path) as world, channel_to(world.service.port) as ch:
-        report = await fuzz(ch, "shopstream.ads.v1.AdsService", world.tokens)
-        assert not report.failures, report.summary()
-        assert await oversized_code(ch, "shopstream.ads.v1.AdsService", world.tokens) == (
-            "RESOURCE_EXHAUSTED"
-        )
-        assert await health_status(ch) == "SERVING"
-        await world.service.published(timeout_s=60)
+async def test_catalog_and_commerce_survive_every_generated_request(services: Services) -> None:
+    await survives_fuzzing(services.catalog)
+    await survives_fuzzing(services.commerce)
+    await services.shop.catalog.published(timeout_s=60)
+    await services.shop.commerce.published(timeout_s=60)
 
 
-async def test_creator_score_survives_every_generated_request(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    service = "shopstream.creators.v1.CreatorScoreService"
-    async with (
-        running_market(kafka_settings, tmp_path) as market,
-        channel_to(market.service.port) as ch,
-    ):
-        report = await fuzz(ch, service, market.tokens)
-        assert not report.failures, report.summary()
-        assert await oversized_code(ch, service, market.tokens) == "RESOURCE_EXHAUSTED"
-        assert await health_status(ch) == "SERVING"
+async def test_ads_survives_every_generated_request(services: Services) -> None:
+    await survives_fuzzing(services.ads)
+    await services.ads_world.service.published(timeout_s=60)
+
+
+async def test_creator_score_survives_every_generated_request(services: Services) -> None:
+    await survives_fuzzing(services.creators)

@@ -6,7 +6,7 @@ of a role the policy allows), `role` (only admin/service: any other role is refu
 table must list exactly the RPCs the generated descriptors have, so a new RPC (or service) fails
 the first test until someone decides its rule, and every `owner` RPC must have a case below.
 
-Against the real services (in this event loop, on the session's own broker):
+Against the real services (the session's, conftest.py `services`, on the session's own broker):
 - every RPC that needs a token answers UNAUTHENTICATED with no token, an expired one, one signed
   with another secret, of another issuer, of another audience, or a malformed one (and a public
   RPC refuses such a token too rather than ignore it), while a good token of an allowed role is
@@ -24,16 +24,14 @@ import pkgutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import jwt
 import pytest
-from ads_steps import running_ads, usd
+from ads_steps import usd
 from catalog_steps import a_product_request
-from commerce_steps import Shop, running_shop
-from creator_steps import running_market
+from commerce_steps import Shop
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -50,9 +48,14 @@ from shopstream_catalog.api.policy import POLICY as CATALOG_POLICY
 from shopstream_commerce.api.policy import POLICY as COMMERCE_POLICY
 from shopstream_creator_score.api.policy import POLICY as CREATOR_POLICY
 from shopstream_platform.grpc.auth import ROLES, AccessPolicy
-from shopstream_platform.settings import AuthSettings, KafkaSettings
+from shopstream_platform.settings import AuthSettings
+
+if TYPE_CHECKING:
+    from conftest import Endpoint, Services
 
 pytestmark = pytest.mark.security
+# The tests that call the services run in the session's event loop, where those run (conftest.py).
+in_services_loop = pytest.mark.asyncio(loop_scope="session")
 
 PUBLIC, READ, ROLE, OWNER = "public", "read", "role", "owner"
 CATALOG = "shopstream.catalog.v1.CatalogService"
@@ -244,10 +247,9 @@ def good_token(auth: AuthSettings, role: str) -> tuple[tuple[str, str], ...]:
     return _bearer(jwt.encode(claims, auth.jwt_secret.get_secret_value(), algorithm="HS256"))
 
 
-async def check_tokens_and_roles(
-    channel: grpc.aio.Channel, service: str, auth: AuthSettings
-) -> list[str]:
-    """Every RPC of `service` against bad tokens and refused roles; returns what went wrong."""
+async def check_tokens_and_roles(api: Endpoint) -> list[str]:
+    """Every RPC of the service against bad tokens and refused roles; returns what went wrong."""
+    channel, service, auth = api.channel, api.service, api.auth
     policy = POLICIES[service]
     wrong: list[str] = []
     methods = {n: m for n, m in proto_methods().items() if n.startswith(service + ".")}
@@ -604,51 +606,29 @@ async def run_owner_cases(
 # --- the services ----------------------------------------------------------------------------
 
 
-def channel_to(port: int) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-
-
-async def test_catalog_and_commerce_check_who_calls_every_rpc(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    async with (
-        running_shop(kafka_settings, tmp_path) as shop,
-        channel_to(shop.catalog.port) as catalog_channel,
-        channel_to(shop.commerce.port) as commerce_channel,
-    ):
-        auth = shop.commerce.runtime.settings.auth
-        wrong = await check_tokens_and_roles(catalog_channel, CATALOG, auth)
-        wrong += await check_tokens_and_roles(commerce_channel, COMMERCE, auth)
-        catalog = CatalogCases(shop)
-        await catalog.setup()
-        wrong += await run_owner_cases(catalog, CATALOG_OWNER_CASES)
-        commerce = CommerceCases(shop)
-        await commerce.setup()
-        wrong += await run_owner_cases(commerce, COMMERCE_OWNER_CASES)
+@in_services_loop
+async def test_catalog_and_commerce_check_who_calls_every_rpc(services: Services) -> None:
+    wrong = await check_tokens_and_roles(services.catalog)
+    wrong += await check_tokens_and_roles(services.commerce)
+    catalog = CatalogCases(services.shop)
+    await catalog.setup()
+    wrong += await run_owner_cases(catalog, CATALOG_OWNER_CASES)
+    commerce = CommerceCases(services.shop)
+    await commerce.setup()
+    wrong += await run_owner_cases(commerce, COMMERCE_OWNER_CASES)
     assert not wrong, "\n".join(wrong)
 
 
-async def test_ads_checks_who_calls_every_rpc(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    async with (
-        running_ads(kafka_settings, tmp_path) as world,
-        channel_to(world.service.port) as channel,
-    ):
-        wrong = await check_tokens_and_roles(channel, ADS, world.service.runtime.settings.auth)
-        cases = AdsCases(world)
-        await cases.setup()
-        wrong += await run_owner_cases(cases, ADS_OWNER_CASES)
+@in_services_loop
+async def test_ads_checks_who_calls_every_rpc(services: Services) -> None:
+    wrong = await check_tokens_and_roles(services.ads)
+    cases = AdsCases(services.ads_world)
+    await cases.setup()
+    wrong += await run_owner_cases(cases, ADS_OWNER_CASES)
     assert not wrong, "\n".join(wrong)
 
 
-async def test_creator_score_checks_who_calls_every_rpc(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    async with (
-        running_market(kafka_settings, tmp_path) as market,
-        channel_to(market.service.port) as channel,
-    ):
-        auth = market.service.runtime.settings.auth
-        wrong = await check_tokens_and_roles(channel, CREATORS, auth)
+@in_services_loop
+async def test_creator_score_checks_who_calls_every_rpc(services: Services) -> None:
+    wrong = await check_tokens_and_roles(services.creators)
     assert not wrong, "\n".join(wrong)
