@@ -56,6 +56,14 @@ class CommerceMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.charges_found_by_cancel = Counter(
+            "commerce_charges_found_by_cancel_total",
+            "Charges the provider made after answering 'no such charge', found when the sweeper "
+            "cancelled the intent (each ends in a paid order or a refund)",
+            [],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.provider_refunds = counter(
             "commerce_provider_refunds_total", "Refunds the provider confirmed, by cause", ["cause"]
         )

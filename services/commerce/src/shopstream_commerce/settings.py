@@ -42,6 +42,9 @@ class CommerceSettings(ServiceSettings):
     # The sandbox provider: how long `tok_slow...` cards take to answer after charging, and an
     # optional file for its records (charges and refunds survive a crash of commerce).
     sandbox_slow_s: float = Field(default=1.0, ge=0)
+    # ... and how long a `tok_stuck...` request stays in its network before it reaches it (and
+    # charges, unless the sweeper cancelled the intent meanwhile).
+    sandbox_stuck_s: float = Field(default=30.0, ge=0)
     sandbox_ledger_path: str = ""
     # The day-end check: how long catalog may take to release or commit an ended order's stock
     # (and the provider to confirm a refund) before it counts as a leak, and how often it runs.

@@ -106,6 +106,7 @@ def wire(runtime: Runtime) -> Commerce:
         SandboxProvider(
             settings.payment_timeout_s * 2,
             slow_s=settings.sandbox_slow_s,
+            stuck_s=settings.sandbox_stuck_s,
             ledger_path=Path(settings.sandbox_ledger_path)
             if settings.sandbox_ledger_path
             else None,

@@ -63,6 +63,11 @@ def assert_matched(shop: Shop, order_id: str, events: list[Any]) -> tuple[int, i
     return at_provider
 
 
+def cancelled_keys(shop: Shop) -> set[str]:
+    """The idempotency keys whose intent the provider cancelled (its own records)."""
+    return {e.key for e in provider(shop).entries if e.kind == "cancel"}
+
+
 async def reserved_order(
     shop: Shop, seller: str, buyer: str, *, stock: int = 10, quantity: int = 1, **attribution: str
 ) -> tuple[order_pb2.Order, str]:
@@ -194,6 +199,10 @@ async def test_a_time_out_that_did_not_charge_lets_the_order_be_paid_again_never
         pev.PAYMENT_STATUS_NOT_CHARGED,
         pev.PAYMENT_STATUS_SUCCEEDED,
     ]
+    # NOT_CHARGED only after the provider cancelled the first intent (nothing can charge it now).
+    assert "cancelled" in events[1].message
+    assert cancelled_keys(shop) >= {events[1].idempotency_key}
+    assert events[2].idempotency_key not in cancelled_keys(shop)
     assert assert_matched(shop, order.order_id, events) == (1_500, 0)
 
     # Two PayOrder calls at once for one order: one charge, one refusal.
@@ -203,6 +212,82 @@ async def test_a_time_out_that_did_not_charge_lets_the_order_be_paid_again_never
     )
     assert sorted(type(o).__name__ for o in outcomes) == ["AioRpcError", "PayOrderResponse"]
     assert provider(shop).balances()[racing.order_id] == (1_500, 0)
+
+
+@pytest.mark.parametrize("commerce_overrides", [{**QUICK_TIMEOUTS, "sandbox_stuck_s": 4.0}])
+async def test_a_stuck_charge_is_cancelled_before_not_charged_and_refused_when_it_arrives(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    order, _ = await reserved_order(shop, ids("seller"), ids("buyer"))
+    # The request is stuck in the provider's network: no answer, no charge yet; it reaches the
+    # provider 4 s later, well after the sweeper (1 s) asked and found nothing.
+    stuck = await pay_fails(shop, order, "tok_stuck_visa")
+    assert stuck.code() == grpc.StatusCode.UNAVAILABLE
+    timed_out, not_charged = await payment_events(shop, order.order_id, expect=2)
+    assert not_charged.status == pev.PAYMENT_STATUS_NOT_CHARGED
+    first_key = not_charged.idempotency_key
+    # Declared NOT_CHARGED only once the provider cancelled the intent under its key.
+    assert first_key == timed_out.idempotency_key and first_key in cancelled_keys(shop)
+    paid = await pay(shop, order, "tok_visa")
+    assert paid.order.state == OS.ORDER_STATE_PAID
+    # The stuck request arrives and is refused: the order is charged once, by the second card.
+    for _ in range(100):
+        if any(e.kind == "refused" and e.key == first_key for e in provider(shop).entries):
+            break
+        await asyncio.sleep(0.1)
+    kinds = [e.kind for e in provider(shop).entries if e.key == first_key]
+    assert kinds == ["cancel", "refused"]
+    events = await payment_events(shop, order.order_id, expect=3)
+    assert events[2].status == pev.PAYMENT_STATUS_SUCCEEDED
+    assert assert_matched(shop, order.order_id, events) == (1_500, 0)
+
+
+@pytest.mark.parametrize("commerce_overrides", [{**QUICK_TIMEOUTS, "sandbox_stuck_s": 600.0}])
+async def test_a_charge_landing_between_retrieve_and_cancel_ends_paid_or_refunded(
+    shop: Shop, ids: Callable[[str], str]
+) -> None:
+    seller = ids("seller")
+    kept, _ = await reserved_order(shop, seller, ids("buyer"))
+    gone, gone_product = await reserved_order(shop, seller, ids("buyer"), quantity=2)
+    # tok_stuck_race: the provider answers the sweeper's retrieve "no such charge" and the stuck
+    # request charges right after, before the cancel arrives.
+    for order in (kept, gone):
+        stuck = await pay_fails(shop, order, "tok_stuck_race_visa")
+        assert stuck.code() == grpc.StatusCode.UNAVAILABLE
+    await shop.stub.CancelOrder(
+        pb.CancelOrderRequest(order_id=gone.order_id, reason="took too long"),
+        **call_kwargs(shop, "buyer", gone.buyer_id),
+    )
+
+    # The cancel finds the charge: the reserved order is paid with it ...
+    paid = await shop.wait_state(kept, OS.ORDER_STATE_PAID)
+    assert paid.order.state == OS.ORDER_STATE_PAID
+    timed, succeeded = await payment_events(shop, kept.order_id, expect=2)
+    assert (timed.status, succeeded.status) == (
+        pev.PAYMENT_STATUS_TIMED_OUT,
+        pev.PAYMENT_STATUS_SUCCEEDED,
+    )
+    assert succeeded.intent_id == timed.intent_id and succeeded.payment_id
+    assert assert_matched(shop, kept.order_id, [timed, succeeded]) == (1_500, 0)
+    again = await pay_fails(shop, kept, "tok_visa")
+    assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # ... and the cancelled order's charge is recorded and refunded in full.
+    events = await payment_events(shop, gone.order_id, expect=3)
+    assert [type(e).__name__ for e in events] == [
+        "PaymentAttempted",
+        "PaymentAttempted",
+        "PaymentRefunded",
+    ]
+    assert events[1].status == pev.PAYMENT_STATUS_SUCCEEDED and "CANCELLED" in events[1].message
+    assert events[2].cause == pev.REFUND_CAUSE_ORDER_NOT_PAYABLE
+    assert assert_matched(shop, gone.order_id, events) == (3_000, 3_000)
+    # Neither intent was cancelled at the provider: each was charged first, and no order was
+    # ever declared NOT_CHARGED.
+    assert not cancelled_keys(shop) & {timed.idempotency_key, events[0].idempotency_key}
+    found = shop.commerce.metric("shopstream_commerce_charges_found_by_cancel_total", {})
+    assert found == 2
+    await wait_available(shop, gone_product, 10)
 
 
 async def test_a_full_refund_before_shipping_releases_the_stock_and_refunds_at_the_provider(

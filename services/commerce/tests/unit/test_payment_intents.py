@@ -19,7 +19,7 @@ S = IntentState
         (Answer.CHARGED, False, S.REFUND_DUE),
         (Answer.DECLINED, True, S.DECLINED),
         (Answer.DECLINED, False, S.DECLINED),
-        (Answer.NO_CHARGE, True, S.NOT_CHARGED),
+        (Answer.CANCELLED, True, S.NOT_CHARGED),
         (Answer.UNKNOWN, True, S.OPEN),
         (Answer.UNKNOWN, False, S.OPEN),
     ],

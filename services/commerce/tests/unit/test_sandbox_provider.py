@@ -123,3 +123,82 @@ async def test_ledger_file_survives_a_new_provider(tmp_path: Path) -> None:
         payment_id=charge.payment_id, amount_minor=801, idempotency_key="x"
     )
     assert not refused.succeeded
+
+
+async def test_cancel_makes_no_charge_final_and_refuses_later_requests(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.jsonl"
+    provider = SandboxProvider(timeout_s=0.05, ledger_path=path)
+    first = await provider.cancel(idempotency_key="o9/a")
+    assert first.cancelled and first.charge is None
+    assert await provider.cancel(idempotency_key="o9/a") == first  # idempotent
+    late = await provider.charge(
+        amount_minor=400, currency="GBP", card_token="tok_visa", idempotency_key="o9/a"
+    )
+    assert late.status == PaymentStatus.DECLINED and "cancelled" in late.message
+    assert await provider.retrieve(idempotency_key="o9/a") is None
+    assert [e.kind for e in provider.entries] == ["cancel", "refused"]
+    # The cancel is part of the provider's records: a new process refuses the key too.
+    again = SandboxProvider(timeout_s=0.05, ledger_path=path)
+    refused = await again.charge(
+        amount_minor=400, currency="GBP", card_token="tok_visa", idempotency_key="o9/a"
+    )
+    assert refused.status == PaymentStatus.DECLINED
+    assert again.balances() == {} == balances(read_ledger(path))
+
+
+async def test_cancel_after_a_charge_answers_with_the_charge() -> None:
+    provider = SandboxProvider(timeout_s=0.05)
+    charged = await provider.charge(
+        amount_minor=300, currency="GBP", card_token="tok_visa", idempotency_key="o10/a"
+    )
+    declined = await provider.charge(
+        amount_minor=300, currency="GBP", card_token="tok_decline", idempotency_key="o10/b"
+    )
+    for key, answer in (("o10/a", charged), ("o10/b", declined)):
+        found = await provider.cancel(idempotency_key=key)
+        assert not found.cancelled and found.charge == answer
+    assert provider.balances() == {"o10": (300, 0)}
+
+
+async def test_a_stuck_request_charges_later_unless_its_intent_was_cancelled() -> None:
+    provider = SandboxProvider(timeout_s=0.05, stuck_s=0.2)
+    for key in ("o11/a", "o11/b"):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                provider.charge(
+                    amount_minor=600, currency="GBP", card_token="tok_stuck", idempotency_key=key
+                ),
+                0.02,
+            )
+        assert await provider.retrieve(idempotency_key=key) is None
+    assert (await provider.cancel(idempotency_key="o11/b")).cancelled
+    await asyncio.sleep(0.3)
+    landed = await provider.retrieve(idempotency_key="o11/a")
+    assert landed is not None and landed.status == PaymentStatus.SUCCEEDED
+    assert await provider.retrieve(idempotency_key="o11/b") is None
+    assert [(e.kind, e.key) for e in provider.entries] == [
+        ("cancel", "o11/b"),
+        ("charge", "o11/a"),
+        ("refused", "o11/b"),
+    ]
+    assert provider.balances() == {"o11": (600, 0)}
+
+
+async def test_a_stuck_race_request_lands_between_retrieve_and_cancel() -> None:
+    provider = SandboxProvider(timeout_s=0.05, stuck_s=60)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(
+            provider.charge(
+                amount_minor=800,
+                currency="GBP",
+                card_token="tok_stuck_race",
+                idempotency_key="o12/a",
+            ),
+            0.02,
+        )
+    # "No such charge" ... and the request reaches the provider right after that answer.
+    assert await provider.retrieve(idempotency_key="o12/a") is None
+    too_late = await provider.cancel(idempotency_key="o12/a")
+    assert not too_late.cancelled and too_late.charge is not None
+    assert too_late.charge.status == PaymentStatus.SUCCEEDED
+    assert provider.balances() == {"o12": (800, 0)}

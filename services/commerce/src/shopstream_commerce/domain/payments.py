@@ -7,8 +7,13 @@ crash or time-out, the provider's record asked by idempotency key) completes it:
     OPEN ──charged, order payable──────────▶ SUCCEEDED
     OPEN ──charged, order expired/cancelled─▶ REFUND_DUE ──refunded at the provider──▶ REFUNDED
     OPEN ──declined─────────────────────────▶ DECLINED       (order payable again)
-    OPEN ──provider has no charge───────────▶ NOT_CHARGED    (order payable again)
+    OPEN ──provider cancelled the intent────▶ NOT_CHARGED    (order payable again)
+    OPEN ──no charge found (yet)────────────▶ OPEN           (cancel it at the provider first)
     OPEN ──no answer (time-out, crash)──────▶ OPEN           (the sweeper asks again later)
+
+"No charge found" is never final: a request stuck in the provider's network may still charge
+after `retrieve` said so. Only the provider's confirmed cancel of the intent under its key (no
+request can charge it afterwards) frees the order; a cancel that finds a charge answers CHARGED.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ class Answer(enum.Enum):
 
     CHARGED = "charged"
     DECLINED = "declined"
-    NO_CHARGE = "no charge"
+    CANCELLED = "cancelled"  # nothing charged, and nothing can be any more
     UNKNOWN = "unknown"
 
 
@@ -52,7 +57,7 @@ def complete(current: IntentState, answer: Answer, order_payable: bool) -> Inten
         return S.SUCCEEDED if order_payable else S.REFUND_DUE
     if answer == Answer.DECLINED:
         return S.DECLINED
-    if answer == Answer.NO_CHARGE:
+    if answer == Answer.CANCELLED:
         return S.NOT_CHARGED
     return S.OPEN
 

@@ -5,10 +5,17 @@ Sandbox card tokens:
 - `tok_timeout...` never answers and charges nothing (the caller's time-out decides);
 - `tok_charge_timeout...` charges, then never answers (a provider that charged and timed out);
 - `tok_slow...` charges, then answers after `slow_s` (a window to crash in between);
+- `tok_stuck...` never answers and charges nothing yet: the request is stuck in the provider's
+  network and reaches it `stuck_s` later, when it charges unless the intent was cancelled;
+- `tok_stuck_race...` is stuck in the provider's network like `tok_stuck...`, and reaches the
+  provider at the worst moment: right after a `retrieve` of its key answered "no such charge",
+  before the caller's `cancel` arrives (the race `cancel` exists for);
 - anything else starting `tok_` succeeds; anything else is declined as invalid.
 
 The same idempotency key always gets the same answer, as real providers promise, and `retrieve`
-tells by idempotency key whether (and how) a charge happened. Refunds are full or partial, never
+tells by idempotency key whether (and how) a charge happened so far. Only `cancel` makes "no
+charge" final: it cancels the intent under the key so that no request can charge it any more, or,
+when a charge got there first, answers with that charge. Refunds are full or partial, never
 more than what is left of the charge, and idempotent by their own key. With `ledger_path` the
 sandbox keeps its charges and refunds in an append-only file, so they survive a crash of the
 commerce process the way a real provider's records do.
@@ -43,6 +50,15 @@ class PaymentResult:
 
 
 @dataclass(frozen=True)
+class CancelResult:
+    """`cancel`'s answer: cancelled (nothing was charged under the key and nothing can be any
+    more), or the attempt that reached the provider first (`charge`: charged or declined)."""
+
+    cancelled: bool
+    charge: PaymentResult | None = None
+
+
+@dataclass(frozen=True)
 class RefundResult:
     succeeded: bool
     refund_id: str
@@ -59,7 +75,13 @@ class PaymentProvider(Protocol):
     ) -> PaymentResult: ...
 
     async def retrieve(self, *, idempotency_key: str) -> PaymentResult | None:
-        """The answer to the charge made under this key; None when no charge was made."""
+        """The answer to the charge made under this key; None when no charge was made *so far*
+        (a request still in the provider's network may yet charge: only `cancel` is final)."""
+        ...
+
+    async def cancel(self, *, idempotency_key: str) -> CancelResult:
+        """Cancel the payment intent under this key (idempotent): afterwards no request can
+        charge it. Not cancelled when an attempt got there first: its answer comes back."""
         ...
 
     async def refund(
@@ -73,7 +95,9 @@ class PaymentProvider(Protocol):
 class LedgerEntry:
     """One line of the sandbox's own records: a charge attempt's answer or a refund."""
 
-    kind: str  # "charge" or "refund"
+    # "charge", "refund", "cancel" (the intent under `key` was cancelled) or "refused" (a
+    # request that reached the provider after its intent was cancelled: nothing charged)
+    kind: str
     key: str  # the idempotency key of the call
     payment_id: str
     status: int  # PaymentStatus for charges, 1 for a refund
@@ -81,6 +105,16 @@ class LedgerEntry:
     currency: str = ""
     message: str = ""
     refund_id: str = ""
+
+
+@dataclass(frozen=True)
+class _Stuck:
+    """A charge request stuck in the provider's network."""
+
+    amount_minor: int
+    currency: str
+    card_token: str
+    race: bool  # lands right after a retrieve answered "no such charge"
 
 
 def _payment_id(key: str) -> str:
@@ -104,12 +138,22 @@ class SandboxProvider:
     name = "sandbox"
 
     def __init__(
-        self, timeout_s: float, *, slow_s: float = 1.0, ledger_path: Path | None = None
+        self,
+        timeout_s: float,
+        *,
+        slow_s: float = 1.0,
+        stuck_s: float = 30.0,
+        ledger_path: Path | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._slow_s = slow_s
+        self._stuck_s = stuck_s
         self._path = ledger_path
         self._answers: dict[str, PaymentResult] = {}
+        self._cancelled: set[str] = set()  # keys whose intent was cancelled
+        # Requests stuck in the network, by key: they reach the provider later (in memory: they
+        # die with the process that made them, like a connection).
+        self._stuck: dict[str, _Stuck] = {}
         self._amounts: dict[str, int] = {}  # payment id → amount charged
         self._refunded: dict[str, int] = {}  # payment id → amount refunded
         self._refunds: dict[str, RefundResult] = {}  # refund key → answer
@@ -121,7 +165,11 @@ class SandboxProvider:
 
     def _apply(self, entry: LedgerEntry) -> None:
         self.entries.append(entry)
-        if entry.kind == "charge":
+        if entry.kind == "cancel":
+            self._cancelled.add(entry.key)
+        elif entry.kind == "refused":
+            pass  # a record of a late request; nothing was charged
+        elif entry.kind == "charge":
             self._answers[entry.key] = PaymentResult(
                 PaymentStatus(entry.status), entry.payment_id, entry.message
             )
@@ -152,12 +200,40 @@ class SandboxProvider:
         if idempotency_key in self._answers:
             return self._answers[idempotency_key]
         payment_id = _payment_id(idempotency_key)
+        if idempotency_key in self._cancelled:
+            return self._refuse(idempotency_key, amount_minor, currency)
+        if card_token.startswith("tok_stuck"):
+            # Stuck in the network: no answer, and the provider hears of it only later.
+            self._stuck[idempotency_key] = _Stuck(
+                amount_minor, currency, card_token, card_token.startswith("tok_stuck_race")
+            )
+            asyncio.get_running_loop().call_later(self._stuck_s, self._arrive, idempotency_key)
+            await asyncio.sleep(self._timeout_s)
+            return PaymentResult(
+                PaymentStatus.TIMED_OUT, payment_id, "provider did not answer in time"
+            )
         if card_token.startswith("tok_timeout"):
             # Like a provider that hangs before charging: the caller's time-out decides.
             await asyncio.sleep(self._timeout_s)
             return PaymentResult(
                 PaymentStatus.TIMED_OUT, payment_id, "provider did not answer in time"
             )
+        result = self._charge_now(idempotency_key, amount_minor, currency, card_token)
+        if card_token.startswith("tok_charge_timeout"):
+            # Charged, and then the answer never comes.
+            await asyncio.sleep(self._timeout_s)
+            return PaymentResult(
+                PaymentStatus.TIMED_OUT, payment_id, "provider did not answer in time"
+            )
+        if card_token.startswith("tok_slow"):
+            await asyncio.sleep(self._slow_s)
+        return result
+
+    def _charge_now(
+        self, key: str, amount_minor: int, currency: str, card_token: str
+    ) -> PaymentResult:
+        """The provider decides on a request that reached it, and records the answer."""
+        payment_id = _payment_id(key)
         if not card_token.startswith("tok_"):
             result = PaymentResult(PaymentStatus.DECLINED, payment_id, "invalid card token")
         elif card_token.startswith("tok_decline"):
@@ -169,7 +245,7 @@ class SandboxProvider:
         self._record(
             LedgerEntry(
                 "charge",
-                idempotency_key,
+                key,
                 payment_id,
                 int(result.status),
                 amount_minor,
@@ -177,18 +253,58 @@ class SandboxProvider:
                 result.message,
             )
         )
-        if card_token.startswith("tok_charge_timeout"):
-            # Charged, and then the answer never comes.
-            await asyncio.sleep(self._timeout_s)
-            return PaymentResult(
-                PaymentStatus.TIMED_OUT, payment_id, "provider did not answer in time"
-            )
-        if card_token.startswith("tok_slow"):
-            await asyncio.sleep(self._slow_s)
         return result
 
+    def _refuse(self, key: str, amount_minor: int, currency: str) -> PaymentResult:
+        """A request for a cancelled intent: recorded as refused, nothing charged."""
+        message = "payment intent was cancelled"
+        payment_id = _payment_id(key)
+        self._record(
+            LedgerEntry(
+                "refused",
+                key,
+                payment_id,
+                int(PaymentStatus.DECLINED),
+                amount_minor,
+                currency,
+                message,
+            )
+        )
+        return PaymentResult(PaymentStatus.DECLINED, payment_id, message)
+
+    def _arrive(self, key: str) -> None:
+        """A stuck request reaches the provider: it charges unless its intent was cancelled."""
+        stuck = self._stuck.pop(key, None)
+        if stuck is None or key in self._answers:
+            return
+        if key in self._cancelled:
+            self._refuse(key, stuck.amount_minor, stuck.currency)
+            return
+        self._charge_now(key, stuck.amount_minor, stuck.currency, stuck.card_token)
+
     async def retrieve(self, *, idempotency_key: str) -> PaymentResult | None:
-        return self._answers.get(idempotency_key)
+        answer = self._answers.get(idempotency_key)
+        stuck = self._stuck.get(idempotency_key)
+        if answer is None and stuck is not None and stuck.race:
+            # The answer "no such charge" is on its way back as the stuck request lands.
+            self._arrive(idempotency_key)
+        return answer
+
+    async def cancel(self, *, idempotency_key: str) -> CancelResult:
+        if idempotency_key in self._answers:
+            return CancelResult(False, self._answers[idempotency_key])
+        if idempotency_key not in self._cancelled:
+            self._record(
+                LedgerEntry(
+                    "cancel",
+                    idempotency_key,
+                    _payment_id(idempotency_key),
+                    0,
+                    0,
+                    message="cancelled",
+                )
+            )
+        return CancelResult(True)
 
     async def refund(
         self, *, payment_id: str, amount_minor: int, idempotency_key: str

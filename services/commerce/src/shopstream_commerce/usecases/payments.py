@@ -3,7 +3,10 @@
 `charge` commits a payment intent (with the idempotency key the provider will see) before the
 provider is called, then completes it with the answer in one transaction: the attempt row and
 `PaymentAttempted`, and on success the order's PAID transition. When no answer comes (time-out,
-crash), the intent stays OPEN and `sweep` asks the provider by idempotency key later. A charge
+crash), the intent stays OPEN and `sweep` asks the provider by idempotency key later; when the
+provider has no charge under the key, the sweeper cancels the provider-side intent before it
+declares NOT_CHARGED (a request stuck in the provider's network could still charge after "no such
+charge"), and a cancel that finds a charge completes the intent with it like any charge. A charge
 for an order that can no longer be paid is recorded and refunded in full; refunds are queued in
 the deciding transaction and sent after it commits (and again by `sweep` until the provider
 confirms), each confirmed one published as `PaymentRefunded`.
@@ -49,7 +52,8 @@ SettleCharge = Callable[
 _ANSWERS = {
     PaymentStatus.SUCCEEDED: Answer.CHARGED,
     PaymentStatus.DECLINED: Answer.DECLINED,
-    PaymentStatus.NOT_CHARGED: Answer.NO_CHARGE,
+    # Only ever the provider's confirmed cancel (`_ask_provider`): never "not found".
+    PaymentStatus.NOT_CHARGED: Answer.CANCELLED,
     PaymentStatus.TIMED_OUT: Answer.UNKNOWN,
 }
 
@@ -148,13 +152,11 @@ class Payments:
             await store.touch_intent(session, intent.intent_id, now)
 
     async def complete(
-        self, intent: store.Intent, result: PaymentResult | None
+        self, intent: store.Intent, result: PaymentResult
     ) -> tuple[IntentState, OrderRecord | None]:
-        """Complete an OPEN intent with the provider's answer (None: the provider has no charge
-        under its key). Returns the intent's state and, when paid, the paid order."""
-        status = PaymentStatus.NOT_CHARGED if result is None else result.status
-        payment_id = "" if result is None else result.payment_id
-        message = "" if result is None else result.message
+        """Complete an OPEN intent with the provider's answer (NOT_CHARGED only once the provider
+        cancelled the intent). Returns the intent's state and, when paid, the paid order."""
+        status, payment_id, message = result.status, result.payment_id, result.message
         answer = _ANSWERS[status]
         if answer == Answer.UNKNOWN:
             return IntentState.OPEN, None
@@ -345,25 +347,56 @@ class Payments:
             due = await store.open_intents(session, self.deps.now() - timedelta(seconds=grace))
         resolved = 0
         for intent in due:
-            try:
-                result = await asyncio.wait_for(
-                    self.provider.retrieve(idempotency_key=intent.idempotency_key),
-                    self.deps.settings.payment_timeout_s,
-                )
-            except Exception as exc:
-                log.warning(
-                    "payment provider did not answer a retrieve",
-                    extra={"order_id": intent.order_id, "error": repr(exc)},
-                )
+            result = await self._ask_provider(intent)
+            state = IntentState.OPEN
+            if result is not None:
+                state, _ = await self.complete(intent, result)
+            if state == IntentState.OPEN:
+                # No final answer yet: ask again one interval later, not on the next run.
                 async with self.deps.db.transaction() as session:
                     await store.touch_intent(session, intent.intent_id, self.deps.now())
                 continue
-            state, _ = await self.complete(intent, result)
-            if state != IntentState.OPEN:
-                resolved += 1
-                self.deps.metrics.intents_resolved.labels(state.name).inc()
+            resolved += 1
+            self.deps.metrics.intents_resolved.labels(state.name).inc()
         async with self.deps.db.read() as session:
             pending = await store.pending_refunds(session)
         for refund in pending:
             await self.send_refund(refund)
         return resolved
+
+    async def _ask_provider(self, intent: store.Intent) -> PaymentResult | None:
+        """What happened under the intent's key: the charge attempt the provider has, or
+        NOT_CHARGED once the provider cancelled the intent; None when it did not answer.
+
+        "No such charge" from `retrieve` is not final: a request stuck in the provider's network
+        may still charge afterwards. So the intent is cancelled at the provider first; a cancel
+        that finds a charge (it landed between retrieve and cancel) returns that charge, which
+        then ends in a paid order or a refund like any other."""
+        timeout = self.deps.settings.payment_timeout_s
+        key = intent.idempotency_key
+        try:
+            found = await asyncio.wait_for(self.provider.retrieve(idempotency_key=key), timeout)
+            if found is not None:
+                return found
+            cancel = await asyncio.wait_for(self.provider.cancel(idempotency_key=key), timeout)
+        except Exception as exc:
+            log.warning(
+                "payment provider did not answer the sweeper",
+                extra={"order_id": intent.order_id, "error": repr(exc)},
+            )
+            return None
+        if cancel.cancelled:
+            return PaymentResult(
+                PaymentStatus.NOT_CHARGED,
+                "",
+                "no charge at the provider; its payment intent is cancelled",
+            )
+        if cancel.charge is None:  # a provider breaking its contract: ask again later
+            log.error("provider refused a cancel without a charge", extra={"key": key})
+            return None
+        self.deps.metrics.charges_found_by_cancel.inc()
+        log.warning(
+            "the provider charged after answering 'no such charge'; completing with the charge",
+            extra={"order_id": intent.order_id, "payment_id": cancel.charge.payment_id},
+        )
+        return cancel.charge
