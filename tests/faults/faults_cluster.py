@@ -263,8 +263,12 @@ class Cluster:
         wait_for(lambda: node not in self._brokers_or_all(), f"node {node} fenced", 120)
         fault.fenced_s = time.monotonic() - killed_at
         fault.restarted_s = self.start_node(node)
-        fault.in_sync_s = wait_for(self.in_sync, "every replica back in sync", 240, every_s=0.5)
+        fault.in_sync_s = self.wait_in_sync()
         return fault
+
+    def wait_in_sync(self, timeout_s: float = 240.0) -> float:
+        """Wait until every partition has a leader and three in-sync replicas; the seconds."""
+        return wait_for(self.in_sync, "every replica back in sync", timeout_s, every_s=0.5)
 
     def _brokers_or_all(self) -> set[int]:
         try:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -33,6 +34,12 @@ MODULES = {
     "ads": ("shopstream_ads", "SHOPSTREAM_ADS_"),
     "creator-score": ("shopstream_creator_score", "SHOPSTREAM_CREATOR_SCORE_"),
 }
+# The supervisor's pace, and its liveness rule: no health answer at all (the process is alive
+# but serves nothing) for this long means hung.
+TICK_S = 0.2
+PROBE_EVERY = 25
+LIVENESS_S = 60.0
+NO_ANSWER = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 # Kafka client errors worth reporting when a service logs them.
 WATCHED_ERRORS = ("OUT_OF_ORDER_SEQUENCE_NUMBER", "_FATAL", "UNKNOWN_PRODUCER_ID", "Traceback")
 # Services with a transactional outbox in their database.
@@ -66,6 +73,8 @@ class Exit:
     code: int
     at: float
     expected: bool
+    # Alive but not answering for LIVENESS_S: killed and started again.
+    hung: bool = False
 
 
 class Service:
@@ -102,6 +111,24 @@ class Service:
                 return time.monotonic() - started
             await asyncio.sleep(0.1)
         raise AssertionError(f"{self.name} not SERVING after {timeout_s:.0f} s (see {self.log})")
+
+    def dump_stacks(self) -> None:
+        """Every thread's Python stack, appended to the log (needs py-spy; skipped without)."""
+        spy = shutil.which("py-spy")
+        if spy is None or self.process is None:
+            return
+        with self.log.open("ab") as log:
+            log.write(
+                f"\n=== {self.name} not answering health for {LIVENESS_S:.0f} s: py-spy dump\n".encode()
+            )
+            log.flush()
+            subprocess.run(
+                [spy, "dump", "--pid", str(self.process.pid)],
+                stdout=log,
+                stderr=log,
+                timeout=60,
+                check=False,
+            )
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -150,27 +177,56 @@ class Stack:
             },
         )
 
-    def restarts_since(self, at: float) -> dict[str, list[int]]:
-        """Unexpected exits since `at`, per service, with their exit codes."""
-        out: dict[str, list[int]] = {}
+    def record_exit(self, name: str, code: int, *, expected: bool) -> None:
+        self.exits.append(Exit(name, code, time.monotonic(), expected=expected))
+
+    def restarted_since(self, name: str, at: float) -> bool:
+        """Whether `name` exited (asked to or not) since `at`: its Prometheus counters restarted."""
+        return any(e.service == name and e.at >= at for e in self.exits)
+
+    def restarts_since(self, at: float) -> dict[str, list[str]]:
+        """Unexpected exits since `at`, per service: exit codes, or `hung` for a process the
+        liveness rule killed."""
+        out: dict[str, list[str]] = {}
         for e in self.exits:
             if e.at >= at and not e.expected:
-                out.setdefault(e.service, []).append(e.code)
+                out.setdefault(e.service, []).append("hung" if e.hung else f"exit {e.code}")
         return out
 
     async def supervise(self) -> None:
-        """Start again any supervised service that exited (the production supervisor's job)."""
+        """Start again any supervised service that exited (the local supervisor's job), and one
+        that is alive but has not answered its health check for LIVENESS_S (the Kubernetes
+        liveness probe's job: deploy/k8s, gRPC probe every 10 s, 6 failures). A hung process's
+        Python stacks go to its log first (py-spy, when installed), as evidence."""
+        silent: dict[str, int] = dict.fromkeys(self.services, 0)
+        tick = 0
         while True:
+            tick += 1
             for name, service in self.services.items():
-                code = service.exited()
-                if code is None or name in self.unsupervised:
+                if name in self.unsupervised:
+                    silent[name] = 0
                     continue
-                self.exits.append(Exit(name, code, time.monotonic(), expected=False))
+                code = service.exited()
+                hung = False
+                if code is None and tick % PROBE_EVERY == 0:
+                    answered = await health(service.port, 2.0) not in NO_ANSWER
+                    silent[name] = 0 if answered else silent[name] + 1
+                    hung = silent[name] * PROBE_EVERY * TICK_S >= LIVENESS_S
+                if code is None and not hung:
+                    continue
+                if hung:
+                    await asyncio.to_thread(service.dump_stacks)
+                    service.kill()
+                    code = service.exited()
+                silent[name] = 0
+                self.exits.append(
+                    Exit(name, code or 0, time.monotonic(), expected=False, hung=hung)
+                )
                 # Like shopstream_cli.supervisor: a crash loop must not spin.
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(AssertionError):
                     await service.start()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(TICK_S)
 
     @contextlib.contextmanager
     def hands_off(self, name: str) -> Iterator[Service]:
@@ -243,6 +299,10 @@ def service_env(
     if name == "commerce":
         # Only this stack's catalog answers its orders (a catalog reads every order on the topic).
         settings["CATALOG_SOURCE"] = f"shopstream/{catalog_name}"
+        # The sandbox payment provider keeps its charges in a file, as a real provider keeps them
+        # outside commerce: in memory, a restarted commerce could not refund an earlier charge
+        # ("no such charge"; reconcile's payments.provider_net then differs).
+        settings["SANDBOX_LEDGER_PATH"] = str(workdir / "payment-provider.jsonl")
     # The pytest process's own SHOPSTREAM_* settings (a developer's shell) must not leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")}
     return {**env, **{prefix + k: v for k, v in settings.items()}}

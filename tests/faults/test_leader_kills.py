@@ -71,7 +71,7 @@ async def test_leader_kills_under_load_lose_and_double_nothing(
         auth=traffic.config.auth,
         stack=stack,
         summary=summary,
-        ledger=traffic.ledger,
+        telemetry=traffic.telemetry,
         since_monotonic=since,
     )
     verdict.notes += stack.log_findings(logs)
