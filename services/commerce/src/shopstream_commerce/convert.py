@@ -123,6 +123,11 @@ def refund_pb(r: RefundRecord) -> commerce_service_pb2.Refund:
         reject_note=r.reject_note,
         return_tracking_number=r.return_tracking,
         escalation_note=r.escalation_note,
+        # The deadline matters only while the seller still has to answer.
+        respond_by=timestamp(r.respond_by)
+        if r.respond_by is not None and r.state == RequestState.REQUESTED
+        else None,
+        auto_approved=r.auto_approved,
     )
 
 

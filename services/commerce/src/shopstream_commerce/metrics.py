@@ -46,6 +46,12 @@ class CommerceMetrics:
             "After-sales requests entering a state, by type (REFUND, RETURN_AND_REFUND, CANCEL)",
             ["type", "state"],
         )
+        self.auto_approved = counter(
+            "commerce_after_sales_auto_approved_total",
+            "After-sales requests the platform approved because the seller did not answer in "
+            "time, by type",
+            ["type"],
+        )
         self.payments = counter(
             "commerce_payments_total", "Payment attempts, by outcome", ["status"]
         )

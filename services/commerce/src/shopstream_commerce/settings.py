@@ -19,6 +19,9 @@ class CommerceSettings(ServiceSettings):
     ship_within_s: float = Field(default=2 * 86_400.0, gt=0)
     # Commissions settle (pending → available) this long after delivery.
     return_window_s: float = Field(default=14 * 86_400.0, ge=0)
+    # A seller who leaves a buyer's after-sales request (refund, return, cancellation)
+    # unanswered this long has it approved by the platform, as TikTok Shop does.
+    seller_response_window_s: float = Field(default=2 * 86_400.0, gt=0)
     # A lowered commission rate applies only to orders placed this long after the change.
     rate_cut_notice_s: float = Field(default=30 * 86_400.0, ge=0)
     # creator-score flags that freeze a creator's commission at settlement (risk control).

@@ -206,6 +206,8 @@ def wire(runtime: Runtime) -> Commerce:
 
     async def sweeps() -> None:
         await order_cases.expire_due()
+        # Requests the seller left unanswered past their deadline: approved by the platform.
+        await after_sales.approve_unanswered()
         # Delivered orders whose after-sales window closed: COMPLETED, commissions settle.
         await after_sales.complete_due()
         # Open payment intents (time-out, crash) and refunds the provider has not confirmed.

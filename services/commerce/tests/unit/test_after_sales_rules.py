@@ -1,5 +1,7 @@
 """After-sales requests: which step moves which type where, and when money goes back."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from shopstream_commerce.domain import after_sales as rules
@@ -61,3 +63,15 @@ def test_steps_out_of_order_are_refused(kind: T, steps: tuple[Step, ...]) -> Non
 def test_a_retried_approval_says_already_approved() -> None:
     with pytest.raises(FailedPreconditionError, match="already approved"):
         rules.move(Step.APPROVE, T.REFUND, R.APPROVED, "rfd-1")
+
+
+def test_only_a_request_waiting_for_the_seller_past_its_deadline_is_auto_approved() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    past, future = now - timedelta(seconds=1), now + timedelta(seconds=1)
+    assert rules.auto_approval_due(R.REQUESTED, past, now)
+    assert rules.auto_approval_due(R.REQUESTED, now, now)
+    assert not rules.auto_approval_due(R.REQUESTED, future, now)
+    # Requests from before deadlines existed are never approved automatically.
+    assert not rules.auto_approval_due(R.REQUESTED, None, now)
+    for answered in set(R) - {R.REQUESTED}:
+        assert not rules.auto_approval_due(answered, past, now)

@@ -6,12 +6,16 @@
     REFUND, RETURN:     REJECTED ─escalate─▶ ESCALATED ─arbitrate_refund─▶ APPROVED (refunded)
                                                        ─arbitrate_reject─▶ CLOSED
 
+A REQUESTED request the seller leaves unanswered past its deadline is approved by the platform
+(the seller's `approve` step, taken for them), as TikTok Shop does.
+
 Numbers equal shopstream.commerce.v1.AfterSaleType and RefundState.
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 from shopstream_platform.errors import FailedPreconditionError
 
@@ -83,6 +87,12 @@ def move(step: Step, kind: AfterSaleType, current: RequestState, request_id: str
     raise FailedPreconditionError(
         f"cannot {step.value} {kind.name} request {request_id} in state {current.name}"
     )
+
+
+def auto_approval_due(state: RequestState, respond_by: datetime | None, now: datetime) -> bool:
+    """Whether the platform approves the request now: still waiting for the seller's answer
+    and past the deadline (requests without one, from before deadlines existed, never)."""
+    return state == R.REQUESTED and respond_by is not None and respond_by <= now
 
 
 def pays(target: RequestState) -> bool:

@@ -88,6 +88,10 @@ class RefundRecord:
     reject_note: str = ""
     return_tracking: str = ""
     escalation_note: str = ""
+    # When the seller's time to answer a REQUESTED request ends (None: requests made before
+    # the response window existed, never approved automatically).
+    respond_by: datetime | None = None
+    auto_approved: bool = False  # approved by the platform: the seller did not answer in time
 
 
 @dataclass(frozen=True)

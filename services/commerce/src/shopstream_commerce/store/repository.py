@@ -401,6 +401,8 @@ async def insert_refund(
             return_tracking="",
             escalation_note="",
             updated_at=at,
+            respond_by=refund.respond_by,
+            auto_approved=False,
         )
     )
     for line_id, quantity in refund.lines.items():
@@ -434,7 +436,26 @@ async def load_refund(session: AsyncSession, refund_id: str) -> RefundRecord | N
         reject_note=row.reject_note,
         return_tracking=row.return_tracking,
         escalation_note=row.escalation_note,
+        respond_by=row.respond_by,
+        auto_approved=bool(row.auto_approved),
     )
+
+
+async def unanswered_requests(session: AsyncSession, now: datetime, limit: int = 200) -> list[str]:
+    """Requests still REQUESTED whose seller's deadline passed, the longest overdue first."""
+    rows = (
+        await session.execute(
+            select(refunds.c.refund_id)
+            .where(
+                refunds.c.state == int(RequestState.REQUESTED),
+                refunds.c.respond_by.is_not(None),
+                refunds.c.respond_by <= now,
+            )
+            .order_by(refunds.c.respond_by)
+            .limit(limit)
+        )
+    ).all()
+    return [r.refund_id for r in rows]
 
 
 async def refund_line_amounts(session: AsyncSession, refund_id: str) -> dict[str, int]:

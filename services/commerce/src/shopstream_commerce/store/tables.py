@@ -168,6 +168,11 @@ refunds = Table(
     Column("return_tracking", String(128), nullable=False, server_default=""),
     Column("escalation_note", String(500), nullable=False, server_default=""),
     Column("updated_at", UtcDateTime(), nullable=True),
+    # Added by migration 15: the seller's answer deadline (NULL for older requests) and whether
+    # the platform approved the request because the seller let it pass.
+    Column("respond_by", UtcDateTime(), nullable=True),
+    Column("auto_approved", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_refunds_unanswered", "state", "respond_by"),
 )
 
 refund_lines = Table(
@@ -503,6 +508,18 @@ def _add_package_tracking(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE packages ADD COLUMN tracked_at {_timestamp(conn)}"))
 
 
+def _add_seller_response_deadline(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("refunds")}
+    if "respond_by" not in columns:
+        # Older requests keep NULL: nobody told their sellers of a deadline.
+        conn.execute(text(f"ALTER TABLE refunds ADD COLUMN respond_by {_timestamp(conn)}"))
+        conn.execute(text("CREATE INDEX ix_refunds_unanswered ON refunds (state, respond_by)"))
+    if "auto_approved" not in columns:
+        conn.execute(
+            text("ALTER TABLE refunds ADD COLUMN auto_approved BOOLEAN NOT NULL DEFAULT false")
+        )
+
+
 def _timestamp(conn: Connection) -> str:
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
 
@@ -533,4 +550,7 @@ MIGRATIONS = [
     Migration(12, "sellers' approval of creators", _add_creator_approval),
     Migration(13, "packages and the buyer's region", _add_packages),
     Migration(14, "when each package was last tracked", _add_package_tracking),
+    Migration(
+        15, "the seller's deadline to answer an after-sales request", _add_seller_response_deadline
+    ),
 ]

@@ -7,6 +7,11 @@ same transaction: the order's lines are marked refunded, `OrderRefunded` is publ
 CANCELLED for an approved cancellation, so catalog releases the stock), commissions are reversed
 in proportion and a refund at the provider is queued and sent after the commit.
 
+`approve_unanswered` is the seller's deadline: a request still REQUESTED
+`seller_response_window_s` after it was made is approved by the platform on the seller's behalf
+(marked `auto_approved`, also on its `OrderRefunded`), as TikTok Shop approves requests sellers
+leave unanswered.
+
 `complete_due` closes the after-sales window: a delivered order with no request open, once
 `return_window_s` has passed, becomes COMPLETED (`OrderCompleted`); its creators' commissions and
 its seller's net settle (usecases/settlements.py).
@@ -15,6 +20,7 @@ States and steps: domain/after_sales.py.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -49,6 +55,8 @@ from shopstream_platform.errors import (
 )
 from shopstream_platform.grpc.auth import Principal, ensure_acts_for
 from shopstream_platform.ids import new_id
+
+log = logging.getLogger(__name__)
 
 # RejectReason numbers (shopstream.commerce.v1): 1..7 are defined.
 _REJECT_REASONS = range(1, 8)
@@ -119,6 +127,7 @@ class AfterSales:
                     )
                 line = lines[line_id]
                 amounts[line_id] = prorated(line.total_minor, quantity, line.quantity)
+            now = self.deps.now()
             refund = RefundRecord(
                 refund_id=new_id("rfd"),
                 order_id=order_id,
@@ -128,8 +137,9 @@ class AfterSales:
                 currency=order.currency,
                 reason=reason.strip(),
                 kind=kind,
+                respond_by=now + timedelta(seconds=self.deps.settings.seller_response_window_s),
             )
-            await repo.insert_refund(session, refund, self.deps.now(), amounts)
+            await repo.insert_refund(session, refund, now, amounts)
         self.deps.metrics.after_sales.labels(kind.name, RequestState.REQUESTED.name).inc()
         return refund
 
@@ -217,9 +227,28 @@ class AfterSales:
             principal, refund_id, Step.ESCALATE, None, escalation_note=note.strip()
         )
 
+    async def approve_unanswered(self) -> int:
+        """Approve, for the seller, every request left REQUESTED past its deadline; returns how
+        many. One transaction each; a seller who answers meanwhile wins (the request is no
+        longer REQUESTED, so the platform's step is refused and skipped)."""
+        async with self.deps.db.read() as session:
+            due = await repo.unanswered_requests(session, self.deps.now())
+        approved = 0
+        for refund_id in due:
+            try:
+                await self._step(None, refund_id, Step.APPROVE, None, auto_approved=True)
+            except (FailedPreconditionError, ConflictError) as exc:
+                log.info(
+                    "unanswered request not approved automatically",
+                    extra={"refund_id": refund_id, "error": str(exc)},
+                )
+                continue
+            approved += 1
+        return approved
+
     async def _step(
         self,
-        principal: Principal,
+        principal: Principal | None,
         refund_id: str,
         step: Step,
         admin_step: Step | None,
@@ -235,9 +264,15 @@ class AfterSales:
             if refund is None:
                 raise NotFoundError("refund", refund_id)
             order = await self.transitions.load(session, refund.order_id)
-            step = self._who(principal, order, refund, step, admin_step)
-            target = rules.move(step, refund.kind, refund.state, refund_id)
             now = self.deps.now()
+            if principal is None:  # the platform, for a seller who let the deadline pass
+                if not rules.auto_approval_due(refund.state, refund.respond_by, now):
+                    raise FailedPreconditionError(
+                        f"refund {refund_id} is {refund.state.name}, not an unanswered request"
+                    )
+            else:
+                step = self._who(principal, order, refund, step, admin_step)
+            target = rules.move(step, refund.kind, refund.state, refund_id)
             if not await repo.move_refund(session, refund, target, now, **values):
                 raise ConflictError(f"refund {refund_id} changed concurrently; retry")
             # values are the RefundRecord fields this step sets (reject_reason, notes, tracking)
@@ -251,6 +286,8 @@ class AfterSales:
             await self.payments.send_refund(owed)
         metrics = self.deps.metrics
         metrics.after_sales.labels(moved.kind.name, target.name).inc()
+        if principal is None:
+            metrics.auto_approved.labels(moved.kind.name).inc()
         if rules.pays(target):
             metrics.refunds.inc()
             metrics.refunded.labels(moved.currency).inc(moved.amount_minor)
@@ -298,6 +335,7 @@ class AfterSales:
                 refund_id=refund.refund_id,
                 amount=convert.money(refund.amount_minor, refund.currency),
                 reason=refund.reason,
+                auto_approved=refund.auto_approved,
             )
             for line_id, quantity in sorted(refund.lines.items()):
                 line = by_line[line_id]
