@@ -181,7 +181,7 @@ test-cluster: setup ## Tests that need the 3-node Kafka cluster (started and sto
 .PHONY: stream-faults
 stream-faults: setup ## kill -9 of creator-score's and ads' combiners and workers, 10 times each, mid-stream, against an uninterrupted twin; two creator-score processes, one killed
 	@status=0; $(MAKE) --no-print-directory kafka-up || status=$$?; \
-	  if [ $$status = 0 ]; then SHOPSTREAM_KILLS=10 SHOPSTREAM_WORKER_KILLS=10 $(PYTEST) -s -m integration \
+	  if [ $$status = 0 ]; then SHOPSTREAM_KILLS=10 SHOPSTREAM_WORKER_KILLS=10 SHOPSTREAM_PAUSES=5 $(PYTEST) -s -m integration \
 	    services/creator-score/tests/integration/test_worker_recovery.py \
 	    services/creator-score/tests/integration/test_two_processes.py || status=$$?; \
 	  SHOPSTREAM_KILLS=10 SHOPSTREAM_WORKER_KILLS=10 $(PYTEST) -s -m integration \
