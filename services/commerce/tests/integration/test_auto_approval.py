@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from after_sales_steps import available, events, fails, paid, provider, refunds_confirmed
 from commerce_steps import Shop, call_kwargs
-from test_after_sales import available, events, fails, paid, provider, refunds_confirmed
 
 from shopstream.commerce.v1 import commerce_service_pb2 as pb
 from shopstream.commerce.v1 import order_events_pb2, order_pb2
