@@ -254,6 +254,11 @@ async def judge(
             continue
         verdict.lost[name] = max(0, acknowledged - counted)
         verdict.duplicated[name] = max(0, counted - acknowledged)
+    verdict.notes += [
+        f"{n} exited during start-up with {s.start_failures} and was started again"
+        for n, s in stack.services.items()
+        if s.start_failures
+    ]
     undelivered = [w for w in summary.warnings if "never acknowledged" in w]
     verdict.notes += undelivered
     return verdict

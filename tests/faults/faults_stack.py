@@ -90,26 +90,35 @@ class Service:
         self.db = db
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
+        # Exit codes of start-up attempts that ended before SERVING.
+        self.start_failures: list[int] = []
 
-    async def start(self, timeout_s: float = 180.0) -> float:
-        """Start it and wait until health says SERVING; the seconds it took."""
+    async def start(self, timeout_s: float = 180.0, attempts: int = 3) -> float:
+        """Start it and wait until health says SERVING; the seconds it took. Like a supervisor
+        (and the platform's ServiceProcess), start again when it exits during start-up: a
+        service exits non-zero on a fatal Kafka client error, and once a gRPC poller aborted
+        (SIGABRT, "epoll_wait error: Bad file descriptor") while ads started."""
         started = time.monotonic()
-        self._log_file = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_end_with_parent,
-        )
-        while time.monotonic() - started < timeout_s:
-            if self.process.poll() is not None:
+        for attempt in range(1, attempts + 1):
+            self._log_file = self.log.open("ab")
+            self.process = subprocess.Popen(  # returns at once
+                [sys.executable, "-m", self.module],
+                env=self.env,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_end_with_parent,
+            )
+            while time.monotonic() - started < timeout_s and self.process.poll() is None:
+                if await health(self.port) == "SERVING":
+                    return time.monotonic() - started
+                await asyncio.sleep(0.1)
+            if self.process.poll() is None:
+                break
+            self.start_failures.append(self.process.returncode)
+            if attempt == attempts:
                 raise AssertionError(
                     f"{self.name} exited with {self.process.returncode} at start (see {self.log})"
                 )
-            if await health(self.port) == "SERVING":
-                return time.monotonic() - started
-            await asyncio.sleep(0.1)
         raise AssertionError(f"{self.name} not SERVING after {timeout_s:.0f} s (see {self.log})")
 
     def dump_stacks(self) -> None:
