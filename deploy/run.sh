@@ -33,6 +33,14 @@ export SHOPSTREAM_COMMERCE_CARRIER_LATE_BY_S="${SHOPSTREAM_COMMERCE_CARRIER_LATE
 export SHOPSTREAM_COMMERCE_CARRIER_LOST_SHARE="${SHOPSTREAM_COMMERCE_CARRIER_LOST_SHARE:-0.02}"
 export SHOPSTREAM_COMMERCE_CARRIER_LATE_SHARE="${SHOPSTREAM_COMMERCE_CARRIER_LATE_SHARE:-0.08}"
 export SHOPSTREAM_COMMERCE_DELIVERY_PROMISE_S="${SHOPSTREAM_COMMERCE_DELIVERY_PROMISE_S:-30}"
+# Sellers must ship within 20 s of payment (two days in commerce), so the simulator's planted
+# late shipper can let a ship-by pass and be judged for it within the day.
+export SHOPSTREAM_COMMERCE_SHIP_WITHIN_S="${SHOPSTREAM_COMMERCE_SHIP_WITHIN_S:-20}"
+# A storage day lasts 20 s: catalog charges every 20 s (daily in catalog's settings) at a fee
+# per unit and real day of 2 x 86,400 / 20 = 8,640, so each charge costs what a day of storage
+# does (2 per unit) and platform sellers see storage fees on their ledgers within the day.
+export SHOPSTREAM_CATALOG_STORAGE_CHARGE_INTERVAL_S="${SHOPSTREAM_CATALOG_STORAGE_CHARGE_INTERVAL_S:-20}"
+export SHOPSTREAM_CATALOG_STORAGE_FEE_PER_UNIT_DAY_MINOR="${SHOPSTREAM_CATALOG_STORAGE_FEE_PER_UNIT_DAY_MINOR:-8640}"
 $UV run --frozen shopstream up
 if command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; then
     if bash deploy/prometheus/prometheus.sh start; then

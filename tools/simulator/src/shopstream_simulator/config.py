@@ -103,6 +103,11 @@ class SimConfig:
     # How long a buyer follows an order on its way before counting it as still on the way (the
     # carrier's times are commerce's settings: `make run` shortens them to seconds).
     delivery_wait_s: float = 60.0
+    # Commerce's `ship_within_s` (an order's ship-by is its payment + this; main.py reads
+    # SHOPSTREAM_COMMERCE_SHIP_WITHIN_S, which `make run` sets to 20 s), and how long the
+    # planted late shipper holds an order for its ship-by to pass; further off, it ships now.
+    ship_within_s: float = 2 * 86_400.0
+    late_ship_wait_s: float = 60.0
     # After the drain: how long to wait for the services to catch the fraud.
     verify_s: float = 45.0
     # Seconds between dashboard refreshes (service queries and metric scrapes).

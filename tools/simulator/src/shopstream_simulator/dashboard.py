@@ -15,6 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from shopstream_simulator.ledger import Ledger
 from shopstream_simulator.monitor import Snapshot, Telemetry
 
 SYMBOLS = {"USD": "$", "GBP": "£", "EUR": "€"}
@@ -130,7 +131,23 @@ def _fraud(t: Telemetry) -> RenderableType:
         f"{led.orders['placed_refund_heavy_seller']} orders, listings suppressed: {_num(suppressed)}"
         f" (now {_num(s.gauge('catalog', 'shopstream_catalog_products', status='SUPPRESSED'))} in catalog)",
     )
+    table.add_row("late shipper", late_shipper_line(led))
     return Panel(table, title="fraud watch", border_style="red")
+
+
+def late_shipper_line(led: Ledger) -> str:
+    """The planted late shipper: orders, parcels held past ship-by, and its tiers so far."""
+    tiers = " → ".join(
+        f"{tier.removeprefix('QUALITY_TIER_')} ({', '.join(codes)})"
+        if codes and tier != "QUALITY_TIER_NEW"
+        else tier.removeprefix("QUALITY_TIER_")
+        for _, tier, codes in led.late_shipper_tiers
+    )
+    return (
+        f"{led.orders['placed_late_shipper']} orders, "
+        f"{led.fulfilment['shipped_late_on_purpose']} shipped after ship-by → tier "
+        f"{tiers or 'not read yet'}"
+    )
 
 
 def _creators(t: Telemetry) -> RenderableType:
@@ -224,9 +241,17 @@ def _fulfilment(t: Telemetry) -> RenderableType:
         f"centres: inbound {f['inbound_received_units']:,}/{f['inbound_announced_units']:,} "
         f"units received ({f['inbound_lines_short']:,} lines short) · returns restocked "
         f"{f['returns_restocked']:,}, written off {f['returns_written_off']:,} · fees "
-        f"{money(f['platform_fees_minor'], t.config.currency)}",
+        f"{money(f['platform_fees_minor'], t.config.currency)} · storage charged (catalog) "
+        f"{_storage(t)}",
     )
     return Panel(text, title="fulfilment: packages, carriers, centres", border_style="magenta")
+
+
+def _storage(t: Telemetry) -> str:
+    charged = t.snapshot.delta(
+        "catalog", "shopstream_catalog_storage_fees_minor_total", currency=t.config.currency
+    )
+    return "-" if charged is None else money(round(charged), t.config.currency)
 
 
 def _platform(t: Telemetry) -> RenderableType:

@@ -39,7 +39,13 @@ from shopstream_simulator.plan import (
 )
 from shopstream_simulator.provision import plant_counterfeit, provision
 from shopstream_simulator.ratelimit import Limiter, TokenBucket, Unlimited
-from shopstream_simulator.verify import all_caught, check, reconcile
+from shopstream_simulator.verify import (
+    all_caught,
+    check,
+    reconcile,
+    storage_fees,
+    watch_late_shipper,
+)
 from shopstream_simulator.world import build_world
 
 log = logging.getLogger(__name__)
@@ -71,6 +77,7 @@ async def simulate(
     started_at = datetime.now(UTC)
     view_task: asyncio.Task[None] | None = None
     monitor_task: asyncio.Task[None] | None = None
+    watch_task: asyncio.Task[None] | None = None
     try:
         if view is not None:
             view_task = asyncio.create_task(view(telemetry))
@@ -103,6 +110,7 @@ async def simulate(
             else:
                 telemetry.phase = "simulating"
                 edge.limit(events_limit)
+                watch_task = asyncio.create_task(watch_late_shipper(ctx))
                 interrupted = await _play(ctx, telemetry, stop)
         finally:
             telemetry.phase = "closing live sessions"
@@ -118,6 +126,7 @@ async def simulate(
         telemetry.phase = "checking what the services caught"
         monitor_task.cancel()
         caught = await _verify(ctx, monitor, telemetry, config.verify_s if not interrupted else 5.0)
+        await storage_fees(ctx)
         telemetry.phase = "done"
         finished = datetime.now(UTC)
         return Summary(
@@ -148,7 +157,7 @@ async def simulate(
             warnings=list(ledger.warnings),
         )
     finally:
-        for task in (monitor_task, view_task):
+        for task in (watch_task, monitor_task, view_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

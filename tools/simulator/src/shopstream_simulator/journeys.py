@@ -22,7 +22,7 @@ from shopstream_simulator.clients import ADMIN, AMBIGUOUS, EDGE, details_of
 from shopstream_simulator.context import Context, Listing
 from shopstream_simulator.edge import CLICKS, IMPRESSIONS, timestamp
 from shopstream_simulator.ids import sub_rng
-from shopstream_simulator.plan import AD_SLOTS, BuyerSession, OrderIntent
+from shopstream_simulator.plan import AD_SLOTS, BuyerSession, OrderIntent, Planted
 from shopstream_simulator.provision import LAGGING, until_known
 from shopstream_simulator.world import Buyer
 
@@ -36,6 +36,11 @@ PAID_OR_LATER = (
     | {S.ORDER_STATE_REFUNDED, S.ORDER_STATE_PARTIALLY_REFUNDED}
 )
 RESERVATION_WAIT_S = 30.0
+PLACED_COUNTER: dict[Planted, str] = {
+    "refund_heavy": "placed_refund_heavy_seller",
+    "late_shipper": "placed_late_shipper",
+    "split_cart": "placed_split_cart",
+}
 RESTOCK_UNITS = 500
 
 
@@ -310,8 +315,10 @@ async def buy(
         ledger.orders["placed_with_creator"] += 1
     if attribution.live_session_id:
         ledger.orders["placed_in_live"] += 1
-    if session.planted:
-        ledger.orders["placed_refund_heavy_seller"] += 1
+    if session.planted is not None:
+        ledger.orders[PLACED_COUNTER[session.planted]] += 1
+    if session.planted == "split_cart":
+        ledger.fraud.split_cart_order_id = order.order_id
     state, reason, sku = await _await_reservation(ctx, order.order_id, as_buyer)
     if state == S.ORDER_STATE_REJECTED:
         await _rejected(ctx, reason, sku, listing)
@@ -331,7 +338,7 @@ async def buy(
         if paid is None:
             await _cancel(ctx, order.order_id, as_buyer, "payment failed")
             return
-    await _fulfil(ctx, paid, listing.seller_id, intent, session.index, as_buyer)
+    await _fulfil(ctx, paid, listing.seller_id, intent, session.index, as_buyer, session.planted)
 
 
 async def _await_reservation(
@@ -449,6 +456,7 @@ async def _fulfil(
     intent: OrderIntent,
     index: int,
     as_buyer: tuple[str, str],
+    planted: Planted | None = None,
 ) -> None:
     as_seller = ("seller", seller_id)
     way = ctx.world.seller(seller_id).fulfilment
@@ -480,6 +488,9 @@ async def _fulfil(
     ):
         ctx.ledger.orders["shipped"] += 1
     await shipping.record(ctx, tracked)
+    if planted == "split_cart":
+        ctx.ledger.fulfilment["split_cart_packages"] = len(tracked.live)
+        ctx.ledger.fulfilment["split_cart_delivered"] = int(tracked.delivered)
     if tracked.lost:
         await shipping.refund_lost(ctx, tracked, as_buyer, as_seller)
         return
@@ -504,6 +515,8 @@ async def _ship_own_carrier(
     """ShipOrder with the seller's own carrier's tracking number; the buyer confirms delivery."""
     order_id = order.order_id
     if not await ctx.pause(intent.ship_after_s):
+        return
+    if intent.ship_late and not await shipping.wait_past_ship_by(ctx, order):
         return
     if not await _advance(
         ctx,

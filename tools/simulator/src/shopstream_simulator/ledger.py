@@ -35,6 +35,10 @@ class FraudActors:
     fake_follower_creator_ids: list[str] = field(default_factory=list)
     refund_heavy_seller_id: str = ""
     refund_heavy_product_ids: list[str] = field(default_factory=list)
+    # Planted for issue 20, not fraud: the seller who ships late (its tier must drop) and the
+    # order whose cart sits in both of the platform's centres (it must ship as two packages).
+    late_shipper_id: str = ""
+    split_cart_order_id: str = ""
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Ledger:
         self.paid_order_ids: set[str] = set()
         # Orders this run placed: the day-end check judges these (the stack may hold others).
         self.placed_order_ids: set[str] = set()
+        # The late shipper's quality tier each time it changed, as catalog answered while the
+        # day ran: (seconds into the traffic, tier, reason codes).
+        self.late_shipper_tiers: list[tuple[float, str, list[str]]] = []
 
     def minute(self, elapsed_s: float) -> Minute:
         return self.minutes.setdefault(int(max(0.0, elapsed_s) // 60), Minute())

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -191,7 +192,19 @@ def config_from(args: argparse.Namespace, settings: SimulatorSettings) -> SimCon
         concurrency=args.concurrency,
         drain_s=max(0.0, args.drain),
         verify_s=max(0.0, args.verify),
+        ship_within_s=_ship_within_s(defaults.ship_within_s),
     )
+
+
+def _ship_within_s(default: float) -> float:
+    """Commerce's ship-by window from the variable commerce reads (`make run` exports it), as
+    Kafka and the JWT secret are: the late shipper needs it, and no API shows an order's ship-by
+    before its package ships."""
+    value = os.environ.get(SHIP_WITHIN_ENV, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
 
 
 def fulfilment_line(f: dict[str, int]) -> str:
@@ -211,7 +224,8 @@ def fulfilment_line(f: dict[str, int]) -> str:
         f"{f.get('inbound_received_units', 0):,} of {f.get('inbound_announced_units', 0):,} "
         f"units received; returns restocked {f.get('returns_restocked', 0)}, written off "
         f"{f.get('returns_written_off', 0)}; fulfilment fees "
-        f"{f.get('platform_fees_minor', 0):,} minor units"
+        f"{f.get('platform_fees_minor', 0):,} minor units; storage fees "
+        f"{f.get('storage_fees_minor', 0):,} in {f.get('storage_charges', 0)} charges"
     )
 
 
@@ -298,6 +312,7 @@ def report(summary: Summary, console: Console) -> None:
         console.print(f"[yellow]! {warning}[/]")
 
 
+SHIP_WITHIN_ENV = "SHOPSTREAM_COMMERCE_SHIP_WITHIN_S"
 # The services' consumers and outboxes may still be finishing the last orders when the day ends:
 # a recount that disagrees is repeated after a pause, and only the last one is the verdict.
 RECONCILE_ATTEMPTS = 3

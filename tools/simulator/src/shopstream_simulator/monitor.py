@@ -36,6 +36,12 @@ OBSERVED = (
     ("catalog", "shopstream_catalog_suppressions_total", "", "catalog.suppressions"),
     (
         "catalog",
+        "shopstream_catalog_storage_fees_minor_total",
+        "currency",
+        "catalog.storage_fees_minor",
+    ),
+    (
+        "catalog",
         "shopstream_catalog_listing_decisions_total",
         "reason",
         "catalog.listing_decisions",

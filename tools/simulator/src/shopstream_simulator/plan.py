@@ -22,6 +22,9 @@ from shopstream_simulator.world import Creator, ProductSpec, World
 
 SessionKind = Literal["ad", "video", "live", "search"]
 RefundWhen = Literal["none", "before_ship", "after_delivery"]
+# Orders planted for what they show: the refund-heavy seller's, the late shipper's (issue 20:
+# its tier drops for late parcels) and a cart split across the platform's two centres.
+Planted = Literal["refund_heavy", "late_shipper", "split_cart"]
 
 KIND_SHARES: dict[SessionKind, float] = {"ad": 0.40, "video": 0.30, "live": 0.18, "search": 0.12}
 P_CLICK = 0.15
@@ -153,6 +156,9 @@ class OrderIntent:
     refund: RefundWhen
     partial_refund: bool
     refund_after_s: float
+    # The seller ships only after the order's ship-by has passed (the late shipper's later
+    # orders): the parcel is late however fast the carrier is.
+    ship_late: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,8 +174,8 @@ class BuyerSession:
     live_key: str | None = None
     placement: str = ""
     will_click: bool = False
-    # A planted order of the refund-heavy seller's listing.
-    planted: bool = False
+    # Why this order was planted (None: an organic visit).
+    planted: Planted | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +273,16 @@ HOT_STATS_S = VIDEO_REPORT_OFFSETS[-1]
 LIVE_TICK_S = 3.0
 # The refund-heavy listing needs 10 orders and 30% refunds to be suppressed; plant a margin.
 MIN_PLANTED_ORDERS = 14
+# The late shipper: catalog judges a tier from 10 orders and delivery rates from 10 ended
+# parcels. Its first LATE_SHIPPER_ON_TIME orders ship at once, so it is judged EXCELLENT; the
+# next LATE_SHIPPER_LATE ship after their ship-by. 6 late of 16 is 37.5% of shipments and of
+# parcels: past both POOR lines (20%), and already FAIR (10%) at the second late one.
+LATE_SHIPPER_ON_TIME = 10
+LATE_SHIPPER_LATE = 6
+# The split cart: once a day, early enough to arrive before the run ends.
+SPLIT_CART_AT = 0.2
+# Visit numbers of the late shipper's orders and the split cart (organic visits count from 0).
+PLANTED_INDEX = 900_000_000
 
 
 class Plan:
@@ -278,7 +294,10 @@ class Plan:
         self.duration_s = duration_s
         self.session_rate = session_rate
         self.day = day
-        self._products = [p for p in world.regular_products]
+        # The late shipper sells only through its planted orders: an organic refund or
+        # cancellation would move its tier for another reason than lateness.
+        late = world.late_shipper.seller_id
+        self._products = [p for p in world.regular_products if p.seller_id != late]
         self._by_category: dict[str, Weighted[ProductSpec]] = {}
         for c in world.categories:
             listed = [p for p in self._products if p.category == c.category_id]
@@ -347,7 +366,13 @@ class Plan:
 
     @property
     def expected_orders(self) -> float:
-        return self.session_rate * self.duration_s * self.day.conversion + self.planted_orders
+        return (
+            self.session_rate * self.duration_s * self.day.conversion
+            + self.planted_orders
+            + LATE_SHIPPER_ON_TIME
+            + LATE_SHIPPER_LATE
+            + 1  # the split cart
+        )
 
     @property
     def expected_events(self) -> float:
@@ -515,19 +540,43 @@ class Plan:
         d = self.duration_s
         return sorted(d * (0.05 + 0.5 * (k + rng.random()) / n) for k in range(n))
 
+    def _issue20_times(self) -> list[tuple[float, Planted]]:
+        """The late shipper's orders over the first half of the run (its tier must be judged
+        before the run ends), the split cart at SPLIT_CART_AT of it."""
+        d = self.duration_s
+        rng = sub_rng(self.seed, "planted-late")
+        m = LATE_SHIPPER_ON_TIME + LATE_SHIPPER_LATE
+        times: list[tuple[float, Planted]] = [
+            (d * (0.05 + 0.45 * (k + rng.random()) / m), "late_shipper") for k in range(m)
+        ]
+        times.append((SPLIT_CART_AT * d, "split_cart"))
+        return sorted(times)
+
     def _sessions(self) -> Iterator[BuyerSession]:
         organic = (
             (t, False)
             for t in bursty_arrivals(self.seed, "sessions", self.session_rate, self.duration_s)
         )
         planted = ((t, True) for t in self._planted_times())
-        for index, (at, is_planted) in enumerate(heapq.merge(organic, planted)):
-            yield self._session(index, at, is_planted)
+        visits = (
+            self._session(index, at, "refund_heavy" if is_planted else None)
+            for index, (at, is_planted) in enumerate(heapq.merge(organic, planted))
+        )
+        # Numbered apart, so planting them renumbers no other visit: a seed's story is the
+        # one it was before they existed.
+        late_seen = 0
+        extra: list[BuyerSession] = []
+        for k, (at, why) in enumerate(self._issue20_times()):
+            late_seen += why == "late_shipper"
+            extra.append(self._session(PLANTED_INDEX + k, at, why, late_seen))
+        return heapq.merge(visits, extra, key=lambda s: (s.at, s.seq))
 
-    def _session(self, index: int, at: float, planted: bool) -> BuyerSession:
+    def _session(
+        self, index: int, at: float, planted: Planted | None, late_seen: int = 0
+    ) -> BuyerSession:
         rng = sub_rng(self.seed, "session", index)
         buyer = self._buyer_pick.draw(rng)
-        if planted:
+        if planted == "refund_heavy":
             hero = max(
                 (
                     p
@@ -537,8 +586,25 @@ class Plan:
                 key=lambda p: (p.popularity, p.key),
             )
             return BuyerSession(
-                at, index, index, buyer, "search", self._intent(rng, hero, "search"), planted=True
+                at,
+                index,
+                index,
+                buyer,
+                "search",
+                self._intent(rng, hero, "search"),
+                planted=planted,
             )
+        if planted == "late_shipper":
+            seller = self.world.late_shipper.seller_id
+            listed = sorted(p.key for p in self.world.regular_products if p.seller_id == seller)
+            order = _planted_intent(
+                rng, rng.choice(listed), None, ship_late=late_seen > LATE_SHIPPER_ON_TIME
+            )
+            return BuyerSession(at, index, index, buyer, "search", order, planted=planted)
+        if planted == "split_cart":
+            east, west = self.world.split_pair
+            order = _planted_intent(rng, east.key, west.key, ship_late=False)
+            return BuyerSession(at, index, index, buyer, "search", order, planted=planted)
         kind = Weighted(list(KIND_SHARES), list(KIND_SHARES.values())).draw(rng)
         live = None
         if kind == "live":
@@ -629,3 +695,25 @@ class Plan:
             partial_refund=quantity > 1 and rng.random() < 0.5,
             refund_after_s=rng.uniform(1.0, 6.0),
         )
+
+
+def _planted_intent(
+    rng: random.Random, product_key: str, extra_key: str | None, *, ship_late: bool
+) -> OrderIntent:
+    """A planted order goes all the way: one unit of each listing, never abandoned, a declined
+    card retried with the backup one, nothing refunded; a cancellation or a refund would move
+    the seller's tier for another reason than the one planted."""
+    return OrderIntent(
+        product_key=product_key,
+        quantity=1,
+        extra_product_key=extra_key,
+        think_s=rng.uniform(1.0, 6.0),
+        abandon=False,
+        retry_with_backup=True,
+        ship_after_s=rng.uniform(1.0, 3.0),
+        deliver_after_s=rng.uniform(2.0, 6.0),
+        refund="none",
+        partial_refund=False,
+        refund_after_s=0.0,
+        ship_late=ship_late,
+    )

@@ -107,6 +107,7 @@ async def provision(ctx: Context, progress: Progress) -> None:
         for listing in ctx.listings.values()
         if listing.seller_id == heavy.seller_id
     ]
+    fraud.late_shipper_id = world.late_shipper.seller_id
 
 
 async def _platform_stock(ctx: Context, progress: Progress) -> None:

@@ -30,7 +30,7 @@ from shopstream_simulator.catalogue import (
 from shopstream_simulator.distributions import Weighted, clamp, pareto_int, zipf_weights
 from shopstream_simulator.ids import hex_token, sub_rng
 
-SellerKind = Literal["regular", "refund_heavy", "counterfeit"]
+SellerKind = Literal["regular", "refund_heavy", "counterfeit", "late_shipper"]
 BidKind = Literal["CPC", "CPM"]
 # How a seller's orders reach buyers (issue 20): shipped by the seller with their own carrier's
 # tracking number (the buyer confirms delivery), shipped by the seller with a label from the
@@ -230,6 +230,20 @@ class World:
         return next(s for s in self.sellers if s.kind == "refund_heavy")
 
     @property
+    def late_shipper(self) -> Seller:
+        return next(s for s in self.sellers if s.kind == "late_shipper")
+
+    @property
+    def split_pair(self) -> tuple[ProductSpec, ProductSpec]:
+        """Two listings of one platform-fulfilled seller, one stocked only in the first centre
+        and one only in the second: a cart of both cannot be served by one warehouse, so
+        catalog splits it (build_world makes sure such a pair exists)."""
+        pair = _split_pair(self.products, self.sellers, self.fulfilment_centres)
+        if pair is None:
+            raise LookupError("no platform seller keeps listings in different centres only")
+        return pair
+
+    @property
     def fake_creators(self) -> tuple[Creator, ...]:
         return tuple(c for c in self.creators if c.fake)
 
@@ -247,6 +261,11 @@ def build_world(seed: int, run_id: str, size: WorldSize, currency: str, country:
     centres = _centres(run_id, country)
     products = _in_centres(seed, _products(seed, sellers, categories), sellers, centres)
     products += _counterfeits(seed, sellers, products, size, categories)
+    # The late shipper comes last, from streams of its own: the rest of the world is the same
+    # as before it existed.
+    late = _late_shipper(seed, run_id, country, categories, sellers)
+    sellers += (late,)
+    products += _late_shipper_listings(seed, late, categories)
     mcns = MCN_NAMES[: max(1, min(size.mcns, len(MCN_NAMES)))]
     creators = _creators(seed, run_id, size, country, categories, mcns)
     return World(
@@ -381,7 +400,58 @@ def _in_centres(
             replace(sku, stock={w: rng.randint(150, 600) for w in where}) for sku in product.skus
         )
         out.append(replace(product, skus=skus))
-    return tuple(out)
+    return _with_split_pair(tuple(out), sellers, centres)
+
+
+def _split_pair(
+    products: tuple[ProductSpec, ...],
+    sellers: tuple[Seller, ...],
+    centres: tuple[FulfilmentCentre, ...],
+) -> tuple[ProductSpec, ProductSpec] | None:
+    """The first platform seller's (by id) first listing stocked only in the first centre and
+    first stocked only in the second, if it has both."""
+    if len(centres) < 2:
+        return None
+    only = [frozenset({c.warehouse_id}) for c in centres[:2]]
+    for seller in sorted(sellers, key=lambda s: s.seller_id):
+        if seller.fulfilment != "platform":
+            continue
+        own = [p for p in products if p.seller_id == seller.seller_id and not p.counterfeit]
+        sides = [
+            next((p for p in own if all(frozenset(k.stock) == side for k in p.skus)), None)
+            for side in only
+        ]
+        if sides[0] is not None and sides[1] is not None:
+            return sides[0], sides[1]
+    return None
+
+
+def _with_split_pair(
+    products: tuple[ProductSpec, ...],
+    sellers: tuple[Seller, ...],
+    centres: tuple[FulfilmentCentre, ...],
+) -> tuple[ProductSpec, ...]:
+    """Catalog splits an order only when no warehouse can serve all of it, so a planted split
+    cart needs a platform seller with a listing in each centre alone. When the draw left none,
+    the first platform seller with two listings has its first moved to the first centre and
+    its second to the second (same units, so inbound totals keep their scale)."""
+    if len(centres) < 2 or _split_pair(products, sellers, centres) is not None:
+        return products
+    platform = sorted(s.seller_id for s in sellers if s.fulfilment == "platform")
+    for seller_id in platform:
+        own = [i for i, p in enumerate(products) if p.seller_id == seller_id]
+        if len(own) < 2:
+            continue
+        out = list(products)
+        for index, centre in zip(own[:2], centres[:2], strict=True):
+            product = out[index]
+            skus = tuple(
+                replace(sku, stock={centre.warehouse_id: sum(sku.stock.values())})
+                for sku in product.skus
+            )
+            out[index] = replace(product, skus=skus)
+        return tuple(out)
+    return products
 
 
 def _regions(
@@ -391,6 +461,52 @@ def _regions(
     rng = sub_rng(seed, "regions")
     regions = Weighted([c.region for c in centres], [0.55, 0.45][: len(centres)])
     return tuple(replace(b, region=regions.draw(rng)) for b in buyers)
+
+
+def _late_shipper(
+    seed: int,
+    run_id: str,
+    country: str,
+    categories: tuple[CategoryProfile, ...],
+    sellers: tuple[Seller, ...],
+) -> Seller:
+    """A seller who ships with their own carrier, promptly at first and then after the orders'
+    ship-by (plan.py plants its orders; only planted buyers order from it, so its tier comes from
+    those alone). Refunds none, so lateness is the only reason its tier moves."""
+    rng = sub_rng(seed, "late-shipper")
+    taken = {s.display_name for s in sellers}
+    name = _unique(taken, lambda: f"{rng.choice(SELLER_WORDS)} Home {rng.choice(SELLER_SUFFIXES)}")
+    category = rng.choice([c.category_id for c in categories if not c.counterfeit_prone])
+    return Seller(
+        f"{run_id}-seller-late",
+        name,
+        country,
+        "late_shipper",
+        (category,),
+        0.0,
+        False,
+        "own_carrier",
+    )
+
+
+def _late_shipper_listings(
+    seed: int, seller: Seller, categories: tuple[CategoryProfile, ...]
+) -> tuple[ProductSpec, ...]:
+    rng = sub_rng(seed, "late-shipper-listings")
+    profile = next(c for c in categories if c.category_id == seller.categories[0])
+    # Priced near the category's level: catalog's median rule must not hold them for review.
+    return tuple(
+        _listing(
+            rng,
+            f"D{n + 1:03d}",
+            seller,
+            profile,
+            clamp(rng.lognormvariate(0.0, 0.2), 0.8, 1.3),
+            0,
+            1.0,
+        )
+        for n in range(2)
+    )
 
 
 def _shelf_price(value: float) -> int:
