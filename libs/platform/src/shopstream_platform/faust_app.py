@@ -9,12 +9,17 @@ The app's producer makes `flush()` a real barrier (see `ChangelogBarrierProducer
 the producer right before it commits source offsets, and its own flush can return while table
 changelog records are still unsent, so a kill -9 just after a commit lost table updates whose
 input offsets were committed.
+
+The app's aiokafka clients (consumer, producer, topic creation) authenticate as the service's
+Kafka principal, from the same `KafkaSettings` the confluent-kafka clients use
+(`aiokafka_credentials`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.types import TP, ConsumerT, ProducerT
+from faust.types.auth import CredentialsT
 from faust.types.tuples import FutureMessage
 from google.protobuf.message import Message
 
@@ -192,6 +198,38 @@ class PlatformFaustApp(faust.App):
         self.fatal_event.set()
 
 
+def aiokafka_credentials(kafka: KafkaSettings) -> CredentialsT | None:
+    """Faust's `broker_credentials` for the settings' security protocol: what `client_config`
+    tells librdkafka, in aiokafka's terms, so the worker runs as the same principal as the
+    service's other clients. None for PLAINTEXT.
+
+    TLS verifies the broker's certificate against `ssl_ca_location` (else the system's trust
+    store) and its host name, as librdkafka does. A SASL protocol needs the mechanism, user and
+    password stated: left out, aiokafka would try PLAIN (librdkafka GSSAPI) and the mistake
+    would show only as a refused login."""
+    protocol = kafka.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        # create_default_context: CERT_REQUIRED and check_hostname, the system's trust store
+        # when no CA file is given.
+        context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if not (kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password):
+        raise ValueError(
+            f"security_protocol {protocol} needs sasl_mechanism, sasl_username and sasl_password"
+        )
+    # SASLCredentials turns SASL_PLAINTEXT into SASL_SSL when it is given a context.
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value(),
+        mechanism=kafka.sasl_mechanism,
+        ssl_context=context,
+    )
+
+
 def make_faust_app(
     app_id: str,
     kafka: KafkaSettings,
@@ -211,6 +249,7 @@ def make_faust_app(
     return PlatformFaustApp(
         app_id,
         broker=brokers,
+        broker_credentials=aiokafka_credentials(kafka),
         store="rocksdb://" if store == "rocksdb" else "memory://",
         datadir=str(data_dir / app_id),
         topic_replication_factor=kafka.replication_factor,
