@@ -165,6 +165,7 @@ async def judge(
     summary: Summary,
     telemetry: Telemetry,
     since_monotonic: float,
+    exactly_once_edge: bool = True,
 ) -> Verdict:
     """Wait for the outboxes to drain and every service to serve, then recount and compare."""
     ledger = telemetry.ledger
@@ -204,10 +205,15 @@ async def judge(
         verdict.duplicated[f"orders with two {kind} ids"] = len(twice)
         if twice:
             verdict.notes.append(f"{kind} under two ids: {twice[:10]}")
+    # The simulator's producer is idempotent and never re-sends by itself: a record on a topic
+    # twice under one ce_id is the producer writing one send twice. Across a leader change that
+    # must not happen (`exactly_once_edge`). Across an outage longer than the delivery timeout it
+    # did (1,178 records after a 232 s quorum loss; docs/reliability.md): subscribers absorb it
+    # by ce_id, so there it is reported, not counted as duplicated.
     edge = await asyncio.to_thread(_edge_resent, kafka, started)
-    verdict.duplicated["simulator records written twice (one ce_id)"] = sum(edge.values())
-    if edge:
-        verdict.notes.append(f"idempotent producer wrote records twice: {edge}")
+    if exactly_once_edge:
+        verdict.duplicated["simulator records written twice (one ce_id)"] = sum(edge.values())
+    verdict.resent.update({f"simulator {topic}": n for topic, n in edge.items()})
 
     verdict.restarts = stack.restarts_since(since_monotonic)
     # Impressions: what Kafka acknowledged to the simulator, what the topic holds, and what ads
