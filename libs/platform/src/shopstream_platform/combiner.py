@@ -211,6 +211,19 @@ class PartitionBatches:
         return [*self._encode(first), *self._encode(second)]
 
 
+# How long a starting combiner waits for the broker's transaction coordinator, and what it
+# waits out (librdkafka does not always flag these retriable when init_transactions gives up).
+INIT_TRANSACTIONS_S = 120.0
+COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
 class MissingHeadersError(InvalidEventError):
     """A record without the CloudEvents headers the combiner routes by."""
 
@@ -387,8 +400,7 @@ class Combiner:
         self._stopping = True
 
     def run(self) -> None:
-        # Also aborts a transaction a killed predecessor with the same id left open.
-        self._producer.init_transactions(self._settings.transaction_timeout_ms / 1000)
+        self._init_transactions()
         self._consumer.subscribe(
             self._sources, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -421,6 +433,25 @@ class Combiner:
             raise
         finally:
             self._close()
+
+    def _init_transactions(self) -> None:
+        """Also aborts a transaction a killed predecessor with the same id left open. A broker
+        that has just started answers NOT_COORDINATOR (or times out) while it creates and
+        loads its transaction log, for longer than one call waits under load: asked again
+        while the error is retriable, for up to INIT_TRANSACTIONS_S, before the process exits
+        for its supervisor."""
+        deadline = self._clock() + INIT_TRANSACTIONS_S
+        while True:
+            try:
+                self._producer.init_transactions(self._settings.transaction_timeout_ms / 1000)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                waits = error.retriable() or error.code() in COORDINATOR_NOT_READY
+                if not waits or self._clock() >= deadline or self._stopping:
+                    raise
+                log.warning("combiner transactions not ready yet", extra={"error": str(error)})
+                time.sleep(1)
 
     def _close(self) -> None:
         # Leaving the group revokes the partitions: after a failure that must not commit.

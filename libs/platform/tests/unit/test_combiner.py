@@ -1,13 +1,23 @@
-"""The combiner's header scan and the settings its child process receives."""
+"""The combiner: its header scan, the settings its child process receives, and its wait for the
+broker's transaction coordinator at start."""
 
 import json
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from shopstream_platform.child_process import settings_json
-from shopstream_platform.combiner import MissingHeadersError, SourceEvent, scan_headers
-from shopstream_platform.settings import KafkaSettings, ServiceSettings
+from shopstream_platform.combiner import (
+    INIT_TRANSACTIONS_S,
+    Combiner,
+    CombinerMetrics,
+    MissingHeadersError,
+    SourceEvent,
+    scan_headers,
+)
+from shopstream_platform.settings import CombinerSettings, KafkaSettings, ServiceSettings
 
 
 def test_headers_in_the_platforms_order_and_in_any_other() -> None:
@@ -40,3 +50,76 @@ def test_the_child_gets_the_parents_secrets_in_clear() -> None:
     raw = settings_json(settings)
     assert json.loads(raw)["kafka"]["sasl_password"] == "s3cret"
     assert ServiceSettings.model_validate(json.loads(raw)) == settings
+
+
+class _Transactions:
+    """A producer whose init_transactions fails with `errors` in turn, then succeeds."""
+
+    def __init__(self, *errors: int) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def init_transactions(self, timeout: float) -> None:
+        self.calls += 1
+        if self.errors:
+            raise KafkaException(KafkaError(self.errors.pop(0)))
+
+
+def _combiner(clock: list[float]) -> Combiner:
+    # The clients are created without connecting; nothing here reaches a broker.
+    return Combiner(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+        settings=CombinerSettings(),
+        service="test",
+        group_id="g",
+        sources=["t"],
+        output="o",
+        output_type="test.v1.Batch",
+        reducer=None,  # type: ignore[arg-type]  # never reached
+        metrics=CombinerMetrics(CollectorRegistry(), "test"),
+        clock=lambda: clock[0],
+    )
+
+
+def test_a_starting_combiner_waits_out_a_coordinator_that_is_not_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(
+        "shopstream_platform.combiner.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s)
+    )
+    combiner = _combiner(clock)
+    producer = _Transactions(KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT)
+    combiner._producer = producer  # type: ignore[assignment]
+    combiner._init_transactions()
+    assert producer.calls == 3
+
+
+def test_a_combiner_exits_at_once_on_an_error_that_waiting_cannot_mend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(
+        "shopstream_platform.combiner.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s)
+    )
+    combiner = _combiner(clock)
+    producer = _Transactions(KafkaError.INVALID_TRANSACTION_TIMEOUT)
+    combiner._producer = producer  # type: ignore[assignment]
+    with pytest.raises(KafkaException):
+        combiner._init_transactions()
+    assert producer.calls == 1
+
+
+def test_a_combiner_gives_up_on_the_coordinator_after_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(
+        "shopstream_platform.combiner.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s)
+    )
+    combiner = _combiner(clock)
+    producer = _Transactions(*[KafkaError.NOT_COORDINATOR] * 1_000)
+    combiner._producer = producer  # type: ignore[assignment]
+    with pytest.raises(KafkaException):
+        combiner._init_transactions()
+    assert clock[0] >= INIT_TRANSACTIONS_S
