@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -58,13 +57,14 @@ async def health(port: int, timeout_s: float = 1.0) -> str:
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
-def _end_with_parent() -> None:
-    """In the child before exec: SIGTERM when the test process dies, however it dies (a hard
-    crash of pytest must not leave services running on a shared machine)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-PR_SET_PDEATHSIG = 1
+def _ending_with_parent(command: list[str]) -> list[str]:
+    """The command under `setpriv --pdeathsig TERM` (util-linux), when there: SIGTERM when the
+    test process dies, however it dies, so a crashed pytest leaves no services running on a
+    shared machine. Not a `preexec_fn`: that makes Python fork the multi-threaded test process,
+    and gRPC's fork handler then aborted the child before its exec ("epoll_wait error: Bad file
+    descriptor", exit -6, twice in five runs)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", *command] if setpriv else command
 
 
 @dataclass
@@ -96,17 +96,15 @@ class Service:
     async def start(self, timeout_s: float = 180.0, attempts: int = 3) -> float:
         """Start it and wait until health says SERVING; the seconds it took. Like a supervisor
         (and the platform's ServiceProcess), start again when it exits during start-up: a
-        service exits non-zero on a fatal Kafka client error, and once a gRPC poller aborted
-        (SIGABRT, "epoll_wait error: Bad file descriptor") while ads started."""
+        service exits non-zero on a fatal Kafka client error."""
         started = time.monotonic()
         for attempt in range(1, attempts + 1):
             self._log_file = self.log.open("ab")
             self.process = subprocess.Popen(  # returns at once
-                [sys.executable, "-m", self.module],
+                _ending_with_parent([sys.executable, "-m", self.module]),
                 env=self.env,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_end_with_parent,
             )
             while time.monotonic() - started < timeout_s and self.process.poll() is None:
                 if await health(self.port) == "SERVING":
