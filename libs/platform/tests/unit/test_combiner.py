@@ -65,61 +65,53 @@ class _Transactions:
             raise KafkaException(KafkaError(self.errors.pop(0)))
 
 
-def _combiner(clock: list[float]) -> Combiner:
-    # The clients are created without connecting; nothing here reaches a broker.
-    return Combiner(
-        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
-        settings=CombinerSettings(),
-        service="test",
-        group_id="g",
-        sources=["t"],
-        output="o",
-        output_type="test.v1.Batch",
-        reducer=None,  # type: ignore[arg-type]  # never reached
-        metrics=CombinerMetrics(CollectorRegistry(), "test"),
-        clock=lambda: clock[0],
-    )
+class _Starting:
+    """A combiner whose producer is `_Transactions`, on a clock that only its sleeps move."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *errors: int) -> None:
+        self.now = 0.0
+        monkeypatch.setattr("shopstream_platform.combiner.time.sleep", self._sleep)
+        # The clients are created without connecting; nothing here reaches a broker.
+        self.combiner = Combiner(
+            kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+            settings=CombinerSettings(),
+            service="test",
+            group_id="g",
+            sources=["t"],
+            output="o",
+            output_type="test.v1.Batch",
+            reducer=None,  # type: ignore[arg-type]  # never reached
+            metrics=CombinerMetrics(CollectorRegistry(), "test"),
+            clock=lambda: self.now,
+        )
+        self.producer = _Transactions(*errors)
+        self.combiner._producer = self.producer  # type: ignore[assignment]
+
+    def _sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def test_a_starting_combiner_waits_out_a_coordinator_that_is_not_ready(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = [0.0]
-    monkeypatch.setattr(
-        "shopstream_platform.combiner.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s)
-    )
-    combiner = _combiner(clock)
-    producer = _Transactions(KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT)
-    combiner._producer = producer  # type: ignore[assignment]
-    combiner._init_transactions()
-    assert producer.calls == 3
+    starting = _Starting(monkeypatch, KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT)
+    starting.combiner._init_transactions()
+    assert starting.producer.calls == 3
 
 
 def test_a_combiner_exits_at_once_on_an_error_that_waiting_cannot_mend(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = [0.0]
-    monkeypatch.setattr(
-        "shopstream_platform.combiner.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s)
-    )
-    combiner = _combiner(clock)
-    producer = _Transactions(KafkaError.INVALID_TRANSACTION_TIMEOUT)
-    combiner._producer = producer  # type: ignore[assignment]
+    starting = _Starting(monkeypatch, KafkaError.INVALID_TRANSACTION_TIMEOUT)
     with pytest.raises(KafkaException):
-        combiner._init_transactions()
-    assert producer.calls == 1
+        starting.combiner._init_transactions()
+    assert starting.producer.calls == 1
 
 
 def test_a_combiner_gives_up_on_the_coordinator_after_its_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = [0.0]
-    monkeypatch.setattr(
-        "shopstream_platform.combiner.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s)
-    )
-    combiner = _combiner(clock)
-    producer = _Transactions(*[KafkaError.NOT_COORDINATOR] * 1_000)
-    combiner._producer = producer  # type: ignore[assignment]
+    starting = _Starting(monkeypatch, *[KafkaError.NOT_COORDINATOR] * 1_000)
     with pytest.raises(KafkaException):
-        combiner._init_transactions()
-    assert clock[0] >= INIT_TRANSACTIONS_S
+        starting.combiner._init_transactions()
+    assert starting.now >= INIT_TRANSACTIONS_S
