@@ -215,15 +215,22 @@ async def test_a_day_ships_through_carriers_and_the_platforms_centres(
         # (In a thread: the services answer from this event loop.) Catalog keeps charging storage
         # after the day: a charge booked between the recount's read of the ledger topic and its
         # GetSellerBalance would differ, so the recount starts right after a charge was booked.
-        await _just_after_a_storage_charge(shop, summary)
-        verdict, _ = await asyncio.to_thread(
-            reconcile_run,
-            kafka_settings,
-            config.auth,
-            config.targets.grpc,
-            summary.run_id,
-            datetime.fromisoformat(summary.started_at),
-        )
+        # Under load a recount can take longer than the charges' interval, so a seller-balance
+        # difference is asked again, right after the next charge, up to three times; any other
+        # difference, or one that stays, fails.
+        for _attempt in range(3):
+            await _just_after_a_storage_charge(shop, summary)
+            verdict, _ = await asyncio.to_thread(
+                reconcile_run,
+                kafka_settings,
+                config.auth,
+                config.targets.grpc,
+                summary.run_id,
+                datetime.fromisoformat(summary.started_at),
+            )
+            checks = {m.check for m in verdict.mismatches}
+            if checks != {"sellers.balance"}:
+                break
         compared = {c.name: c.compared for c in verdict.checks}
         for check in ("orders.state", "sellers.balance", "stock.on_hand", "stock.reserved"):
             assert compared[check] > 0, compared
