@@ -98,8 +98,15 @@ class EventProducer:
         return self._source
 
     def _poll_loop(self) -> None:
+        # This thread serves every delivery report: if it ended (poll raises a fatal client
+        # error, or a callback's exception), no publisher waiting for an acknowledgement would
+        # ever hear of one, or of the failure librdkafka reports for each record it gives up.
         while not self._closing.is_set():
-            self._producer.poll(0.1)
+            try:
+                self._producer.poll(0.1)
+            except Exception:
+                log.exception("producer poll failed; still serving delivery reports")
+                self._closing.wait(0.1)
 
     def meta_for(
         self,
