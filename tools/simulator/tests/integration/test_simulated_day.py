@@ -41,6 +41,7 @@ MODULES = {
 
 # The day lasts a minute: the sandbox carrier's pick-up and transit take seconds, as `make run`
 # sets them (deploy/run.sh).
+SHIP_WITHIN_S = 20
 FAST_CARRIER = {
     "CARRIER_PICKUP_S": "2",
     "CARRIER_TRANSIT_S": "6",
@@ -49,6 +50,9 @@ FAST_CARRIER = {
     "CARRIER_LOST_SHARE": "0.02",
     "CARRIER_LATE_SHARE": "0.08",
     "DELIVERY_PROMISE_S": "30",
+    # An order's ship-by (payment + this), as `make run` sets it: the planted late shipper holds
+    # orders past it within the day.
+    "SHIP_WITHIN_S": str(SHIP_WITHIN_S),
 }
 
 
@@ -189,6 +193,7 @@ async def test_a_simulated_day_reconciles_and_its_fraud_is_caught(
         kafka=kafka_settings,
         drain_s=60.0,
         verify_s=60.0,
+        ship_within_s=float(SHIP_WITHIN_S),
     )
     # `shopstream topics tail` on the orders topic while the day runs: the CLI a person would use.
     command = ["topics", "tail", "commerce.orders.v1", "--max", "5", "--json"]
